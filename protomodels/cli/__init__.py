@@ -1,0 +1,1 @@
+"""The ``protomodel`` command line."""
