@@ -211,7 +211,9 @@ def _fast_arrays(text: str) -> tuple[np.ndarray, np.ndarray, GridLayout] | None:
             if depth == 0:
                 break
     try:
-        first = json.loads(text[start : j + 1].replace("(", "[").replace(")", "]").replace("'", '"'))
+        first = json.loads(
+            text[start : j + 1].replace("(", "[").replace(")", "]").replace("'", '"')
+        )
         layout = _layout_of(first[0])
     except (json.JSONDecodeError, ValueError, TypeError, IndexError):
         return None
@@ -267,7 +269,10 @@ def parse_grid(text: str, *, path: str | Path, field: str, line: int) -> Grid:
     data = _to_python(text, path, field, line)
     if not isinstance(data, list) or not data:
         raise DatabaseFormatError(
-            path, "grid is empty or not a list", field=field, line=line,
+            path,
+            "grid is empty or not a list",
+            field=field,
+            line=line,
             hint="a grid is a list of [masses, value] points",
         )
     try:
@@ -281,15 +286,24 @@ def parse_grid(text: str, *, path: str | Path, field: str, line: int) -> Grid:
         values = np.asarray([p[1] for p in data], dtype=np.float64)
     except (ValueError, TypeError) as err:
         raise DatabaseFormatError(
-            path, f"malformed grid: {err}", field=field, line=line,
+            path,
+            f"malformed grid: {err}",
+            field=field,
+            line=line,
             hint="every point must have the same [masses, value] structure",
         ) from err
     return _checked(points, values, layout, mass_units, value_units, path, field, line)
 
 
 def _checked(
-    points: np.ndarray, values: np.ndarray, layout: GridLayout, mass_units: list[str],
-    value_units: list[str], path: str | Path, field: str, line: int,
+    points: np.ndarray,
+    values: np.ndarray,
+    layout: GridLayout,
+    mass_units: list[str],
+    value_units: list[str],
+    path: str | Path,
+    field: str,
+    line: int,
 ) -> Grid:
     mass_scale = UNITS[mass_units[0]] if mass_units else 1.0
     value_scale = UNITS[value_units[0]] if value_units else 1.0
@@ -303,7 +317,8 @@ def _checked(
             index = int(np.argwhere(bad)[0][0])
             raise DatabaseFormatError(
                 path,
-                f"grid point {index} has a non-finite {name} ({arr.reshape(len(values), -1)[index]})",
+                f"grid point {index} has a non-finite {name} "
+                f"({arr.reshape(len(values), -1)[index]})",
                 field=field,
                 line=line,
                 hint="replace NaN/inf entries by numbers or remove the point",
@@ -317,4 +332,6 @@ def _checked(
             line=line,
             hint="upper limits and efficiencies must be >= 0",
         )
-    return Grid(points=points, values=values, layout=layout, unit=value_units[0] if value_units else None)
+    return Grid(
+        points=points, values=values, layout=layout, unit=value_units[0] if value_units else None
+    )

@@ -181,7 +181,9 @@ def import_database(
         ):
             report.no_op = True
             report.database_version = meta.get("database_version")
-            report.unchanged = [p for (p,) in conn.execute("SELECT path FROM results ORDER BY position")]
+            report.unchanged = [
+                p for (p,) in conn.execute("SELECT path FROM results ORDER BY position")
+            ]
             return report
         if source.is_file():
             tmp = tempfile.mkdtemp(prefix="protomodels-import-")
@@ -193,7 +195,9 @@ def import_database(
         folders = find_result_folders(root)
         if only is not None:
             wanted = list(only)
-            folders = [f for f in folders if any(w in f.relative_to(root).as_posix() for w in wanted)]
+            folders = [
+                f for f in folders if any(w in f.relative_to(root).as_posix() for w in wanted)
+            ]
         known = store.stored_checksums(conn)
         pretty = read_pretty_names(root)
         tasks = [
@@ -208,8 +212,12 @@ def import_database(
                 reading: ResultReading = payload  # type: ignore[assignment]
                 with store.transaction(conn):
                     store.write_result(
-                        conn, reading.result, position=position, checksum=reading.checksum,
-                        imported_at=imported_at, warnings=reading.warnings,
+                        conn,
+                        reading.result,
+                        position=position,
+                        checksum=reading.checksum,
+                        imported_at=imported_at,
+                        warnings=reading.warnings,
                         dropped=reading.dropped,
                     )
                 report.imported.append(rel)

@@ -151,7 +151,9 @@ def _number(path: Path, fields: dict[str, Field], tag: str, *, required: bool) -
     if f is None:
         if required:
             raise DatabaseFormatError(
-                path, f"required field '{tag}' is missing", field=tag,
+                path,
+                f"required field '{tag}' is missing",
+                field=tag,
                 hint=f"add a line '{tag}: <value>' to the file",
             )
         return None
@@ -160,13 +162,19 @@ def _number(path: Path, fields: dict[str, Field], tag: str, *, required: bool) -
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise DatabaseFormatError(
-            path, f"'{f.text[:40]}' is not a number", field=tag, line=f.line,
+            path,
+            f"'{f.text[:40]}' is not a number",
+            field=tag,
+            line=f.line,
             hint="write a number, with its unit where one is expected (e.g. 3.2*fb)",
         )
     value = float(value)
     if not np.isfinite(value):
         raise DatabaseFormatError(
-            path, f"value {f.text!r} is not finite", field=tag, line=f.line,
+            path,
+            f"value {f.text!r} is not finite",
+            field=tag,
+            line=f.line,
             hint="write a finite number",
         )
     return value
@@ -186,18 +194,24 @@ def _split_list(text: str | None) -> tuple[str, ...]:
 
 
 def _normalise_json_entries(
-    path: Path, f: Field, value: Any
+    path: Path, f: Field, value: Any, tag: str
 ) -> dict[str, tuple[PyhfChannel, ...]]:
     if not isinstance(value, dict):
         raise DatabaseFormatError(
-            path, "jsonFiles must be a dict {file: [data sets]}", field="jsonFiles", line=f.line,
+            path,
+            "jsonFiles must be a dict {file: [data sets]}",
+            field=tag,
+            line=f.line,
             hint="write jsonFiles as {'file.json': ['SR1', 'SR2']}",
         )
     mapping: dict[str, tuple[PyhfChannel, ...]] = {}
     for file_name, entries in value.items():
         if not isinstance(entries, (list, tuple)):
             raise DatabaseFormatError(
-                path, f"entry of {file_name!r} is not a list", field="jsonFiles", line=f.line,
+                path,
+                f"entry of {file_name!r} is not a list",
+                field=tag,
+                line=f.line,
                 hint="list the data sets each JSON file models",
             )
         channels = []
@@ -210,8 +224,10 @@ def _normalise_json_entries(
                 )
             else:
                 raise DatabaseFormatError(
-                    path, f"entry {entry!r} of {file_name!r} is neither a name nor a dict",
-                    field="jsonFiles", line=f.line,
+                    path,
+                    f"entry {entry!r} of {file_name!r} is neither a name nor a dict",
+                    field=tag,
+                    line=f.line,
                     hint="use 'SR' or {'smodels': 'SR', 'pyhf': 'channel', 'type': 'SR'}",
                 )
         mapping[str(file_name)] = tuple(channels)
@@ -227,41 +243,53 @@ def _axes_for(
         data_map = evaluate(f.text) if f is not None else None
         if not isinstance(data_map, dict):
             raise DatabaseFormatError(
-                path, "flat grid points need a dataMap {index: (node, 'mass'|'totalwidth', GeV)}",
-                field="dataMap", line=f.line if f else None,
+                path,
+                "flat grid points need a dataMap {index: (node, 'mass'|'totalwidth', GeV)}",
+                field="dataMap",
+                line=f.line if f else None,
                 hint="add a dataMap, or write the masses per branch",
             )
         axes = []
         for k in sorted(data_map):
             entry = data_map[k]
-            if not (isinstance(entry, tuple) and len(entry) >= 2 and entry[1] in ("mass", "totalwidth")):
+            if not (
+                isinstance(entry, tuple) and len(entry) >= 2 and entry[1] in ("mass", "totalwidth")
+            ):
                 raise DatabaseFormatError(
-                    path, f"dataMap entry {k}: {entry!r} is not (node, 'mass'|'totalwidth', unit)",
-                    field="dataMap", line=f.line if f else None,
+                    path,
+                    f"dataMap entry {k}: {entry!r} is not (node, 'mass'|'totalwidth', unit)",
+                    field="dataMap",
+                    line=f.line if f else None,
                     hint="each entry must name a node number and a property",
                 )
             axes.append(Axis(int(entry[0]), str(entry[1])))
         if len(axes) != layout.n_coordinates:
             raise DatabaseFormatError(
-                path, f"dataMap has {len(axes)} entries but grid points have "
-                f"{layout.n_coordinates} coordinates", field="dataMap", line=f.line if f else None,
+                path,
+                f"dataMap has {len(axes)} entries but grid points have "
+                f"{layout.n_coordinates} coordinates",
+                field="dataMap",
+                line=f.line if f else None,
                 hint="make dataMap and the grid agree",
             )
         return tuple(axes)
     branches = constraint.sms[0].branches if constraint.sms else None
     if branches is None:
         raise DatabaseFormatError(
-            path, f"{tx}: grid is written per branch but the constraint is in graph notation",
-            field="constraint", hint="use flat grid points with a dataMap for graph constraints",
+            path,
+            f"{tx}: grid is written per branch but the constraint is in graph notation",
+            field="constraint",
+            hint="use flat grid points with a dataMap for graph constraints",
         )
     sms = constraint.sms[0]
     written = []
     for branch, length in zip(branches, layout.branch_lengths, strict=False):
         inclusive = length == 0 and sms.node(branch[0]).label == "InclusiveNode"
         written.append(() if inclusive else branch)
-    if len(branches) != len(layout.branch_lengths) or tuple(
-        len(b) for b in written
-    ) != layout.branch_lengths:
+    if (
+        len(branches) != len(layout.branch_lengths)
+        or tuple(len(b) for b in written) != layout.branch_lengths
+    ):
         raise DatabaseFormatError(
             path,
             f"grid points have {list(layout.branch_lengths)} masses per branch but the constraint "
@@ -276,13 +304,18 @@ def _axes_for(
 
 
 def _read_topology(
-    path: Path, rel: str, text: str, dataset_lifetimes: dict[str, float],
+    path: Path,
+    rel: str,
+    text: str,
+    dataset_lifetimes: dict[str, float],
     dropped: list[tuple[str, str]],
 ) -> Topology | None:
     fields = _fields_by_tag(path, text, keep="last")
     name_field = fields.get("txName")
     if name_field is None:
-        raise DatabaseFormatError(path, "txName is missing", field="txName", hint="add 'txName: NAME'")
+        raise DatabaseFormatError(
+            path, "txName is missing", field="txName", hint="add 'txName: NAME'"
+        )
     name = name_field.text
     validated = _text(fields, "validated") or "None"
     if validated.lower() == "false":
@@ -291,15 +324,20 @@ def _read_topology(
     cf = fields.get("constraint")
     if cf is None:
         raise DatabaseFormatError(
-            path, "constraint is missing", field="constraint",
+            path,
+            "constraint is missing",
+            field="constraint",
             hint="add 'constraint: [[[...]],[[...]]]' or the graph notation",
         )
     condition_text = _split_list(_text(fields, "condition"))
     final_state = evaluate(fields["finalState"].text) if "finalState" in fields else None
-    inter_state = evaluate(fields["intermediateState"].text) if "intermediateState" in fields else None
+    inter_state = (
+        evaluate(fields["intermediateState"].text) if "intermediateState" in fields else None
+    )
     try:
         constraint = parse_constraint(
-            cf.text, list(condition_text) or None,
+            cf.text,
+            list(condition_text) or None,
             final_state=final_state if isinstance(final_state, list) else None,
             intermediate_state=inter_state if isinstance(inter_state, list) else None,
             known_labels=DATABASE_LABELS,
@@ -310,7 +348,10 @@ def _read_topology(
         if tag == "constraint":
             line = cf.line
         raise DatabaseFormatError(
-            path, str(err), field=tag, line=line,
+            path,
+            str(err),
+            field=tag,
+            line=line,
             hint="use the particle labels of databaseParticles.py and balanced brackets",
         ) from err
     parsed: dict[str, ParsedGrid] = {}
@@ -320,12 +361,16 @@ def _read_topology(
             parsed[kind] = parse_grid(f.text, path=path, field=tag, line=f.line)
     if not parsed:
         raise DatabaseFormatError(
-            path, "no grid (upperLimits or efficiencyMap)", field="upperLimits",
+            path,
+            "no grid (upperLimits or efficiencyMap)",
+            field="upperLimits",
             hint="add the grid or remove the file",
         )
     if "upper_limit" in parsed and "efficiency" in parsed:
         raise DatabaseFormatError(
-            path, "has both upperLimits and efficiencyMap", field="efficiencyMap",
+            path,
+            "has both upperLimits and efficiencyMap",
+            field="efficiencyMap",
             hint="a txname holds one kind of grid",
         )
     if all(not g.values.any() for g in parsed.values()):
@@ -336,8 +381,10 @@ def _read_topology(
     for kind, g in parsed.items():
         if g.layout.n_coordinates != len(axes):
             raise DatabaseFormatError(
-                path, f"{GRID_KINDS[kind]} points have {g.layout.n_coordinates} coordinates, "
-                f"expected {len(axes)}", field=GRID_KINDS[kind],
+                path,
+                f"{GRID_KINDS[kind]} points have {g.layout.n_coordinates} coordinates, "
+                f"expected {len(axes)}",
+                field=GRID_KINDS[kind],
                 hint="all grids of a txname must use the same mass vector",
             )
     lifetimes = dict(dataset_lifetimes)
@@ -347,33 +394,49 @@ def _read_topology(
             lifetimes[tag] = value
     grids = {k: Grid(k, g.points, g.values) for k, g in parsed.items()}
     return Topology(
-        name=name, constraint=constraint, constraint_text=cf.text,
-        condition_text=condition_text, axes=axes, grids=grids, validated=validated,
-        source=rel, lifetime_lengths=lifetimes,
+        name=name,
+        constraint=constraint,
+        constraint_text=cf.text,
+        condition_text=condition_text,
+        axes=axes,
+        grids=grids,
+        validated=validated,
+        source=rel,
+        lifetime_lengths=lifetimes,
     )
 
 
 def _read_dataset(
-    folder: Path, root: Path, contents: dict[str, bytes], sub: str,
-    global_lifetimes: dict[str, float], region_types: dict[str, str],
-    warnings: list[str], dropped: list[tuple[str, str]],
+    folder: Path,
+    root: Path,
+    contents: dict[str, bytes],
+    sub: str,
+    global_lifetimes: dict[str, float],
+    region_types: dict[str, str],
+    warnings: list[str],
+    dropped: list[tuple[str, str]],
 ) -> DataSet:
     info_path = folder / sub / "dataInfo.txt"
     fields = _fields_by_tag(
-        info_path, contents[f"{sub}/dataInfo.txt"].decode("utf-8", "replace"),
-        keep="drop", warnings=warnings,
+        info_path,
+        contents[f"{sub}/dataInfo.txt"].decode("utf-8", "replace"),
+        keep="drop",
+        warnings=warnings,
     )
     data_type = _text(fields, "dataType")
     if data_type not in ("upperLimit", "efficiencyMap"):
         raise DatabaseFormatError(
             info_path,
             "dataType is missing" if data_type is None else f"unknown dataType {data_type!r}",
-            field="dataType", line=fields["dataType"].line if "dataType" in fields else None,
+            field="dataType",
+            line=fields["dataType"].line if "dataType" in fields else None,
             hint="set 'dataType: upperLimit' or 'dataType: efficiencyMap'",
         )
     if "dataId" not in fields:
         raise DatabaseFormatError(
-            info_path, "required field 'dataId' is missing", field="dataId",
+            info_path,
+            "required field 'dataId' is missing",
+            field="dataId",
             hint="add 'dataId: <region name>' ('dataId: None' for upper-limit data)",
         )
     data_id = _text(fields, "dataId")
@@ -381,12 +444,24 @@ def _read_dataset(
         data_id = data_id.strip("'\"")
     em = data_type == "efficiencyMap"
     values = {
-        tag: _number(info_path, fields, tag, required=em and tag in ("observedN", "expectedBG", "bgError"))
-        for tag in ("observedN", "expectedBG", "bgError", "upperLimit", "expectedUpperLimit", "thirdMoment")
+        tag: _number(
+            info_path, fields, tag, required=em and tag in ("observedN", "expectedBG", "bgError")
+        )
+        for tag in (
+            "observedN",
+            "expectedBG",
+            "bgError",
+            "upperLimit",
+            "expectedUpperLimit",
+            "thirdMoment",
+        )
     }
     if em and values["bgError"] is not None and values["bgError"] < 0:
         raise DatabaseFormatError(
-            info_path, "bgError is negative", field="bgError", line=fields["bgError"].line,
+            info_path,
+            "bgError is negative",
+            field="bgError",
+            line=fields["bgError"].line,
             hint="bgError is the absolute 1-sigma background uncertainty (>= 0)",
         )
     lifetimes = dict(global_lifetimes)
@@ -397,7 +472,7 @@ def _read_dataset(
     topologies = []
     prefix = f"{sub}/"
     for rel in sorted(contents):
-        if not rel.startswith(prefix) or "/" in rel[len(prefix):] or not rel.endswith(".txt"):
+        if not rel.startswith(prefix) or "/" in rel[len(prefix) :] or not rel.endswith(".txt"):
             continue
         if rel == f"{sub}/dataInfo.txt":
             continue
@@ -426,10 +501,28 @@ def _read_dataset(
     )
 
 
-_EVALUATED = {"sqrts", "lumi", "datasetOrder", "covariance", "jsonFiles", "includeCRs",
-              "signalUncertainty", "private", *_LIFETIME_TAGS}
-_NAMED = {"id", "url", "arxiv", "publication", "supersedes", "supersededBy", "type",
-          "prettyName", "jsonFiles_FullLikelihood"}
+_EVALUATED = {
+    "sqrts",
+    "lumi",
+    "datasetOrder",
+    "covariance",
+    "jsonFiles",
+    "includeCRs",
+    "signalUncertainty",
+    "private",
+    *_LIFETIME_TAGS,
+}
+_NAMED = {
+    "id",
+    "url",
+    "arxiv",
+    "publication",
+    "supersedes",
+    "supersededBy",
+    "type",
+    "prettyName",
+    "jsonFiles_FullLikelihood",
+}
 
 
 def read_result(
@@ -459,13 +552,17 @@ def read_result(
     dropped: list[tuple[str, str]] = []
     info_path = folder / "globalInfo.txt"
     fields = _fields_by_tag(
-        info_path, contents["globalInfo.txt"].decode("utf-8", "replace"), keep="drop",
+        info_path,
+        contents["globalInfo.txt"].decode("utf-8", "replace"),
+        keep="drop",
         warnings=warnings,
     )
     for tag in ("id", "sqrts", "lumi"):
         if tag not in fields:
             raise DatabaseFormatError(
-                info_path, f"required field '{tag}' is missing", field=tag,
+                info_path,
+                f"required field '{tag}' is missing",
+                field=tag,
                 hint=f"add a line '{tag}: <value>'",
             )
     analysis_id = fields["id"].text.strip()
@@ -474,45 +571,54 @@ def read_result(
     assert sqrts is not None and lumi is not None
     if sqrts <= 0 or lumi <= 0:
         raise DatabaseFormatError(
-            info_path, "sqrts and lumi must be positive", field="sqrts" if sqrts <= 0 else "lumi",
+            info_path,
+            "sqrts and lumi must be positive",
+            field="sqrts" if sqrts <= 0 else "lumi",
             hint="write e.g. 'sqrts: 13*TeV' and 'lumi: 139/fb'",
         )
     # sqrts is stored in GeV by the unit evaluation; keep TeV (as SModelS's 13*TeV)
     sqrts_tev = sqrts / 1000.0 if sqrts > 100 else sqrts
     global_lifetimes = {
-        tag: v for tag in _LIFETIME_TAGS
+        tag: v
+        for tag in _LIFETIME_TAGS
         if (v := _number(info_path, fields, tag, required=False)) is not None
     }
     # pyhf mapping
     pyhf: list[PyhfWorkspace] = []
     region_types: dict[str, str] = {}
     fallback = None
-    if "jsonFiles" in fields:
-        f = fields["jsonFiles"]
-        mapping = _normalise_json_entries(info_path, f, evaluate(f.text))
+    for tag, full in (("jsonFiles", False), ("jsonFiles_FullLikelihood", True)):
+        if tag not in fields:
+            continue
+        f = fields[tag]
+        mapping = _normalise_json_entries(info_path, f, evaluate(f.text), tag)
         for file_name, channels in mapping.items():
-            for ch in channels:
-                if ch.smodels is not None:
-                    region_types[ch.smodels] = ch.region_type
+            if not full:
+                for ch in channels:
+                    if ch.smodels is not None:
+                        region_types[ch.smodels] = ch.region_type
             raw = contents.get(file_name)
             if raw is None:
                 warnings.append(
-                    f"{info_path}: jsonFiles names {file_name!r}, which is missing from the "
-                    "source; its likelihood falls back (see the result's fallback)"
+                    f"{info_path}: {tag} names {file_name!r}, which is missing from the "
+                    "source; the likelihood falls back (see the result's fallback)"
                 )
-                pyhf.append(PyhfWorkspace(file_name, channels, None, True))
+                pyhf.append(PyhfWorkspace(file_name, channels, None, True, full))
                 continue
             try:
                 workspace = json.loads(raw)
             except json.JSONDecodeError as err:
                 raise DatabaseFormatError(
-                    folder / file_name, f"invalid JSON ({err.msg})", line=err.lineno,
+                    folder / file_name,
+                    f"invalid JSON ({err.msg})",
+                    line=err.lineno,
                     hint="replace the file with a valid pyhf workspace",
                 ) from err
-            pyhf.append(PyhfWorkspace(file_name, channels, workspace, False))
+            pyhf.append(PyhfWorkspace(file_name, channels, workspace, False, full))
     # data sets
     subs = sorted(
-        rel.rsplit("/", 1)[0] for rel in contents
+        rel.rsplit("/", 1)[0]
+        for rel in contents
         if rel.endswith("/dataInfo.txt") and rel.count("/") == 1
     )
     order = None
@@ -522,12 +628,17 @@ def read_result(
         value = (value,) if isinstance(value, str) else value
         if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
             raise DatabaseFormatError(
-                info_path, "datasetOrder must be a list of data-set ids", field="datasetOrder",
-                line=f.line, hint='write datasetOrder: "SR1", "SR2", ...',
+                info_path,
+                "datasetOrder must be a list of data-set ids",
+                field="datasetOrder",
+                line=f.line,
+                hint='write datasetOrder: "SR1", "SR2", ...',
             )
         order = tuple(value)
     datasets = [
-        _read_dataset(folder, root, contents, sub, global_lifetimes, region_types, warnings, dropped)
+        _read_dataset(
+            folder, root, contents, sub, global_lifetimes, region_types, warnings, dropped
+        )
         for sub in subs
     ]
     if order is not None:
@@ -535,13 +646,17 @@ def read_result(
         missing = [o for o in order if o not in by_id]
         if missing:
             raise DatabaseFormatError(
-                info_path, f"datasetOrder lists {missing[:3]} without a data-set folder",
-                field="datasetOrder", line=fields["datasetOrder"].line,
+                info_path,
+                f"datasetOrder lists {missing[:3]} without a data-set folder",
+                field="datasetOrder",
+                line=fields["datasetOrder"].line,
                 hint="list exactly the dataId of every data-set folder",
             )
         unlisted = [k for k in by_id if k not in order]
         if unlisted:
-            warnings.append(f"{info_path}: data sets {unlisted[:5]} are not in datasetOrder and are dropped")
+            warnings.append(
+                f"{info_path}: data sets {unlisted[:5]} are not in datasetOrder and are dropped"
+            )
         datasets = [by_id[o] for o in order]
     datasets = [d for d in datasets if d.topologies or d.data_type == "efficiencyMap"]
     if not any(d.topologies for d in datasets):
@@ -553,7 +668,8 @@ def read_result(
     data_types = {d.data_type for d in datasets}
     if len(data_types) > 1:
         raise DatabaseFormatError(
-            info_path, "mixes upper-limit and efficiency-map data sets",
+            info_path,
+            "mixes upper-limit and efficiency-map data sets",
             hint="split the result into an upper-limit and an -eff folder",
         )
     data_type = data_types.pop()
@@ -565,7 +681,10 @@ def read_result(
             covariance = np.asarray(evaluate(f.text), dtype=np.float64)
         except (TypeError, ValueError) as err:
             raise DatabaseFormatError(
-                info_path, "covariance is not a numeric matrix", field="covariance", line=f.line,
+                info_path,
+                "covariance is not a numeric matrix",
+                field="covariance",
+                line=f.line,
                 hint="write the covariance as a list of rows of numbers",
             ) from err
         n = len(datasets)
@@ -575,43 +694,58 @@ def read_result(
             raise DatabaseFormatError(
                 info_path,
                 f"covariance has shape {covariance.shape} but the result has {n} data sets",
-                field="covariance", line=f.line,
+                field="covariance",
+                line=f.line,
                 hint="give an n x n matrix in datasetOrder order (n = number of data sets)",
             )
         if not np.isfinite(covariance).all():
             raise DatabaseFormatError(
-                info_path, "covariance has non-finite entries", field="covariance", line=f.line,
+                info_path,
+                "covariance has non-finite entries",
+                field="covariance",
+                line=f.line,
                 hint="replace NaN/inf entries",
             )
         if not np.allclose(covariance, covariance.T, rtol=1e-6, atol=0):
             warnings.append(f"{info_path}: covariance is not symmetric")
     # likelihood material
     if data_type == "upperLimit":
-        has_expected = any("expected_upper_limit" in t.grids for d in datasets for t in d.topologies)
+        has_expected = any(
+            "expected_upper_limit" in t.grids for d in datasets for t in d.topologies
+        )
         likelihood = "truncated_gaussian" if has_expected else "none"
-    elif any(not w.missing for w in pyhf):
-        likelihood = "pyhf"
-        if any(w.missing for w in pyhf):
-            fallback = "some pyhf JSON files are missing: only the others are used"
-    elif covariance is not None:
-        likelihood = "covariance"
-        if pyhf:
-            fallback = "pyhf JSON files missing: simplified likelihood from the covariance instead"
     else:
-        likelihood = "single_region"
-        if pyhf:
-            fallback = "pyhf JSON files missing: best signal region instead"
+        used = [w for w in pyhf if not w.full]
+        missing_full = [w.file_name for w in pyhf if w.full and w.missing]
+        if any(not w.missing for w in used):
+            likelihood = "pyhf"
+            if any(w.missing for w in used):
+                fallback = "some pyhf JSON files are missing: only the others are used"
+        elif covariance is not None:
+            likelihood = "covariance"
+            if used:
+                fallback = "pyhf JSON files missing: simplified likelihood from the covariance"
+        else:
+            likelihood = "single_region"
+            if used:
+                fallback = "pyhf JSON files missing: best signal region instead"
+        if missing_full:
+            note = f"full-likelihood JSON {', '.join(missing_full)} missing"
+            fallback = f"{fallback}; {note}" if fallback else note
     known = {d.data_id or d.dataset_id for d in datasets}
     for w in pyhf:
         for ch in w.channels:
             if ch.smodels is not None and ch.smodels not in known:
                 warnings.append(
-                    f"{info_path}: jsonFiles entry {ch.smodels!r} of {w.file_name} is not a data set"
+                    f"{info_path}: jsonFiles entry {ch.smodels!r} of {w.file_name} "
+                    "is not a data set"
                 )
     pretty_names = pretty_names or {}
     extra = {t: f.text for t, f in fields.items() if t not in _EVALUATED | _NAMED}
-    collaboration = "CMS" if analysis_id.startswith("CMS") else (
-        "ATLAS" if analysis_id.startswith("ATLAS") else folder.parent.name
+    collaboration = (
+        "CMS"
+        if analysis_id.startswith("CMS")
+        else ("ATLAS" if analysis_id.startswith("ATLAS") else folder.parent.name)
     )
     include_crs = evaluate(fields["includeCRs"].text) if "includeCRs" in fields else False
     private = evaluate(fields["private"].text) if "private" in fields else False
@@ -631,7 +765,8 @@ def read_result(
         include_crs=bool(include_crs is True or str(include_crs).lower() == "true"),
         signal_uncertainty=_number(info_path, fields, "signalUncertainty", required=False),
         signature="displaced" if _text(fields, "type") == "displaced" else "prompt",
-        pretty_name=_text(fields, "prettyName") or pretty_names.get(rel_folder)
+        pretty_name=_text(fields, "prettyName")
+        or pretty_names.get(rel_folder)
         or pretty_names.get(analysis_id),
         url=_text(fields, "url"),
         arxiv=_text(fields, "arxiv"),

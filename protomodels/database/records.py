@@ -72,7 +72,10 @@ class Grid:
 
     def ranges(self) -> list[tuple[float, float]]:
         """(min, max) of every coordinate."""
-        return [(float(lo), float(hi)) for lo, hi in zip(self.points.min(0), self.points.max(0), strict=True)]
+        return [
+            (float(lo), float(hi))
+            for lo, hi in zip(self.points.min(0), self.points.max(0), strict=True)
+        ]
 
 
 @dataclass(frozen=True, eq=False)
@@ -157,12 +160,15 @@ class PyhfWorkspace:
         channels: its data-set mapping.
         workspace: the JSON workspace (None when the file is missing).
         missing: True when the file is absent from the source.
+        full: True for the full likelihoods of ``jsonFiles_FullLikelihood`` (SModelS uses the
+            ``jsonFiles`` ones, which are often simplified).
     """
 
     file_name: str
     channels: tuple[PyhfChannel, ...]
     workspace: dict[str, Any] | None
     missing: bool
+    full: bool = False
 
 
 @dataclass(frozen=True, eq=False)

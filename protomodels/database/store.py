@@ -82,14 +82,23 @@ CREATE TABLE IF NOT EXISTS grids (
 );
 CREATE TABLE IF NOT EXISTS pyhf_workspaces (
     result_id TEXT, position INTEGER, file_name TEXT, channels TEXT, missing INTEGER,
-    workspace BLOB, PRIMARY KEY (result_id, position)
+    full INTEGER, workspace BLOB, PRIMARY KEY (result_id, position)
 );
 CREATE TABLE IF NOT EXISTS notes (result_id TEXT, kind TEXT, source TEXT, message TEXT);
 CREATE TABLE IF NOT EXISTS problems (path TEXT PRIMARY KEY, kind TEXT, reason TEXT);
 """
 
-_TABLES = ("results", "datasets", "topologies", "grids", "pyhf_workspaces", "notes", "problems",
-           "grid_points", "meta")
+_TABLES = (
+    "results",
+    "datasets",
+    "topologies",
+    "grids",
+    "pyhf_workspaces",
+    "notes",
+    "problems",
+    "grid_points",
+    "meta",
+)
 
 
 def connect(path: str | Path, *, create: bool = False) -> sqlite3.Connection:
@@ -173,7 +182,8 @@ def stored_checksums(conn: sqlite3.Connection) -> dict[str, str]:
 def delete_result(conn: sqlite3.Connection, result_id: str) -> None:
     """Remove a result and everything that hangs on it (grid points are pruned separately)."""
     conn.execute(
-        "DELETE FROM grids WHERE topology_key IN (SELECT topology_key FROM topologies WHERE result_id=?)",
+        "DELETE FROM grids WHERE topology_key IN "
+        "(SELECT topology_key FROM topologies WHERE result_id=?)",
         (result_id,),
     )
     for table in ("topologies", "datasets", "pyhf_workspaces", "notes", "results"):
@@ -213,24 +223,52 @@ def write_result(
     conn.execute(
         "INSERT INTO results VALUES (" + ",".join(["?"] * 27) + ")",
         (
-            result.result_id, position, result.analysis_id, result.path, result.collaboration,
-            result.sqrts_tev, result.lumi_ifb, result.data_type, result.likelihood,
+            result.result_id,
+            position,
+            result.analysis_id,
+            result.path,
+            result.collaboration,
+            result.sqrts_tev,
+            result.lumi_ifb,
+            result.data_type,
+            result.likelihood,
             result.fallback,
             None if result.covariance is None else _blob(result.covariance),
             None if result.dataset_order is None else json.dumps(result.dataset_order),
-            int(result.include_crs), result.signal_uncertainty, result.signature,
-            result.pretty_name, result.url, result.arxiv, result.publication, result.supersedes,
-            result.superseded_by, int(result.private), int(result.preliminary),
-            json.dumps(result.lifetime_lengths), json.dumps(result.extra), checksum, imported_at,
+            int(result.include_crs),
+            result.signal_uncertainty,
+            result.signature,
+            result.pretty_name,
+            result.url,
+            result.arxiv,
+            result.publication,
+            result.supersedes,
+            result.superseded_by,
+            int(result.private),
+            int(result.preliminary),
+            json.dumps(result.lifetime_lengths),
+            json.dumps(result.extra),
+            checksum,
+            imported_at,
         ),
     )
     for i, ds in enumerate(result.datasets):
         conn.execute(
             "INSERT INTO datasets VALUES (" + ",".join(["?"] * 14) + ")",
             (
-                result.result_id, i, ds.dataset_id, ds.data_id, ds.data_type, ds.observed_n,
-                ds.expected_bg, ds.bg_error, ds.upper_limit_fb, ds.expected_upper_limit_fb,
-                ds.third_moment, ds.region_type, json.dumps(ds.aggregated),
+                result.result_id,
+                i,
+                ds.dataset_id,
+                ds.data_id,
+                ds.data_type,
+                ds.observed_n,
+                ds.expected_bg,
+                ds.bg_error,
+                ds.upper_limit_fb,
+                ds.expected_upper_limit_fb,
+                ds.third_moment,
+                ds.region_type,
+                json.dumps(ds.aggregated),
                 json.dumps(ds.lifetime_lengths),
             ),
         )
@@ -240,10 +278,17 @@ def write_result(
                 "constraint_json, constraint_text, condition_text, axes, validated, source, "
                 "lifetime_lengths) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 (
-                    result.result_id, i, j, topo.name, json.dumps(topo.constraint.to_json()),
-                    topo.constraint_text, json.dumps(topo.condition_text),
-                    json.dumps([[a.node, a.attribute] for a in topo.axes]), topo.validated,
-                    topo.source, json.dumps(topo.lifetime_lengths),
+                    result.result_id,
+                    i,
+                    j,
+                    topo.name,
+                    json.dumps(topo.constraint.to_json()),
+                    topo.constraint_text,
+                    json.dumps(topo.condition_text),
+                    json.dumps([[a.node, a.attribute] for a in topo.axes]),
+                    topo.validated,
+                    topo.source,
+                    json.dumps(topo.lifetime_lengths),
                 ),
             )
             key = cur.lastrowid
@@ -254,12 +299,16 @@ def write_result(
                 )
     for i, ws in enumerate(result.pyhf):
         conn.execute(
-            "INSERT INTO pyhf_workspaces VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO pyhf_workspaces VALUES (?, ?, ?, ?, ?, ?, ?)",
             (
-                result.result_id, i, ws.file_name,
+                result.result_id,
+                i,
+                ws.file_name,
                 json.dumps([[c.smodels, c.pyhf, c.region_type] for c in ws.channels]),
                 int(ws.missing),
-                None if ws.workspace is None
+                int(ws.full),
+                None
+                if ws.workspace is None
                 else zlib.compress(json.dumps(ws.workspace).encode(), 6),
             ),
         )
@@ -312,30 +361,46 @@ def load_results(conn: sqlite3.Connection, *, workspaces: bool = True) -> list[R
         (rid, pos, dsid, data_id, dtype, n, b, db, ul, eul, m3, rtype, agg, life) = row
         datasets.setdefault(rid, []).append(
             DataSet(
-                dataset_id=dsid, data_id=data_id, data_type=dtype, observed_n=n, expected_bg=b,
-                bg_error=db, upper_limit_fb=ul, expected_upper_limit_fb=eul, third_moment=m3,
-                region_type=rtype, aggregated=tuple(json.loads(agg)),
+                dataset_id=dsid,
+                data_id=data_id,
+                data_type=dtype,
+                observed_n=n,
+                expected_bg=b,
+                bg_error=db,
+                upper_limit_fb=ul,
+                expected_upper_limit_fb=eul,
+                third_moment=m3,
+                region_type=rtype,
+                aggregated=tuple(json.loads(agg)),
                 topologies=tuple(topologies.get((rid, pos), [])),
                 lifetime_lengths=json.loads(life),
             )
         )
     pyhf: dict[str, list[PyhfWorkspace]] = {}
-    columns = "result_id, file_name, channels, missing" + (", workspace" if workspaces else "")
+    columns = "result_id, file_name, channels, missing, full" + (
+        ", workspace" if workspaces else ""
+    )
     for row in conn.execute(f"SELECT {columns} FROM pyhf_workspaces ORDER BY result_id, position"):
-        rid, fname, channels, missing = row[:4]
-        blob = row[4] if workspaces else None
+        rid, fname, channels, missing, full = row[:5]
+        blob = row[5] if workspaces else None
         pyhf.setdefault(rid, []).append(
             PyhfWorkspace(
                 file_name=fname,
                 channels=tuple(PyhfChannel(*c) for c in json.loads(channels)),
                 workspace=None if blob is None else json.loads(zlib.decompress(blob)),
                 missing=bool(missing),
+                full=bool(full),
             )
         )
     results = []
     for row in conn.execute("SELECT * FROM results ORDER BY position"):
-        r = dict(zip([c[0] for c in conn.execute("SELECT * FROM results LIMIT 0").description], row,
-                     strict=True))
+        r = dict(
+            zip(
+                [c[0] for c in conn.execute("SELECT * FROM results LIMIT 0").description],
+                row,
+                strict=True,
+            )
+        )
         datasets_of = datasets.get(r["result_id"], [])
         cov = r["covariance"]
         if cov is not None:
@@ -343,20 +408,34 @@ def load_results(conn: sqlite3.Connection, *, workspaces: bool = True) -> list[R
             cov = np.frombuffer(cov, "<f8").reshape(n, n)
         results.append(
             Result(
-                result_id=r["result_id"], analysis_id=r["analysis_id"], path=r["path"],
-                collaboration=r["collaboration"], sqrts_tev=r["sqrts_tev"],
-                lumi_ifb=r["lumi_ifb"], data_type=r["data_type"], likelihood=r["likelihood"],
-                fallback=r["fallback"], covariance=cov,
-                dataset_order=None if r["dataset_order"] is None
+                result_id=r["result_id"],
+                analysis_id=r["analysis_id"],
+                path=r["path"],
+                collaboration=r["collaboration"],
+                sqrts_tev=r["sqrts_tev"],
+                lumi_ifb=r["lumi_ifb"],
+                data_type=r["data_type"],
+                likelihood=r["likelihood"],
+                fallback=r["fallback"],
+                covariance=cov,
+                dataset_order=None
+                if r["dataset_order"] is None
                 else tuple(json.loads(r["dataset_order"])),
-                pyhf=tuple(pyhf.get(r["result_id"], [])), include_crs=bool(r["include_crs"]),
-                signal_uncertainty=r["signal_uncertainty"], signature=r["signature"],
-                pretty_name=r["pretty_name"], url=r["url"], arxiv=r["arxiv"],
-                publication=r["publication"], supersedes=r["supersedes"],
-                superseded_by=r["superseded_by"], private=bool(r["private"]),
+                pyhf=tuple(pyhf.get(r["result_id"], [])),
+                include_crs=bool(r["include_crs"]),
+                signal_uncertainty=r["signal_uncertainty"],
+                signature=r["signature"],
+                pretty_name=r["pretty_name"],
+                url=r["url"],
+                arxiv=r["arxiv"],
+                publication=r["publication"],
+                supersedes=r["supersedes"],
+                superseded_by=r["superseded_by"],
+                private=bool(r["private"]),
                 preliminary=bool(r["preliminary"]),
                 lifetime_lengths=_json_or(r["lifetime_lengths"], {}),
-                extra=_json_or(r["extra"], {}), datasets=tuple(datasets_of),
+                extra=_json_or(r["extra"], {}),
+                datasets=tuple(datasets_of),
             )
         )
     return results

@@ -138,9 +138,7 @@ def _eval_node(node: ast.AST) -> Any:
         items = [_eval_node(e) for e in node.elts]
         return items if isinstance(node, ast.List) else tuple(items)
     if isinstance(node, ast.Dict):
-        return {
-            _eval_node(k): _eval_node(v) for k, v in zip(node.keys, node.values, strict=True)
-        }
+        return {_eval_node(k): _eval_node(v) for k, v in zip(node.keys, node.values, strict=True)}
     if isinstance(node, ast.BinOp) and type(node.op) in _BINOPS:
         left, right = _eval_node(node.left), _eval_node(node.right)
         if not isinstance(left, (int, float)) or not isinstance(right, (int, float)):
