@@ -1,0 +1,139 @@
+"""Compare our predictions with the SModelS 3.0.3 reference values in <shared>/data/reference.
+
+For every reference SLHA file: predictions missing here, predictions extra here, and the ratio
+ours/reference of xsec_fb, r_obs and r_exp. Goal (issue 5): every reference prediction with
+r_exp >= 0.05 found and vice versa; xsec_fb within 5 % for all, within 1 % for the median.
+
+Usage: python benchmarks/compare_reference.py [--verbose] [--files PATTERN]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from protomodels.database import open as open_database
+from protomodels.paths import shared_dir
+from protomodels.theory.predictions import PredictionSettings, Predictor
+from protomodels.theory.protomodel import Protomodel
+
+R_EXP_MIN = 0.05
+#: results the reference values leave out (their pyhf JSON is missing; data/README.md)
+EXCLUDED_FROM_REFERENCE = ("ATLAS-SUSY-2018-32", "ATLAS-SUSY-2019-08")
+
+
+def _group_key(p: dict) -> tuple:
+    if p["dataType"] == "upperLimit":
+        return (p["analysis"], "UL", tuple(sorted(p["txnames"])))
+    return (p["analysis"], "EM")
+
+
+def _pair(ours: list[dict], ref: list[dict]) -> tuple[list, list, list]:
+    """Pair predictions of the same group by closest xsec; return pairs, missing, extra."""
+    groups_ours, groups_ref = defaultdict(list), defaultdict(list)
+    for p in ours:
+        groups_ours[_group_key(p)].append(p)
+    for p in ref:
+        groups_ref[_group_key(p)].append(p)
+    pairs, missing, extra = [], [], []
+    for key in set(groups_ours) | set(groups_ref):
+        a, b = list(groups_ours.get(key, [])), list(groups_ref.get(key, []))
+        while a and b:
+            best = min(
+                ((i, j) for i in range(len(a)) for j in range(len(b))),
+                key=lambda ij: abs(np.log(a[ij[0]]["xsec_fb"] / b[ij[1]]["xsec_fb"])),
+            )
+            pairs.append((a.pop(best[0]), b.pop(best[1])))
+        extra += a
+        missing += b
+    return pairs, missing, extra
+
+
+def _ratio(x: float | None, y: float | None) -> float | None:
+    if x is None or y is None or y == 0:
+        return None
+    return x / y
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--verbose", "-v", action="store_true")
+    parser.add_argument("--files", default="*.slha")
+    args = parser.parse_args()
+    reference = shared_dir() / "data" / "reference"
+    database = open_database(workspaces=False)
+    predictor = Predictor(database, settings=PredictionSettings())
+    all_ratios: list[float] = []
+    worst: list[tuple[float, str, dict, dict]] = []
+    totals = defaultdict(int)
+    for slha in sorted(reference.glob(args.files)):
+        ref = json.loads(slha.with_suffix(".json").read_text())
+        model = Protomodel.from_slha(slha)
+        t0 = time.perf_counter()
+        ours = [
+            p.to_json() for p in predictor.predict(model)
+            if p.analysis not in EXCLUDED_FROM_REFERENCE
+        ]
+        seconds = time.perf_counter() - t0
+        pairs, missing, extra = _pair(ours, ref["predictions"])
+        ratios = [o["xsec_fb"] / r["xsec_fb"] for o, r in pairs]
+        all_ratios += ratios
+        missing_sens = [p for p in missing if (p.get("r_exp") or p.get("r_obs") or 0) >= R_EXP_MIN]
+        extra_sens = [p for p in extra if (p.get("r_exp") or p.get("r_obs") or 0) >= R_EXP_MIN]
+        ds_diff = [
+            (o, r) for o, r in pairs
+            if o["dataType"] == "efficiencyMap" and o["dataset"] != r["dataset"]
+        ]
+        totals["reference"] += len(ref["predictions"])
+        totals["ours"] += len(ours)
+        totals["paired"] += len(pairs)
+        totals["missing"] += len(missing)
+        totals["missing_sensitive"] += len(missing_sens)
+        totals["extra"] += len(extra)
+        totals["extra_sensitive"] += len(extra_sens)
+        totals["dataset_differs"] += len(ds_diff)
+        r = np.asarray(ratios) if ratios else np.asarray([np.nan])
+        print(
+            f"{slha.name:28s} ref {len(ref['predictions']):3d}  ours {len(ours):3d}  "
+            f"missing {len(missing):2d} ({len(missing_sens)} with r>={R_EXP_MIN})  "
+            f"extra {len(extra):2d} ({len(extra_sens)})  best-SR differs {len(ds_diff)}  "
+            f"xsec ratio median {np.median(r):.4f} worst {r[np.argmax(np.abs(np.log(r)))]:.4f}  "
+            f"[{seconds * 1e3:.0f} ms; SModelS {ref['smodels_seconds']:.1f} s]"
+        )
+        for o, rr in pairs:
+            worst.append((abs(np.log(o["xsec_fb"] / rr["xsec_fb"])), slha.name, o, rr))
+        if args.verbose:
+            for p in missing:
+                print(f"   missing: {p['analysis']} {p['dataType']} {p['dataset']} {p['txnames']} "
+                      f"xsec {p['xsec_fb']:.4g} r_exp {p.get('r_exp')}")
+            for p in extra:
+                print(f"   extra:   {p['analysis']} {p['dataType']} {p['dataset']} {p['txnames']} "
+                      f"xsec {p['xsec_fb']:.4g} r_exp {p.get('r_exp')}")
+            for o, rr in ds_diff:
+                print(f"   best SR: {o['analysis']} ours {o['dataset']} ref {rr['dataset']}")
+    ratios = np.asarray(all_ratios)
+    print()
+    print("totals:", dict(totals))
+    dev = np.abs(ratios - 1)
+    print(
+        f"xsec_fb ours/ref over {len(ratios)} paired predictions: median |dev| "
+        f"{np.median(dev) * 100:.3f} %, within 1 %: {(dev < 0.01).mean() * 100:.1f} %, "
+        f"within 5 %: {(dev < 0.05).mean() * 100:.1f} %, max |dev| {dev.max() * 100:.2f} %"
+    )
+    worst.sort(key=lambda w: -w[0])
+    print("worst xsec ratios:")
+    for _, name, o, rr in worst[:10]:
+        print(
+            f"  {name:26s} {o['analysis']:22s} {o['dataType']:13s} {str(o['dataset'])[:22]:22s} "
+            f"{','.join(o['txnames'])[:30]:30s} ours {o['xsec_fb']:.5g} ref {rr['xsec_fb']:.5g} "
+            f"ratio {o['xsec_fb'] / rr['xsec_fb']:.4f}"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,208 @@
+"""Decomposition of a protomodel into weighted simplified-model topologies (SModelS section 2).
+
+Each production pair with cross section above ``sigmacut`` (largest over sqrt(s)) is decayed
+into every chain of decays; pairs of chains whose weight sigma x BR falls below ``sigmacut`` are
+dropped. Each topology is then compressed: mass compression removes a decay whose mass gap is
+below ``minmassgap`` (the BSM daughter takes the mother's place), invisible compression replaces a
+particle decaying only to invisible states (neutrinos and the LSP) by an invisible final state
+with its mass. Compressed topologies keep the weight of their original and stay *related* to it
+(SModelS keeps at most one member of such a family per data set).
+
+The output is structural (which particles sit where) plus the per-sqrt(s) weights; masses are
+looked up from the model by particle id, so that the same structure serves many mass points.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from protomodels.theory.particles import bsm_properties, sm_label
+from protomodels.theory.protomodel import Protomodel
+
+__all__ = ["INVISIBLE", "Branch", "Topology", "decompose"]
+
+
+def __dir__() -> list[str]:
+    return __all__
+
+
+#: marker added to a particle id for an invisible-compressed final state (mass of that particle)
+INVISIBLE = "inv"
+
+Node = tuple[int, str]  # (signed PDG id, "" or INVISIBLE)
+
+
+@dataclass(frozen=True)
+class Branch:
+    """One decay chain: BSM nodes from the produced particle down to the final state.
+
+    Attributes:
+        nodes: (signed PDG id, flag) of each BSM state; the flag is ``"inv"`` for an
+            invisible-compressed final state (which has the mass of that PDG id).
+        vertices: SM theory labels emitted at each step, sorted; ``len(vertices) ==
+            len(nodes) - 1``.
+    """
+
+    nodes: tuple[Node, ...]
+    vertices: tuple[tuple[str, ...], ...]
+
+
+@dataclass(frozen=True)
+class Topology:
+    """A weighted two-branch topology.
+
+    Attributes:
+        branches: the two decay chains.
+        weights: sigma x BR in fb, by sqrt(s) in TeV.
+        family: index of the original (uncompressed) topology it descends from.
+        compressed: "" for an original, else a description ("mass", "inv", "mass+inv", ...).
+        pair: the production pair.
+    """
+
+    branches: tuple[Branch, Branch]
+    weights: Mapping[float, float]
+    family: int
+    compressed: str
+    pair: tuple[int, int]
+
+
+def _conjugate_bsm(pdg: int, model: Protomodel) -> int:
+    props = bsm_properties(pdg)
+    if props.charge == 0 and props.colordim in (1, 8):
+        return abs(pdg)  # self-conjugate (Majorana neutralino, gluino): same properties
+    return -pdg
+
+
+def _chains(
+    pdg: int, model: Protomodel, memo: dict[int, list[tuple[Branch, float]]]
+) -> list[tuple[Branch, float]]:
+    """All decay chains of ``pdg`` with their product of branching ratios."""
+    if pdg in memo:
+        return memo[pdg]
+    sign = 1 if pdg > 0 else -1
+    channels = model.decays.get(abs(pdg), ())
+    if not channels:
+        result = [(Branch(((pdg, ""),), ()), 1.0)]
+        memo[pdg] = result
+        return result
+    result = []
+    for decay in sorted(channels, key=lambda d: -d.br):
+        if decay.br <= 0:
+            continue
+        daughter = decay.daughter if sign > 0 else _conjugate_bsm(decay.daughter, model)
+        labels = tuple(sorted(sm_label(s if sign > 0 else -s) for s in decay.sm))
+        for sub, br in _chains(daughter, model, memo):
+            result.append((Branch(((pdg, ""), *sub.nodes), (labels, *sub.vertices)), decay.br * br))
+    memo[pdg] = result
+    return result
+
+
+def _mass(model: Protomodel, node: Node) -> float:
+    return model.masses[abs(node[0])]
+
+
+def _mass_compress(branch: Branch, model: Protomodel, gap: float) -> Branch:
+    """Remove every decay whose mother-daughter mass gap is below ``gap`` (one pass)."""
+    nodes, vertices = branch.nodes, branch.vertices
+    keep = [True] * len(nodes)
+    for i in range(len(nodes) - 1):
+        if _mass(model, nodes[i]) - _mass(model, nodes[i + 1]) < gap:
+            keep[i] = False
+    if all(keep):
+        return branch
+    new_nodes = tuple(n for n, k in zip(nodes, keep, strict=True) if k)
+    new_vertices = tuple(v for v, k in zip(vertices, keep[:-1], strict=True) if k)
+    return Branch(new_nodes, new_vertices)
+
+
+def _is_met(node: Node) -> bool:
+    if node[1] == INVISIBLE:
+        return True
+    props = bsm_properties(node[0])
+    return props.charge == 0 and props.colordim == 1
+
+
+def _invisible_compress(branch: Branch) -> Branch:
+    """Replace trailing decays into neutrinos + an invisible final state by one invisible state."""
+    nodes, vertices = list(branch.nodes), list(branch.vertices)
+    while vertices and _is_met(nodes[-1]) and all(v == "nu" for v in vertices[-1]):
+        nodes.pop()
+        vertices.pop()
+        nodes[-1] = (nodes[-1][0], INVISIBLE)
+    return Branch(tuple(nodes), tuple(vertices))
+
+
+def _variants(
+    branches: tuple[Branch, Branch], model: Protomodel, minmassgap: float
+) -> dict[tuple[Branch, Branch], str]:
+    """The topology and all its distinct compressed descendants, with how they were made."""
+    found: dict[tuple[Branch, Branch], str] = {branches: ""}
+    todo = [branches]
+    while todo:
+        current = todo.pop()
+        how = found[current]
+        steps = (
+            ("mass", tuple(_mass_compress(b, model, minmassgap) for b in current)),
+            ("inv", tuple(_invisible_compress(b) for b in current)),
+        )
+        for label, new in steps:
+            if new != current and new not in found:
+                found[new] = f"{how}+{label}" if how else label
+                todo.append(new)
+    return found
+
+
+def decompose(
+    model: Protomodel,
+    xsecs: Mapping[tuple[int, int], Mapping[float, float]],
+    *,
+    sigmacut: float = 0.005,
+    minmassgap: float = 5.0,
+    mass_compression: bool = True,
+    invisible_compression: bool = True,
+) -> list[Topology]:
+    """Decompose a model into weighted topologies.
+
+    Args:
+        model: the protomodel (masses are used as given; round them beforehand if wanted).
+        xsecs: production cross sections {pair: {sqrts_tev: fb}}.
+        sigmacut: drop topologies whose largest-sqrt(s) weight is below this (fb).
+        minmassgap: mass-compression threshold (GeV).
+        mass_compression, invisible_compression: switch the compressions.
+
+    Returns:
+        Original topologies followed, each, by their compressed descendants.
+    """
+    memo: dict[int, list[tuple[Branch, float]]] = {}
+    topologies: list[Topology] = []
+    family = 0
+    for pair in sorted(xsecs):
+        by_sqrts = {s: v for s, v in xsecs[pair].items() if v > 0}
+        if not by_sqrts:
+            continue
+        if any(abs(p) not in model.masses for p in pair):
+            continue
+        sigma_max = max(by_sqrts.values())
+        if sigma_max < sigmacut:
+            continue
+        min_br = sigmacut / sigma_max
+        chains_a = [c for c in _chains(pair[0], model, memo) if c[1] >= min_br]
+        chains_b = [c for c in _chains(pair[1], model, memo) if c[1] >= min_br]
+        for branch_a, br_a in chains_a:
+            for branch_b, br_b in chains_b:
+                br = br_a * br_b
+                if sigma_max * br < sigmacut:
+                    continue
+                weights = {s: v * br for s, v in by_sqrts.items()}
+                original = (branch_a, branch_b)
+                if mass_compression or invisible_compression:
+                    variants = _variants(original, model, minmassgap if mass_compression else -1.0)
+                    if not invisible_compression:
+                        variants = {k: v for k, v in variants.items() if "inv" not in v}
+                else:
+                    variants = {original: ""}
+                for branches, how in variants.items():
+                    topologies.append(Topology(branches, weights, family, how, pair))
+                family += 1
+    return topologies

@@ -1,0 +1,209 @@
+"""Matching theory topologies against the database's constraints (SModelS §3.1-3.2).
+
+Every constraint SMS of the database that describes pair production followed by two decay
+chains is compiled once into a :class:`Pattern`: per branch, the BSM labels and the SM labels
+emitted at each vertex. A theory topology matches a pattern when, for one of the two branch
+assignments, the depths agree, every BSM state has the label's properties and every vertex's SM
+particles can be assigned one-to-one to the vertex's labels (inclusive ``*anySM`` lists absorb
+any number). When both assignments match, the one with the lexicographically larger data vector
+wins (SModelS ``TxName.hasSMSas``).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from functools import cache
+
+from protomodels.database.constraints import SMS
+from protomodels.database.database import Database
+from protomodels.theory.decomposition import INVISIBLE, Branch, Topology
+from protomodels.theory.particles import (
+    SM_LABEL_MEMBERS,
+    BsmProperties,
+    bsm_label_matches,
+    bsm_properties,
+)
+
+__all__ = ["Pattern", "PatternBranch", "Usage", "compile_pattern", "Matcher"]
+
+
+def __dir__() -> list[str]:
+    return __all__
+
+
+Label = tuple[str, bool]  # (database label, inclusive)
+
+
+@dataclass(frozen=True)
+class PatternBranch:
+    """One branch of a constraint SMS.
+
+    Attributes:
+        bsm: BSM labels from the branch mother to the final state.
+        vertices: SM labels emitted at each step.
+        numbers: constraint node numbers of the BSM states (for the data map).
+    """
+
+    bsm: tuple[str, ...]
+    vertices: tuple[tuple[Label, ...], ...]
+    numbers: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Pattern:
+    """A compiled constraint SMS (two chains)."""
+
+    key: str
+    branches: tuple[PatternBranch, PatternBranch]
+
+    @property
+    def shape(self) -> tuple[tuple[int, ...], ...] | None:
+        """Sorted vertex sizes per branch, or None if an inclusive list makes it variable."""
+        if any(inc for b in self.branches for v in b.vertices for _, inc in v):
+            return None
+        return tuple(sorted(tuple(len(v) for v in b.vertices) for b in self.branches))
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Where a pattern is used: result, data set and topology (txname) indices, the term's
+    coefficient in the constraint, and the node number -> (branch, position) map."""
+
+    result: int
+    dataset: int
+    topology: int
+    coefficient: float
+    node_positions: dict[int, tuple[int, int]]
+
+
+_SM = frozenset(SM_LABEL_MEMBERS)
+
+
+def compile_pattern(sms: SMS) -> Pattern | None:
+    """Compile a constraint SMS, or None when it is not pair production into two chains."""
+    labels = {n.number: n for n in sms.nodes}
+    children = {mother: daughters for mother, daughters in sms.decays}
+    roots = children.get(0, ())
+    if len(roots) != 2:
+        return None
+    branches = []
+    for root in roots:
+        node = labels[root]
+        if node.label in _SM or node.inclusive or node.label.startswith("Inclusive"):
+            return None
+        bsm, vertices, numbers = [node.label], [], [root]
+        current = root
+        while current in children:
+            bsm_daughters = [d for d in children[current] if labels[d].label not in _SM]
+            sm_daughters = [d for d in children[current] if labels[d].label in _SM]
+            if len(bsm_daughters) != 1:
+                return None
+            nxt = labels[bsm_daughters[0]]
+            if nxt.inclusive or nxt.label.startswith("Inclusive"):
+                return None
+            vertices.append(tuple(sorted((labels[d].label, labels[d].inclusive) for d in sm_daughters)))
+            bsm.append(nxt.label)
+            numbers.append(nxt.number)
+            current = nxt.number
+        branches.append(PatternBranch(tuple(bsm), tuple(vertices), tuple(numbers)))
+    return Pattern(sms.key(), (branches[0], branches[1]))
+
+
+@cache
+def _vertex_matches(theory: tuple[str, ...], pattern: tuple[Label, ...]) -> bool:
+    exact = [label for label, inclusive in pattern if not inclusive]
+    inclusive = [label for label, inc in pattern if inc]
+    if len(exact) > len(theory) or (not inclusive and len(exact) != len(theory)):
+        return False
+
+    def assign(i: int, used: tuple[bool, ...]) -> bool:
+        if i == len(exact):
+            rest = [t for t, u in zip(theory, used, strict=True) if not u]
+            return all(any(t in SM_LABEL_MEMBERS[label] for label in inclusive) for t in rest)
+        members = SM_LABEL_MEMBERS[exact[i]]
+        for j, t in enumerate(theory):
+            if not used[j] and t in members:
+                if assign(i + 1, used[:j] + (True,) + used[j + 1 :]):
+                    return True
+        return False
+
+    return assign(0, (False,) * len(theory))
+
+
+_INVISIBLE_PROPS = BsmProperties(0.0, 1, -1.0)
+
+
+def _props(node: tuple[int, str]) -> BsmProperties:
+    return _INVISIBLE_PROPS if node[1] == INVISIBLE else bsm_properties(node[0])
+
+
+def _bsm_matches(label: str, node: tuple[int, str]) -> bool:
+    props = _props(node)
+    if props.spin < 0:  # invisible-compressed state: no spin attribute
+        return label in ("anyBSM", "MET")
+    return bsm_label_matches(label, props)
+
+
+def branch_matches(branch: Branch, pattern: PatternBranch) -> bool:
+    """Whether one theory chain matches one pattern branch."""
+    if len(branch.nodes) != len(pattern.bsm):
+        return False
+    if not all(_bsm_matches(lab, node) for lab, node in zip(pattern.bsm, branch.nodes, strict=True)):
+        return False
+    return all(
+        _vertex_matches(tv, pv) for tv, pv in zip(branch.vertices, pattern.vertices, strict=True)
+    )
+
+
+def _shape(topology: Topology) -> tuple[tuple[int, ...], ...]:
+    return tuple(sorted(tuple(len(v) for v in b.vertices) for b in topology.branches))
+
+
+class Matcher:
+    """All compiled patterns of a database, indexed by shape, with their usages."""
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+        self.patterns: dict[str, Pattern] = {}
+        self.usages: dict[str, list[Usage]] = defaultdict(list)
+        for ri, result in enumerate(database.results):
+            for di, dataset in enumerate(result.datasets):
+                for ti, topology in enumerate(dataset.topologies):
+                    sms_list = topology.constraint.sms
+                    for index, coefficient in topology.constraint.expression.terms:
+                        sms = sms_list[index]
+                        key = sms.key()
+                        if key not in self.patterns:
+                            pattern = compile_pattern(sms)
+                            if pattern is None:
+                                continue
+                            self.patterns[key] = pattern
+                        pattern = self.patterns[key]
+                        positions = {
+                            number: (b, p)
+                            for b, branch in enumerate(_branches_of(sms, pattern))
+                            for p, number in enumerate(branch)
+                        }
+                        self.usages[key].append(Usage(ri, di, ti, coefficient, positions))
+        self._by_shape: dict[object, list[str]] = defaultdict(list)
+        for key, pattern in self.patterns.items():
+            self._by_shape[pattern.shape].append(key)
+
+    def candidates(self, topology: Topology) -> list[str]:
+        """Pattern keys that may match (same shape, or with inclusive lists)."""
+        return self._by_shape.get(_shape(topology), []) + self._by_shape.get(None, [])
+
+    def assignments(self, topology: Topology, key: str) -> list[tuple[int, int]]:
+        """Branch assignments (theory branch for pattern branch 0, for pattern branch 1)."""
+        pattern = self.patterns[key]
+        found = []
+        for first in (0, 1):
+            a, b = topology.branches[first], topology.branches[1 - first]
+            if branch_matches(a, pattern.branches[0]) and branch_matches(b, pattern.branches[1]):
+                found.append((first, 1 - first))
+        return found
+
+
+def _branches_of(sms: SMS, pattern: Pattern) -> tuple[tuple[int, ...], ...]:
+    return tuple(b.numbers for b in pattern.branches)

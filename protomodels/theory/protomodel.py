@@ -1,0 +1,253 @@
+"""The protomodel: active particles, masses, decays and production cross sections.
+
+A protomodel is validated on construction. Its production cross sections are either explicit
+(read from an SLHA file's XSECTION blocks) or the reference tables times a signal-strength
+multiplier per production pair (see :mod:`protomodels.theory.xsec`).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyslha
+
+from protomodels.exceptions import ProtomodelsError
+from protomodels.theory.particles import LSP, NAMES, bsm_properties
+
+__all__ = ["Decay", "InvalidProtomodelError", "Protomodel"]
+
+
+def __dir__() -> list[str]:
+    return __all__
+
+
+#: particles at or above this mass (GeV) in an SLHA file are frozen (decoupled)
+FROZEN_MASS = 1e5
+_BR_TOLERANCE = 1e-4
+
+
+class InvalidProtomodelError(ProtomodelsError):
+    """The protomodel is not physical or not understood (message says which field)."""
+
+
+@dataclass(frozen=True)
+class Decay:
+    """One decay channel: ``mother -> daughter + sm`` with branching ratio ``br``.
+
+    Attributes:
+        daughter: PDG id of the BSM daughter (sign as in the decay table).
+        sm: PDG ids of the SM daughters.
+        br: branching ratio in [0, 1].
+    """
+
+    daughter: int
+    sm: tuple[int, ...]
+    br: float
+
+
+Pair = tuple[int, int]
+
+
+def _pair(a: int, b: int) -> Pair:
+    return (a, b) if a <= b else (b, a)
+
+
+@dataclass(frozen=True, eq=False)
+class Protomodel:
+    """A protomodel (or any R-parity conserving SLHA spectrum with a neutral LSP).
+
+    Attributes:
+        masses: GeV, for every active BSM particle (PDG id > 0), the LSP included.
+        decays: for every active particle but the LSP, its decay channels.
+        ssm: signal-strength multiplier per production pair (sorted PDG ids); pairs not listed
+            have multiplier 1. Used with the reference tables.
+        xsecs: explicit cross sections, {pair: {sqrts_tev: sigma_fb}}; when given, they replace
+            the reference tables (SLHA input).
+        widths: total widths (GeV) where known.
+        name: a label for reports.
+        allow_stable: accept active particles without decays (stable), as SModelS does for SLHA
+            input; protomodels proper need a decay for every particle but the LSP.
+    """
+
+    masses: Mapping[int, float]
+    decays: Mapping[int, tuple[Decay, ...]]
+    ssm: Mapping[Pair, float] = field(default_factory=dict)
+    xsecs: Mapping[Pair, Mapping[float, float]] | None = None
+    widths: Mapping[int, float] = field(default_factory=dict)
+    name: str = "protomodel"
+    allow_stable: bool = False
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    # -- validation -------------------------------------------------------------------------
+    def validate(self) -> None:
+        """Check the model; raise :class:`InvalidProtomodelError` naming the problem."""
+        if not self.masses:
+            raise InvalidProtomodelError("protomodel has no particles; add at least the LSP")
+        for pdg, mass in self.masses.items():
+            try:
+                bsm_properties(pdg)
+            except ProtomodelsError as err:
+                raise InvalidProtomodelError(f"masses: {err}") from err
+            if pdg <= 0:
+                msg = f"masses: use positive PDG ids (got {pdg})"
+                raise InvalidProtomodelError(msg)
+            if not (isinstance(mass, (int, float)) and math.isfinite(mass) and mass > 0):
+                msg = f"masses: mass of {pdg} ({NAMES.get(pdg, pdg)}) is {mass!r}, need > 0"
+                raise InvalidProtomodelError(msg)
+        lsp = self.lsp
+        if bsm_properties(lsp).charge != 0 or bsm_properties(lsp).colordim != 1:
+            msg = f"the lightest particle {lsp} ({NAMES.get(lsp)}) is charged or coloured"
+            raise InvalidProtomodelError(msg)
+        for pdg in self.masses:
+            if pdg != lsp and not self.decays.get(pdg) and not self.allow_stable:
+                msg = f"decays: {pdg} ({NAMES.get(pdg, pdg)}) is active but has no decay channel"
+                raise InvalidProtomodelError(msg)
+        for pdg, channels in self.decays.items():
+            if pdg not in self.masses:
+                msg = f"decays: {pdg} has decays but no mass (not active)"
+                raise InvalidProtomodelError(msg)
+            if pdg == lsp and channels:
+                msg = f"decays: the LSP {pdg} must be stable"
+                raise InvalidProtomodelError(msg)
+            total = 0.0
+            for d in channels:
+                if not (isinstance(d.br, (int, float)) and math.isfinite(d.br)) or not (
+                    -1e-12 <= d.br <= 1 + 1e-12
+                ):
+                    msg = f"decays: BR({pdg} -> {d.daughter} {d.sm}) = {d.br!r} not in [0, 1]"
+                    raise InvalidProtomodelError(msg)
+                if abs(d.daughter) not in self.masses:
+                    msg = f"decays: {pdg} decays to {d.daughter}, which is not active"
+                    raise InvalidProtomodelError(msg)
+                if d.br > 0 and self.masses[abs(d.daughter)] >= self.masses[pdg]:
+                    msg = (
+                        f"decays: {pdg} ({self.masses[pdg]} GeV) decays to the heavier or "
+                        f"equal {d.daughter} ({self.masses[abs(d.daughter)]} GeV)"
+                    )
+                    raise InvalidProtomodelError(msg)
+                total += d.br
+            if channels and abs(total - 1.0) > _BR_TOLERANCE:
+                msg = f"decays: branching ratios of {pdg} sum to {total:.6f}, not 1"
+                raise InvalidProtomodelError(msg)
+        for pair, value in self.ssm.items():
+            if not (math.isfinite(value) and value >= 0):
+                msg = f"ssm: multiplier of {pair} is {value!r}, need a finite value >= 0"
+                raise InvalidProtomodelError(msg)
+        if self.xsecs is not None:
+            for pair, by_sqrts in self.xsecs.items():
+                for sqrts, value in by_sqrts.items():
+                    if not (math.isfinite(value) and value >= 0):
+                        msg = f"xsecs: sigma({pair}, {sqrts} TeV) = {value!r}"
+                        raise InvalidProtomodelError(msg)
+
+    @property
+    def lsp(self) -> int:
+        """The lightest active particle."""
+        return min(self.masses, key=lambda p: (self.masses[p], p))
+
+    @property
+    def particles(self) -> list[int]:
+        """Active particles sorted by mass."""
+        return sorted(self.masses, key=lambda p: (self.masses[p], p))
+
+    # -- SLHA ------------------------------------------------------------------------------
+    @classmethod
+    def from_slha(cls, path: str | os.PathLike[str], *, name: str | None = None) -> Protomodel:
+        """Read MASS, DECAY and XSECTION blocks. Particles with |m| >= 1e5 GeV are frozen.
+
+        Raises:
+            InvalidProtomodelError: missing file or blocks, unknown particles, invalid model.
+        """
+        path = Path(path)
+        if not path.exists():
+            msg = f"SLHA file {path} does not exist"
+            raise InvalidProtomodelError(msg)
+        try:
+            doc = pyslha.read(str(path), ignorenomass=True, ignorenobr=True)
+        except Exception as err:  # pyslha raises several kinds
+            msg = f"{path}: cannot parse SLHA ({err}); check the MASS and DECAY blocks"
+            raise InvalidProtomodelError(msg) from err
+        if "MASS" not in doc.blocks:
+            msg = f"{path}: no MASS block; the file needs BLOCK MASS with the BSM masses"
+            raise InvalidProtomodelError(msg)
+        masses: dict[int, float] = {}
+        for pdg, value in doc.blocks["MASS"].items():
+            if not isinstance(pdg, int) or abs(pdg) < 1000000:
+                continue
+            if not isinstance(value, (int, float)):
+                msg = f"{path}: MASS of {pdg} is {value!r}, not a number"
+                raise InvalidProtomodelError(msg)
+            if abs(value) < FROZEN_MASS:
+                masses[abs(pdg)] = round(abs(float(value)), 1)
+        decays: dict[int, tuple[Decay, ...]] = {}
+        widths: dict[int, float] = {}
+        for pdg, particle in doc.decays.items():
+            if pdg not in masses:
+                continue
+            widths[pdg] = abs(float(particle.totalwidth or 0.0))
+            channels = []
+            for dec in particle.decays:
+                if dec.br == 0:
+                    continue
+                bsm = [i for i in dec.ids if abs(i) >= 1000000]
+                sm = tuple(i for i in dec.ids if abs(i) < 1000000)
+                if len(bsm) != 1:
+                    msg = (
+                        f"{path}: decay {pdg} -> {dec.ids} has {len(bsm)} BSM daughters; "
+                        "only R-parity conserving decays with one BSM daughter are supported"
+                    )
+                    raise InvalidProtomodelError(msg)
+                channels.append(Decay(bsm[0], sm, float(dec.br)))
+            decays[pdg] = tuple(channels)
+        lsp = min(masses, key=lambda p: (masses[p], p)) if masses else None
+        decays = {p: d for p, d in decays.items() if p != lsp}
+        xsecs: dict[Pair, dict[float, float]] = {}
+        for process, entry in doc.xsections.items():
+            final = [p for p in process[2:]]
+            if len(final) != 2 or any(abs(p) not in masses for p in final):
+                continue
+            pair = _pair(final[0], final[1])
+            best: dict[float, tuple[int, float]] = {}
+            for x in entry.xsecs:
+                sqrts = round(float(x.sqrts) / 1000.0, 3)
+                order = int(x.qcd_order)
+                value = float(x.value) * 1000.0  # pb -> fb
+                old = best.get(sqrts)
+                if old is None or order > old[0] or (order == old[0] and value > old[1]):
+                    best[sqrts] = (order, value)
+            xsecs.setdefault(pair, {}).update({s: v for s, (_, v) in best.items()})
+        return cls(
+            masses=masses, decays=decays, xsecs=xsecs, widths=widths,
+            name=name or path.stem, allow_stable=True,
+        )
+
+    def to_slha(self, path: str | os.PathLike[str] | None = None, *, xsecs=None) -> str:  # noqa: ANN001
+        """Write MASS, DECAY and XSECTION blocks (SModelS and other tools read them).
+
+        Args:
+            path: file to write (the text is returned either way).
+            xsecs: cross sections {pair: {sqrts: fb}} to write; default the model's own.
+        """
+        lines = [f"# protomodel {self.name}", "BLOCK MASS"]
+        for pdg in self.particles:
+            lines.append(f"  {pdg:>8d}  {self.masses[pdg]:.6E}  # {NAMES.get(pdg, '')}")
+        for pdg in self.particles:
+            width = self.widths.get(pdg, 0.0 if pdg == self.lsp else 1.0)
+            lines.append(f"DECAY {pdg:>8d}  {width:.6E}  # {NAMES.get(pdg, '')}")
+            for d in self.decays.get(pdg, ()):
+                ids = (d.daughter, *d.sm)
+                lines.append(f"  {d.br:.8E}  {len(ids)}  " + "  ".join(f"{i:>8d}" for i in ids))
+        for pair, by_sqrts in (xsecs if xsecs is not None else self.xsecs or {}).items():
+            for sqrts, sigma in sorted(by_sqrts.items()):
+                lines.append(f"XSECTION  {sqrts * 1000:.2E}  2212 2212 2 {pair[0]} {pair[1]}")
+                lines.append(f"  0  0  0  0  0  0  {sigma / 1000.0:.8E}  protomodels")
+        text = "\n".join(lines) + "\n"
+        if path is not None:
+            Path(path).write_text(text)
+        return text
