@@ -13,7 +13,6 @@ import argparse
 import json
 import time
 from collections import defaultdict
-from pathlib import Path
 
 import numpy as np
 
@@ -24,7 +23,7 @@ from protomodels.theory.protomodel import Protomodel
 
 R_EXP_MIN = 0.05
 #: results the reference values leave out (their pyhf JSON is missing; data/README.md)
-EXCLUDED_FROM_REFERENCE = ("ATLAS-SUSY-2018-32", "ATLAS-SUSY-2019-08")
+EXCLUDED_FROM_REFERENCE = ("ATLAS-SUSY-2018-32-eff", "ATLAS-SUSY-2019-08-eff")
 
 
 def _group_key(p: dict) -> tuple:
@@ -76,8 +75,9 @@ def main() -> None:
         model = Protomodel.from_slha(slha)
         t0 = time.perf_counter()
         ours = [
-            p.to_json() for p in predictor.predict(model)
-            if p.analysis not in EXCLUDED_FROM_REFERENCE
+            p.to_json()
+            for p in predictor.predict(model)
+            if p.result_id not in EXCLUDED_FROM_REFERENCE
         ]
         seconds = time.perf_counter() - t0
         pairs, missing, extra = _pair(ours, ref["predictions"])
@@ -86,7 +86,8 @@ def main() -> None:
         missing_sens = [p for p in missing if (p.get("r_exp") or p.get("r_obs") or 0) >= R_EXP_MIN]
         extra_sens = [p for p in extra if (p.get("r_exp") or p.get("r_obs") or 0) >= R_EXP_MIN]
         ds_diff = [
-            (o, r) for o, r in pairs
+            (o, r)
+            for o, r in pairs
             if o["dataType"] == "efficiencyMap" and o["dataset"] != r["dataset"]
         ]
         totals["reference"] += len(ref["predictions"])
@@ -109,11 +110,15 @@ def main() -> None:
             worst.append((abs(np.log(o["xsec_fb"] / rr["xsec_fb"])), slha.name, o, rr))
         if args.verbose:
             for p in missing:
-                print(f"   missing: {p['analysis']} {p['dataType']} {p['dataset']} {p['txnames']} "
-                      f"xsec {p['xsec_fb']:.4g} r_exp {p.get('r_exp')}")
+                print(
+                    f"   missing: {p['analysis']} {p['dataType']} {p['dataset']} {p['txnames']} "
+                    f"xsec {p['xsec_fb']:.4g} r_exp {p.get('r_exp')}"
+                )
             for p in extra:
-                print(f"   extra:   {p['analysis']} {p['dataType']} {p['dataset']} {p['txnames']} "
-                      f"xsec {p['xsec_fb']:.4g} r_exp {p.get('r_exp')}")
+                print(
+                    f"   extra:   {p['analysis']} {p['dataType']} {p['dataset']} {p['txnames']} "
+                    f"xsec {p['xsec_fb']:.4g} r_exp {p.get('r_exp')}"
+                )
             for o, rr in ds_diff:
                 print(f"   best SR: {o['analysis']} ours {o['dataset']} ref {rr['dataset']}")
     ratios = np.asarray(all_ratios)

@@ -4,8 +4,8 @@ error reporting."""
 from __future__ import annotations
 
 import functools
-import sys
 import json
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass

@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from scipy.linalg import LinAlgError, svd
 from scipy.spatial import Delaunay, QhullError
 
 __all__ = ["Triangulation", "rescale_width", "round_significant"]
@@ -62,22 +63,24 @@ class Triangulation:
         points = np.asarray(points, dtype=float)
         n = points.shape[0]
         self.n_points = n
-        self.shift = points.mean(axis=0)
-        centred = points - self.shift
+        # The same operations as SModelS (TxNameData.computeV), in the same order: on regular
+        # grids Qhull's choice of diagonals depends on the last bits of the coordinates.
+        self.shift = np.array([sum(column) / n for column in points.T.tolist()])
+        centred = [(np.array([row]) - self.shift).tolist()[0] for row in points.tolist()]
         step = max(1, math.ceil(n / 2000))
         try:
-            _, _, vt = np.linalg.svd(centred[::step], full_matrices=True)
-        except np.linalg.LinAlgError:  # pragma: no cover - degenerate input
+            vt = svd(centred[::step])[2]
+        except LinAlgError:  # pragma: no cover - degenerate input
             vt = np.eye(points.shape[1])
         self.rotation = vt.T
-        rotated = centred @ self.rotation
+        rotated = np.array([np.dot(m, self.rotation) for m in centred])
         self.dim = int((np.abs(rotated) > _ZERO).sum(axis=1).max()) if n else 0
         self._rotated = rotated[:, : self.dim]
         self._tri: Delaunay | None = None
         self._order: np.ndarray | None = None
         if self.dim > 1:
             try:
-                self._tri = Delaunay(self._rotated)
+                self._tri = Delaunay(self._rotated.tolist())
             except QhullError:
                 self._tri = Delaunay(self._rotated, qhull_options="QJ")
         elif self.dim == 1:

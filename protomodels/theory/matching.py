@@ -43,11 +43,14 @@ class PatternBranch:
         bsm: BSM labels from the branch mother to the final state.
         vertices: SM labels emitted at each step.
         numbers: constraint node numbers of the BSM states (for the data map).
+        inclusive: an ``InclusiveNode`` branch: any chain whose final state has the label
+            ``bsm[0]`` matches, whatever it emits (the grid has no coordinate for it).
     """
 
     bsm: tuple[str, ...]
     vertices: tuple[tuple[Label, ...], ...]
     numbers: tuple[int, ...]
+    inclusive: bool = False
 
 
 @dataclass(frozen=True)
@@ -60,7 +63,9 @@ class Pattern:
     @property
     def shape(self) -> tuple[tuple[int, ...], ...] | None:
         """Sorted vertex sizes per branch, or None if an inclusive list makes it variable."""
-        if any(inc for b in self.branches for v in b.vertices for _, inc in v):
+        if any(b.inclusive for b in self.branches) or any(
+            inc for b in self.branches for v in b.vertices for _, inc in v
+        ):
             return None
         return tuple(sorted(tuple(len(v) for v in b.vertices) for b in self.branches))
 
@@ -90,7 +95,14 @@ def compile_pattern(sms: SMS) -> Pattern | None:
     branches = []
     for root in roots:
         node = labels[root]
-        if node.label in _SM or node.inclusive or node.label.startswith("Inclusive"):
+        if node.label.startswith("Inclusive"):
+            finals = [d for d in children.get(root, ()) if labels[d].label not in _SM]
+            if len(finals) != 1:
+                return None
+            final = labels[finals[0]]
+            branches.append(PatternBranch((final.label,), (), (root,), inclusive=True))
+            continue
+        if node.label in _SM or node.inclusive:
             return None
         bsm, vertices, numbers = [node.label], [], [root]
         current = root
@@ -102,7 +114,9 @@ def compile_pattern(sms: SMS) -> Pattern | None:
             nxt = labels[bsm_daughters[0]]
             if nxt.inclusive or nxt.label.startswith("Inclusive"):
                 return None
-            vertices.append(tuple(sorted((labels[d].label, labels[d].inclusive) for d in sm_daughters)))
+            vertices.append(
+                tuple(sorted((labels[d].label, labels[d].inclusive) for d in sm_daughters))
+            )
             bsm.append(nxt.label)
             numbers.append(nxt.number)
             current = nxt.number
@@ -147,9 +161,13 @@ def _bsm_matches(label: str, node: tuple[int, str]) -> bool:
 
 def branch_matches(branch: Branch, pattern: PatternBranch) -> bool:
     """Whether one theory chain matches one pattern branch."""
+    if pattern.inclusive:
+        return _bsm_matches(pattern.bsm[0], branch.nodes[-1])
     if len(branch.nodes) != len(pattern.bsm):
         return False
-    if not all(_bsm_matches(lab, node) for lab, node in zip(pattern.bsm, branch.nodes, strict=True)):
+    if not all(
+        _bsm_matches(lab, node) for lab, node in zip(pattern.bsm, branch.nodes, strict=True)
+    ):
         return False
     return all(
         _vertex_matches(tv, pv) for tv, pv in zip(branch.vertices, pattern.vertices, strict=True)

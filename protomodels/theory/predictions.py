@@ -180,11 +180,15 @@ class Predictor:
         return result
 
     # -- grids ------------------------------------------------------------------------------
-    def _triangulation(self, points: np.ndarray) -> Triangulation:
-        key = id(points)
+    def _triangulation(self, points: np.ndarray, widths: tuple[int, ...]) -> Triangulation:
+        """Triangulation of a grid's points, width coordinates rescaled as in SModelS."""
+        key = (id(points), widths)
         tri = self._triangulations.get(key)
         if tri is None:
-            tri = Triangulation(points)
+            coordinates = np.array(points, dtype=float)
+            if widths:
+                coordinates[:, widths] = rescale_width(coordinates[:, widths])
+            tri = Triangulation(coordinates)
             self._triangulations[key] = tri
         return tri
 
@@ -192,7 +196,8 @@ class Predictor:
         grid = txname.grids.get(kind)
         if grid is None or len(vectors) == 0:
             return np.full(len(vectors), np.nan)
-        return self._triangulation(grid.points).interpolate(grid.values, vectors)
+        widths = tuple(i for i, a in enumerate(txname.axes) if a.attribute == "totalwidth")
+        return self._triangulation(grid.points, widths).interpolate(grid.values, vectors)
 
     # -- main -------------------------------------------------------------------------------
     def predict(self, model: Protomodel) -> list[TheoryPrediction]:
@@ -227,7 +232,9 @@ class Predictor:
         self, model: Protomodel, topologies: list[Topology]
     ) -> dict[tuple[int, int], dict[int, list[_Item]]]:
         results = self.database.results
-        found: dict[tuple[int, int], dict[int, list[_Item]]] = defaultdict(lambda: defaultdict(list))
+        found: dict[tuple[int, int], dict[int, list[_Item]]] = defaultdict(
+            lambda: defaultdict(list)
+        )
         masses = model.masses
         for t_index, topology in enumerate(topologies):
             for key in self.matcher.candidates(topology):
@@ -257,8 +264,14 @@ class Predictor:
                         if best is None or vector > best:
                             best = vector
                     found[(usage.result, usage.dataset)][usage.topology].append(
-                        _Item(t_index, topology.family, usage.topology, usage.coefficient,
-                              np.asarray(best), weight)
+                        _Item(
+                            t_index,
+                            topology.family,
+                            usage.topology,
+                            usage.coefficient,
+                            np.asarray(best),
+                            weight,
+                        )
                     )
         return found
 
@@ -298,11 +311,16 @@ class Predictor:
             expected = self._lookup(txname, "expected_upper_limit", vector[None, :])[0]
             predictions.append(
                 TheoryPrediction(
-                    analysis=result.analysis_id, result_id=result.result_id, dataset=None,
-                    data_type="upperLimit", txnames=(txname.name,), xsec_fb=xsec,
+                    analysis=result.analysis_id,
+                    result_id=result.result_id,
+                    dataset=None,
+                    data_type="upperLimit",
+                    txnames=(txname.name,),
+                    xsec_fb=xsec,
                     upper_limit_fb=ul,
                     expected_upper_limit_fb=None if not np.isfinite(expected) else float(expected),
-                    sqrts_tev=result.sqrts_tev, lumi_ifb=result.lumi_ifb,
+                    sqrts_tev=result.sqrts_tev,
+                    lumi_ifb=result.lumi_ifb,
                     masses=tuple(float(x) for x in vector),
                 )
             )
@@ -375,13 +393,17 @@ class Predictor:
         def single(di: int) -> TheoryPrediction:
             ds = result.datasets[di]
             return TheoryPrediction(
-                analysis=result.analysis_id, result_id=result.result_id,
+                analysis=result.analysis_id,
+                result_id=result.result_id,
                 dataset=ds.data_id or ds.dataset_id,
-                data_type="efficiencyMap", txnames=tuple(sorted(txnames_of[di])),
+                data_type="efficiencyMap",
+                txnames=tuple(sorted(txnames_of[di])),
                 xsec_fb=float(signals[di]),
                 upper_limit_fb=None if ds.region_type == "CR" else ds.upper_limit_fb,
-                expected_upper_limit_fb=ds.expected_upper_limit_fb, sqrts_tev=result.sqrts_tev,
-                lumi_ifb=result.lumi_ifb, signals_fb=signals.copy(),
+                expected_upper_limit_fb=ds.expected_upper_limit_fb,
+                sqrts_tev=result.sqrts_tev,
+                lumi_ifb=result.lumi_ifb,
+                signals_fb=signals.copy(),
             )
 
         combinable = result.covariance is not None or any(not w.full for w in result.pyhf)
@@ -390,11 +412,17 @@ class Predictor:
             txnames = sorted(set().union(*(txnames_of[d] for d in with_signal)))
             predictions.append(
                 TheoryPrediction(
-                    analysis=result.analysis_id, result_id=result.result_id,
-                    dataset="(combined)", data_type="combined", txnames=tuple(txnames),
-                    xsec_fb=float(signals.sum()), upper_limit_fb=None,
-                    expected_upper_limit_fb=None, sqrts_tev=result.sqrts_tev,
-                    lumi_ifb=result.lumi_ifb, signals_fb=signals.copy(),
+                    analysis=result.analysis_id,
+                    result_id=result.result_id,
+                    dataset="(combined)",
+                    data_type="combined",
+                    txnames=tuple(txnames),
+                    xsec_fb=float(signals.sum()),
+                    upper_limit_fb=None,
+                    expected_upper_limit_fb=None,
+                    sqrts_tev=result.sqrts_tev,
+                    lumi_ifb=result.lumi_ifb,
+                    signals_fb=signals.copy(),
                 )
             )
             if self.settings.best_dataset:
@@ -404,8 +432,10 @@ class Predictor:
         if not self.settings.best_dataset:
             return predictions + [single(di) for di in with_signal]
         candidates = [
-            di for di in with_signal
-            if result.datasets[di].region_type == "SR" and result.datasets[di].expected_upper_limit_fb
+            di
+            for di in with_signal
+            if result.datasets[di].region_type == "SR"
+            and result.datasets[di].expected_upper_limit_fb
         ]
         if not candidates:
             return predictions

@@ -16,7 +16,7 @@ from pathlib import Path
 import pyslha
 
 from protomodels.exceptions import ProtomodelsError
-from protomodels.theory.particles import LSP, NAMES, bsm_properties
+from protomodels.theory.particles import NAMES, bsm_properties
 
 __all__ = ["Decay", "InvalidProtomodelError", "Protomodel"]
 
@@ -223,8 +223,12 @@ class Protomodel:
                     best[sqrts] = (order, value)
             xsecs.setdefault(pair, {}).update({s: v for s, (_, v) in best.items()})
         return cls(
-            masses=masses, decays=decays, xsecs=xsecs, widths=widths,
-            name=name or path.stem, allow_stable=True,
+            masses=masses,
+            decays=decays,
+            xsecs=xsecs,
+            widths=widths,
+            name=name or path.stem,
+            allow_stable=True,
         )
 
     def to_slha(self, path: str | os.PathLike[str] | None = None, *, xsecs=None) -> str:  # noqa: ANN001
