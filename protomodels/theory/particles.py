@@ -157,7 +157,8 @@ _BSM_LABELS: dict[str, tuple[frozenset[float] | None, int | None, float | None]]
     "C1": (frozenset({1.0, -1.0}), 1, 0.5),
     "H+": (frozenset({1.0}), 1, 0.0), "H-": (frozenset({-1.0}), 1, 0.0),
     "Hpm": (frozenset({1.0, -1.0}), 1, 0.0),
-    "Zprime": (frozenset({0.0}), 1, 1.0), "Vprime": (None, 1, 1.0), "H0": (frozenset({0.0}), 1, 0.0),
+    "Zprime": (frozenset({0.0}), 1, 1.0), "Vprime": (None, 1, 1.0),
+    "H0": (frozenset({0.0}), 1, 0.0),
 }  # fmt: skip
 
 
