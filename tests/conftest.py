@@ -18,7 +18,7 @@ from protomodels.paths import default_database_source, shared_dir
 
 SUBSET = (
     "13TeV/CMS/CMS-SUS-19-006",  # UL, observed + expected maps, large grid
-    "13TeV/CMS/CMS-SUS-20-004",  # EM with covariance and third moments
+    "13TeV/CMS/CMS-SUS-20-004",  # UL (its -eff sibling, with a covariance, is taken by tests)
     "13TeV/ATLAS/ATLAS-SUSY-2018-14-eff",  # EM with pyhf JSON (3 files)
     "13TeV/ATLAS/ATLAS-SUSY-2019-08-eff",  # EM whose pyhf JSON is missing in v3.0.0
     "13TeV/CMS/CMS-EXO-19-012",  # UL, graph notation, widths, no expected map

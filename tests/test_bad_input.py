@@ -107,7 +107,9 @@ def unknown_particle(src: Path):
     path = src / rel / "data/T2bb.txt"
     text = path.read_text()
     assert "constraint: [[['b']],[['b']]]" in text
-    path.write_text(text.replace("constraint: [[['b']],[['b']]]", "constraint: [[['squark']],[['b']]]"))
+    path.write_text(
+        text.replace("constraint: [[['b']],[['b']]]", "constraint: [[['squark']],[['b']]]")
+    )
     line = line_of(path, "constraint:")
     return rel, path, "constraint", line, line, line
 
@@ -268,9 +270,10 @@ def test_nothing_already_imported_is_lost(
     (t_old,) = old.datasets[0].topologies
     (t_kept,) = kept.datasets[0].topologies
     assert t_kept.name == t_old.name == "TRV1jj"
-    np.testing.assert_array_equal(t_kept.grids["upper_limit"].points, t_old.grids["upper_limit"].points)
-    np.testing.assert_array_equal(t_kept.grids["upper_limit"].values, t_old.grids["upper_limit"].values)
-    assert np.isfinite(t_kept.grids["upper_limit"].values).all()
+    g_old, g_kept = t_old.grids["upper_limit"], t_kept.grids["upper_limit"]
+    np.testing.assert_array_equal(g_kept.points, g_old.points)
+    np.testing.assert_array_equal(g_kept.values, g_old.values)
+    assert np.isfinite(g_kept.values).all()
     assert [(p, kind) for p, kind, _ in after.problems] == [(rel, "error")]
     assert after.counts()["totals"] == before.counts()["totals"]
 

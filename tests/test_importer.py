@@ -343,6 +343,27 @@ def test_covariance_has_one_row_per_dataset_and_matches_the_file(eff_db) -> None
     assert sr1.upper_limit_fb == float(field(info, "upperLimit").removesuffix("*fb"))
 
 
+def test_dataset_order_continued_over_lines(
+    tarball: Path, tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
+) -> None:
+    # 'datasetOrder: "SR1",\n"SR2",...' is the same value as on one line (lines ending in ','
+    # continue); the result must import with the same data sets in the same order
+    root = tmp_path / "db"
+    shutil.copytree(eff_source(tarball, tmp_path_factory), root)
+    info = root / EFF_RESULT / "globalInfo.txt"
+    text = info.read_text()
+    line = re.search(r"^datasetOrder:.*$", text, re.M).group()
+    order = list(ast.literal_eval("(" + line.split(":", 1)[1] + ")"))
+    info.write_text(text.replace(line, line.replace('", "', '",\n"')))
+    assert len(info.read_text().splitlines()) == len(text.splitlines()) + len(order) - 1
+    report, _ = run_import(root, tmp_path / "store.sqlite", workers=1)
+    assert report.errors == []
+    assert report.imported == [EFF_RESULT]
+    r = load(tmp_path / "store.sqlite").result("CMS-SUS-20-004-eff")
+    assert r.dataset_order == tuple(order)
+    assert [d.data_id for d in r.datasets] == order
+
+
 def test_pyhf_workspaces_are_loaded(subset_source: Path, subset_db: Database) -> None:
     rel = "13TeV/ATLAS/ATLAS-SUSY-2018-14-eff"
     text = (subset_source / rel / "globalInfo.txt").read_text()
@@ -494,7 +515,8 @@ def test_removed_result_is_removed_from_the_store(
         assert conn.execute("SELECT COUNT(*) FROM topologies WHERE result_id=?",
                             ("CMS-EXO-19-012",)).fetchone() == (0,)
         orphans = conn.execute(
-            "SELECT COUNT(*) FROM grid_points WHERE points_key NOT IN (SELECT points_key FROM grids)"
+            "SELECT COUNT(*) FROM grid_points "
+            "WHERE points_key NOT IN (SELECT points_key FROM grids)"
         ).fetchone()
         assert orphans == (0,)
 
@@ -526,7 +548,8 @@ def test_select_filters(subset_source: Path, subset_db: Database) -> None:
     }
     pretty = _pretty_names(subset_source)
     superseded = {
-        p: field((subset_source / p / "globalInfo.txt").read_text(), "supersededBy") for p in folders
+        p: field((subset_source / p / "globalInfo.txt").read_text(), "supersededBy")
+        for p in folders
     }
 
     assert ids(subset_db.select()) == expect(lambda p: True)

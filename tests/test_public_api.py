@@ -5,7 +5,7 @@ import protomodels.database
 
 
 def test_top_level_api() -> None:
-    assert dir(protomodels) == ["__version__"]
+    assert dir(protomodels) == ["Protomodel", "__version__", "open_database", "predict"]
 
 
 def test_database_api() -> None:

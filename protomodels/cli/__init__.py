@@ -11,6 +11,7 @@ import click
 from protomodels._version import __version__
 from protomodels.cli.common import Context
 from protomodels.cli.db import db
+from protomodels.cli.predict import predict
 
 __all__ = ["cli", "main"]
 
@@ -42,6 +43,7 @@ def cli(ctx: click.Context, shared: str | None, database: str | None) -> None:
 
 
 cli.add_command(db)
+cli.add_command(predict)
 
 
 def main() -> None:

@@ -73,6 +73,13 @@ def open_database(ctx: Context, *, workspaces: bool = True) -> pdb.Database:
     """Load the store, building it (with a progress bar) when missing."""
     path = ctx.store_path
     if not pdb.store_is_ready(path):
+        if ctx.database is not None and path.exists():
+            click.echo(
+                f"warning: store {path} is incomplete (its last import had errors); "
+                "showing what it holds. Rerun 'protomodel db import' to complete it.",
+                err=True,
+            )
+            return pdb.open(path, build=False, workspaces=workspaces)
         click.echo(f"building the database store {path} (first use)", err=True)
         with import_progress() as progress:
             pdb.ensure_store(path, shared=ctx.shared, progress=progress)

@@ -69,7 +69,32 @@ class Grid:
     unit: str | None
 
 
+def _check_brackets(text: str, path: str | Path, field: str, line: int) -> None:
+    """Raise on unbalanced or mismatched brackets (``[300, 20)``), naming the line."""
+    pairs = {"]": "[", ")": "("}
+    stack: list[tuple[str, int]] = []
+    for offset, chunk in enumerate(text.split("\n")):
+        for ch in chunk:
+            if ch in "[(":
+                stack.append((ch, offset))
+            elif ch in "])":
+                if not stack or stack.pop()[0] != pairs[ch]:
+                    raise DatabaseFormatError(
+                        path, f"grid has an unbalanced or mismatched '{ch}'", field=field,
+                        line=line + offset, hint="correct the brackets of the grid",
+                    )
+    if stack:
+        raise DatabaseFormatError(
+            path,
+            f"grid bracket '{stack[-1][0]}' is never closed",
+            field=field,
+            line=line + stack[-1][1],
+            hint="correct the brackets of the grid",
+        )
+
+
 def _to_python(text: str, path: str | Path, field: str, line: int) -> Any:
+    _check_brackets(text, path, field, line)
     cleaned = text.replace("(", "[").replace(")", "]").replace("'", '"')
     lowered = cleaned.lower()
     if "nan" in lowered or "inf" in lowered:
@@ -152,7 +177,7 @@ def _points_array(xs: list[Any], layout: GridLayout) -> np.ndarray:
     return np.asarray(rows, dtype=np.float64).reshape(len(xs), layout.n_coordinates)
 
 
-_BRACKETS = b"[]()"
+_BRACKETS = b"[](),"
 _NOT_BRACKETS = bytes(c for c in range(256) if c not in _BRACKETS)
 _SEPARATORS = str.maketrans({c: " " for c in "[](),"})
 
@@ -183,21 +208,26 @@ def _fast_arrays(text: str) -> tuple[np.ndarray, np.ndarray, GridLayout] | None:
     brackets); the numbers are then read in one go by NumPy.
     """
     raw = text.encode("ascii", "ignore")
-    signature = raw.translate(None, _NOT_BRACKETS)
+    signature = raw.translate(None, _NOT_BRACKETS).rstrip(b",")
     if len(signature) < 4 or signature[:1] != b"[" or signature[-1:] != b"]":
         return None
-    depth = 0
+    stack: list[int] = []
     end = -1
     for i in range(1, len(signature)):
-        depth += 1 if signature[i] in b"[(" else -1
-        if depth == 0:
-            end = i
-            break
+        c = signature[i]
+        if c in b"[(":
+            stack.append(c)
+        elif c in b"])":
+            if not stack or stack.pop() != (ord("[") if c == ord("]") else ord("(")):
+                return None
+            if not stack:
+                end = i
+                break
     if end < 0:
         return None
     point = signature[1 : end + 1]
-    n_points, remainder = divmod(len(signature) - 2, len(point))
-    if remainder or signature != b"[" + point * n_points + b"]":
+    n_points, remainder = divmod(len(signature) - 1, len(point) + 1)
+    if remainder or signature != b"[" + b",".join([point] * n_points) + b"]":
         return None
     # the first point's text, to learn its layout
     start = text.index("[", text.index("[") + 1)

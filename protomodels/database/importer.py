@@ -204,12 +204,19 @@ def import_database(
             (str(f), str(root), pretty, known.get(f.relative_to(root).as_posix())) for f in folders
         ]
         imported_at = start.isoformat(timespec="seconds")
+        shown = f"{source}:" if tmp is not None else f"{root}/"
+
+        def display(text: str) -> str:
+            """Messages name files inside the tarball, not the temporary unpacked copy."""
+            return text.replace(f"{root}/", shown) if tmp is not None else text
+
         for position, (folder, (status, payload)) in enumerate(
             zip(folders, _readings(tasks, workers), strict=True)
         ):
             rel = folder.relative_to(root).as_posix()
             if status == "read":
                 reading: ResultReading = payload  # type: ignore[assignment]
+                reading.warnings = [display(w) for w in reading.warnings]
                 with store.transaction(conn):
                     store.write_result(
                         conn,
@@ -224,8 +231,12 @@ def import_database(
                 report.warnings.extend(reading.warnings)
             elif status == "unchanged":
                 conn.execute("UPDATE results SET position=? WHERE path=?", (position, rel))
+                conn.execute("DELETE FROM problems WHERE path=?", (rel,))
                 report.unchanged.append(rel)
             else:
+                if isinstance(payload, DatabaseFormatError):
+                    payload.path = display(payload.path)
+                    payload.args = (display(str(payload.args[0])),)
                 with store.transaction(conn):
                     conn.execute(
                         "INSERT OR REPLACE INTO problems VALUES (?, ?, ?)",

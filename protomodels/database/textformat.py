@@ -98,7 +98,9 @@ def read_fields(path: str | Path, text: str | None = None) -> list[Field]:
     if " \n" in text or "\t\n" in text:
         text = _TRAILING_BLANKS.sub("\n", text)
     starts = [0] + [
-        m.end() for m in _LINE_START.finditer(text) if text[m.start() - 1 : m.start()] not in ",\\"
+        m.end()
+        for m in _LINE_START.finditer(text)
+        if m.start() == 0 or text[m.start() - 1] not in ",\\"
     ]
     fields: list[Field] = []
     line = 1
@@ -165,7 +167,7 @@ def evaluate(text: str) -> Any:
         '2024/7/2 by hand'
     """
     try:
-        tree = ast.parse(text.strip(), mode="eval")
+        tree = ast.parse(text.strip().replace("\n", " "), mode="eval")
         value = _eval_node(tree)
     except (SyntaxError, ValueError, TypeError, ZeroDivisionError, RecursionError):
         return text.strip()

@@ -28,7 +28,7 @@ from protomodels.theory.matching import Matcher
 from protomodels.theory.protomodel import Protomodel
 from protomodels.theory.xsec import XsecTables, load_tables, production_channels, table_xsec
 
-__all__ = ["PredictionSettings", "Predictor", "TheoryPrediction", "predict"]
+__all__ = ["PredictionSettings", "Predictor", "TheoryPrediction", "predict", "predictions_frame"]
 
 
 def __dir__() -> list[str]:
@@ -455,3 +455,17 @@ def predict(
 ) -> list[TheoryPrediction]:
     """Theory predictions of one protomodel (builds a :class:`Predictor`; reuse one in loops)."""
     return Predictor(database, settings=settings, tables=tables).predict(model)
+
+
+def predictions_frame(predictions: Iterable[TheoryPrediction]):  # noqa: ANN201 - pandas optional
+    """The predictions as a pandas DataFrame (one row each, the reference JSON's columns)."""
+    import pandas as pd
+
+    rows = []
+    for p in predictions:
+        row = p.to_json()
+        row["txnames"] = ",".join(row["txnames"])
+        row["result_id"] = p.result_id
+        row["sqrts_tev"] = p.sqrts_tev
+        rows.append(row)
+    return pd.DataFrame(rows)

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-import jax.numpy as jnp
 import numpy as np
 
 from protomodels.exceptions import ProtomodelsError
@@ -39,11 +38,11 @@ def __dir__() -> list[str]:
 
 SQRTS = (8.0, 13.0)
 
-# file stem -> (cross-section column, unit factor to fb per sqrts)
+# file stem -> (cross-section column once a "GeV" token is removed, unit factor to fb per sqrts)
 _COLUMNS: dict[str, tuple[int, dict[float, float]]] = {
-    "gluino": (2, {8.0: 1e3, 13.0: 1e3}),
-    "squark": (2, {8.0: 1e3, 13.0: 1e3}),
-    "stop": (2, {8.0: 1e3, 13.0: 1e3}),
+    "gluino": (1, {8.0: 1e3, 13.0: 1e3}),
+    "squark": (1, {8.0: 1e3, 13.0: 1e3}),
+    "stop": (1, {8.0: 1e3, 13.0: 1e3}),
     "slepslep": (1, {8.0: 1.0, 13.0: 1e3}),
     "C1C1": (1, {8.0: 1.0, 13.0: 1.0}),
     "N2C1p": (1, {8.0: 1e3, 13.0: 1.0}),
@@ -62,13 +61,13 @@ class ReferenceTable:
 
     def __call__(self, mass: float | np.ndarray, *, interpolation: str = "log") -> np.ndarray:
         """sigma (fb) at ``mass``; NaN outside the table's range."""
-        m = jnp.asarray(mass, dtype=float)
+        m = np.asarray(mass, dtype=float)
         if interpolation == "log":
-            value = jnp.exp(jnp.interp(m, self.masses, np.log(self.xsec_fb)))
+            value = np.exp(np.interp(m, self.masses, np.log(self.xsec_fb)))
         else:
-            value = jnp.interp(m, self.masses, self.xsec_fb)
+            value = np.interp(m, self.masses, self.xsec_fb)
         inside = (m >= self.masses[0]) & (m <= self.masses[-1])
-        return jnp.where(inside, value, jnp.nan)
+        return np.where(inside, value, np.nan)
 
 
 XsecTables = Mapping[tuple[str, float], ReferenceTable]

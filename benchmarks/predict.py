@@ -1,0 +1,72 @@
+"""Time theory predictions over the full database.
+
+Prints, for the reference SLHA files, the cold (first) and warm (repeated) time per model next
+to SModelS's time from the reference JSON; then, for N random valid protomodels of the template,
+the time per model of a first pass (grids triangulated on first use) and of a second, warm pass
+over the same models, one at a time (the current implementation has no batched path yet: a batch
+is evaluated model by model, so the batched figure equals the one-by-one one).
+
+Usage: python benchmarks/predict.py [--n 1000] [--seed 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+import numpy as np
+
+from protomodels.database import open as open_database
+from protomodels.paths import shared_dir
+from protomodels.theory.particles import load_template
+from protomodels.theory.predictions import Predictor
+from protomodels.theory.protomodel import Protomodel
+from protomodels.theory.sampling import random_protomodel
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--n", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    shared = shared_dir()
+    database = open_database(workspaces=False)
+    predictor = Predictor(database)
+    print("reference files: cold / warm ms per model (SModelS s)")
+    warm_times = []
+    for slha in sorted((shared / "data" / "reference").glob("*.slha")):
+        model = Protomodel.from_slha(slha)
+        t0 = time.perf_counter()
+        predictor.predict(model)
+        cold = time.perf_counter() - t0
+        runs = []
+        for _ in range(5):
+            t0 = time.perf_counter()
+            predictor.predict(model)
+            runs.append(time.perf_counter() - t0)
+        warm = min(runs)
+        warm_times.append(warm)
+        smodels = json.loads(slha.with_suffix(".json").read_text())["smodels_seconds"]
+        print(f"  {slha.name:28s} cold {cold * 1e3:8.1f}  warm {warm * 1e3:7.2f}  "
+              f"(SModelS {smodels:.2f} s, x{smodels / warm:.0f})")
+    print(f"  median warm: {statistics.median(warm_times) * 1e3:.2f} ms per model")
+    template = load_template(shared / "data" / "templates" / "protomodel_template.slha")
+    rng = np.random.default_rng(args.seed)
+    models = [random_protomodel(rng, template) for _ in range(args.n)]
+    for label in ("first pass", "warm pass"):
+        times = []
+        n_pred = 0
+        for model in models:
+            t0 = time.perf_counter()
+            n_pred += len(predictor.predict(model))
+            times.append(time.perf_counter() - t0)
+        t = np.asarray(times) * 1e3
+        print(f"{args.n} random protomodels, {label}: median {np.median(t):.2f} ms, "
+              f"mean {t.mean():.2f} ms, 90% {np.percentile(t, 90):.2f} ms per model "
+              f"({n_pred / args.n:.1f} predictions per model)")
+
+
+if __name__ == "__main__":
+    main()
