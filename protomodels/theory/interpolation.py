@@ -15,12 +15,13 @@ runs in SciPy; the arithmetic afterwards is plain array code.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.linalg import LinAlgError, svd
 from scipy.spatial import Delaunay, QhullError
 
-__all__ = ["Triangulation", "rescale_width", "round_significant"]
+__all__ = ["Location", "Triangulation", "rescale_width", "round_significant"]
 
 
 def __dir__() -> list[str]:
@@ -48,6 +49,17 @@ def round_significant(values: np.ndarray, digits: int = 6) -> np.ndarray:
         scale = 10.0 ** (digits - 1 - magnitude)
         out[ok] = np.round(values[ok] * scale) / scale
     return out
+
+
+@dataclass(frozen=True)
+class Location:
+    """Query points located in a triangulation (shared by all grids on the same points)."""
+
+    vertices: np.ndarray
+    weights: np.ndarray
+    inside: np.ndarray
+    offplane: np.ndarray
+    rotated: np.ndarray
 
 
 class Triangulation:
@@ -116,6 +128,25 @@ class Triangulation:
         weights = np.concatenate([bary, 1 - bary.sum(axis=1, keepdims=True)], axis=1)
         return tri.simplices[s], weights, inside
 
+    def locate(self, points: np.ndarray) -> Location:
+        """Locate query points once; :meth:`values_at` then serves every grid on these points."""
+        points = np.atleast_2d(np.asarray(points, dtype=float))
+        rotated = (points - self.shift) @ self.rotation
+        vertices, weights, inside = self._locate(rotated[:, : self.dim])
+        offplane = (np.abs(rotated) > _ZERO).sum(axis=1) > self.dim
+        return Location(vertices, weights, inside, offplane, rotated)
+
+    def values_at(self, location: Location, values: np.ndarray) -> np.ndarray:
+        """Interpolated values of one grid (on this point set) at located points."""
+        corner = values[location.vertices]
+        f = (location.weights * corner).sum(axis=1)
+        f = np.maximum(f, corner.min(axis=1))
+        f = np.where(location.inside, f, np.nan)
+        for i in np.flatnonzero(location.offplane & np.isfinite(f)):
+            f[i] = self._offplane(values, location.rotated[i], f[i])
+        f = np.where(np.abs(f) < 100 * np.finfo(float).eps, 0.0, f)
+        return round_significant(f)
+
     def _project_values(self, values: np.ndarray, q: np.ndarray) -> np.ndarray:
         vertices, weights, inside = self._locate(q)
         corner = values[vertices]
@@ -130,16 +161,7 @@ class Triangulation:
             values: the grid values, in the order of the points this triangulation was built on.
             points: query points in the grid's coordinates (masses in GeV, rescaled widths).
         """
-        points = np.atleast_2d(np.asarray(points, dtype=float))
-        rotated = (points - self.shift) @ self.rotation
-        q = rotated[:, : self.dim]
-        f = self._project_values(values, q)
-        off = (np.abs(rotated) > _ZERO).sum(axis=1) > self.dim
-        if off.any():
-            for i in np.flatnonzero(off & np.isfinite(f)):
-                f[i] = self._offplane(values, rotated[i], f[i])
-        f = np.where(np.abs(f) < 100 * np.finfo(float).eps, 0.0, f)
-        return round_significant(f)
+        return self.values_at(self.locate(points), values)
 
     def _offplane(self, values: np.ndarray, p: np.ndarray, f: float) -> float:
         d = self.dim

@@ -23,8 +23,9 @@ from protomodels.database.database import Database
 from protomodels.database.records import Result
 from protomodels.database.records import Topology as TxName
 from protomodels.theory.decomposition import Topology, decompose
-from protomodels.theory.interpolation import Triangulation, rescale_width, round_significant
-from protomodels.theory.matching import Matcher
+from protomodels.theory.interpolation import rescale_width, round_significant
+from protomodels.theory.locator import GridIndex
+from protomodels.theory.matching import Matcher, Usage
 from protomodels.theory.protomodel import Protomodel
 from protomodels.theory.xsec import XsecTables, load_tables, production_channels, table_xsec
 
@@ -155,7 +156,14 @@ class Predictor:
         chosen = list(results) if results is not None else list(database.results)
         self._chosen = {r.result_id for r in chosen}
         self.matcher = Matcher(database)
-        self._triangulations: dict[int, Triangulation] = {}
+        self._matches: dict[tuple, list[tuple[Usage, list[tuple[int, int]]]]] = {}
+        self.grid_index = GridIndex(
+            grid.values
+            for result in database.results
+            for dataset in result.datasets
+            for txname in dataset.topologies
+            for grid in txname.grids.values()
+        )
 
     @property
     def tables(self) -> XsecTables:
@@ -180,24 +188,8 @@ class Predictor:
         return result
 
     # -- grids ------------------------------------------------------------------------------
-    def _triangulation(self, points: np.ndarray, widths: tuple[int, ...]) -> Triangulation:
-        """Triangulation of a grid's points, width coordinates rescaled as in SModelS."""
-        key = (id(points), widths)
-        tri = self._triangulations.get(key)
-        if tri is None:
-            coordinates = np.array(points, dtype=float)
-            if widths:
-                coordinates[:, widths] = rescale_width(coordinates[:, widths])
-            tri = Triangulation(coordinates)
-            self._triangulations[key] = tri
-        return tri
-
     def _lookup(self, txname: TxName, kind: str, vectors: np.ndarray) -> np.ndarray:
-        grid = txname.grids.get(kind)
-        if grid is None or len(vectors) == 0:
-            return np.full(len(vectors), np.nan)
-        widths = tuple(i for i, a in enumerate(txname.axes) if a.attribute == "totalwidth")
-        return self._triangulation(grid.points, widths).interpolate(grid.values, vectors)
+        return self._batch_lookup([(txname, kind, v) for v in np.atleast_2d(vectors)])
 
     # -- main -------------------------------------------------------------------------------
     def predict(self, model: Protomodel) -> list[TheoryPrediction]:
@@ -211,79 +203,120 @@ class Predictor:
             minmassgap=settings.minmassgap,
         )
         items = self._match(model, topologies)
+        self._evaluate(items)
         predictions: list[TheoryPrediction] = []
+        ul_txnames: list[TxName] = []
         for (ri, di), by_tx in items.items():
             result = self.database.results[ri]
             dataset = result.datasets[di]
             if dataset.data_type == "upperLimit":
                 for ti, tx_items in by_tx.items():
-                    predictions += self._ul_predictions(result, dataset.topologies[ti], tx_items)
-        em = defaultdict(dict)
+                    new = self._ul_predictions(result, dataset.topologies[ti], tx_items)
+                    predictions += new
+                    ul_txnames += [dataset.topologies[ti]] * len(new)
+        expected = self._batch_lookup(
+            [
+                (tx, "expected_upper_limit", np.asarray(p.masses))
+                for tx, p in zip(ul_txnames, predictions, strict=True)
+            ]
+        )
+        for p, value in zip(predictions, expected, strict=True):
+            p.expected_upper_limit_fb = float(value) if np.isfinite(value) else None
+        em: dict[int, dict[int, dict[int, list[_Item]]]] = defaultdict(dict)
         for (ri, di), by_tx in items.items():
-            result = self.database.results[ri]
-            if result.data_type == "efficiencyMap":
+            if self.database.results[ri].data_type == "efficiencyMap":
                 em[ri][di] = by_tx
         for ri, per_dataset in em.items():
             predictions += self._em_predictions(self.database.results[ri], per_dataset)
         predictions.sort(key=lambda p: (p.r_obs is None, -(p.r_obs or 0.0)))
         return predictions
 
+    def _matches_of(self, topology: Topology) -> list[tuple[Usage, list[tuple[int, int]]]]:
+        """(usage, branch assignments) of every constraint a topology matches (cached)."""
+        key = topology.branches
+        found = self._matches.get(key)
+        if found is None:
+            found = []
+            for pattern in self.matcher.candidates(topology):
+                assignments = self.matcher.assignments(topology, pattern)
+                if not assignments:
+                    continue
+                for usage in self.matcher.usages[pattern]:
+                    if self.database.results[usage.result].result_id in self._chosen:
+                        found.append((usage, assignments))
+            self._matches[key] = found
+        return found
+
     def _match(
         self, model: Protomodel, topologies: list[Topology]
     ) -> dict[tuple[int, int], dict[int, list[_Item]]]:
+        """Matched (topology, txname) items with their data vectors and weights."""
         results = self.database.results
         found: dict[tuple[int, int], dict[int, list[_Item]]] = defaultdict(
             lambda: defaultdict(list)
         )
         masses = model.masses
         for t_index, topology in enumerate(topologies):
-            for key in self.matcher.candidates(topology):
-                assignments = self.matcher.assignments(topology, key)
-                if not assignments:
+            for usage, assignments in self._matches_of(topology):
+                result = results[usage.result]
+                weight = topology.weights.get(result.sqrts_tev)
+                if weight is None:
                     continue
-                for usage in self.matcher.usages[key]:
-                    result = results[usage.result]
-                    if result.result_id not in self._chosen:
-                        continue
-                    weight = topology.weights.get(result.sqrts_tev)
-                    if weight is None:
-                        continue
-                    txname = result.datasets[usage.dataset].topologies[usage.topology]
-                    best = None
-                    for assignment in assignments:
-                        vector = []
-                        for axis in txname.axes:
-                            b, p = usage.node_positions[axis.node]
-                            node = topology.branches[assignment[b]].nodes[p]
-                            if axis.attribute == "mass":
-                                vector.append(masses[abs(node[0])])
-                            else:
-                                last = p == len(topology.branches[assignment[b]].nodes) - 1
-                                width = 0.0 if last else model.widths.get(abs(node[0]), 1.0)
-                                vector.append(float(rescale_width(width)))
-                        if best is None or vector > best:
-                            best = vector
-                    found[(usage.result, usage.dataset)][usage.topology].append(
-                        _Item(
-                            t_index,
-                            topology.family,
-                            usage.topology,
-                            usage.coefficient,
-                            np.asarray(best),
-                            weight,
-                        )
+                txname = result.datasets[usage.dataset].topologies[usage.topology]
+                best = None
+                for assignment in assignments:
+                    vector = []
+                    for axis in txname.axes:
+                        b, p = usage.node_positions[axis.node]
+                        nodes = topology.branches[assignment[b]].nodes
+                        if axis.attribute == "mass":
+                            vector.append(masses[abs(nodes[p][0])])
+                        else:
+                            last = p == len(nodes) - 1
+                            width = 0.0 if last else model.widths.get(abs(nodes[p][0]), 1.0)
+                            vector.append(float(rescale_width(width)))
+                    if best is None or vector > best:
+                        best = vector
+                found[(usage.result, usage.dataset)][usage.topology].append(
+                    _Item(
+                        t_index,
+                        topology.family,
+                        usage.topology,
+                        usage.coefficient,
+                        np.asarray(best),
+                        weight,
                     )
+                )
         return found
 
-    def _evaluate(self, txname: TxName, items: list[_Item], kinds: tuple[str, ...]) -> None:
-        vectors = np.asarray([it.vector for it in items])
-        values = self._lookup(txname, kinds[0], vectors)
-        for it, v in zip(items, values, strict=True):
-            it.value = float(v)
-        if len(kinds) > 1:
-            expected = self._lookup(txname, kinds[1], vectors)
-            for it, v in zip(items, expected, strict=True):
-                it.expected = float(v)
+    def _batch_lookup(self, requests: list[tuple[TxName, str, np.ndarray]]) -> np.ndarray:
+        """Values of many (txname, grid kind, point) lookups in one batched call."""
+        out = np.full(len(requests), np.nan)
+        batch, where = [], []
+        for i, (txname, kind, vector) in enumerate(requests):
+            grid = txname.grids.get(kind)
+            if grid is None:
+                continue
+            widths = tuple(j for j, a in enumerate(txname.axes) if a.attribute == "totalwidth")
+            batch.append((grid.points, widths, grid.values, vector))
+            where.append(i)
+        if batch:
+            out[where] = self.grid_index.lookup(batch)
+        return out
+
+    def _evaluate(self, items: dict[tuple[int, int], dict[int, list[_Item]]]) -> None:
+        """Upper limits (UL data sets) or efficiencies (EM data sets) of all matched items."""
+        requests, targets = [], []
+        for (ri, di), by_tx in items.items():
+            dataset = self.database.results[ri].datasets[di]
+            kind = "upper_limit" if dataset.data_type == "upperLimit" else "efficiency"
+            for ti, tx_items in by_tx.items():
+                txname = dataset.topologies[ti]
+                for it in tx_items:
+                    requests.append((txname, kind, it.vector))
+                    targets.append(it)
+        for it, value in zip(targets, self._batch_lookup(requests), strict=True):
+            it.value = float(value)
 
     @staticmethod
     def _deduplicate(items: list[_Item]) -> list[_Item]:
@@ -299,7 +332,6 @@ class Predictor:
     def _ul_predictions(
         self, result: Result, txname: TxName, items: list[_Item]
     ) -> list[TheoryPrediction]:
-        self._evaluate(txname, items, ("upper_limit",))
         items = [it for it in items if np.isfinite(it.value)]
         items = self._deduplicate(items)
         clusters = self._cluster(txname, items)
@@ -308,7 +340,6 @@ class Predictor:
             xsec = sum(it.coefficient * it.weight for it in members)
             if xsec < _MIN_XSEC:
                 continue
-            expected = self._lookup(txname, "expected_upper_limit", vector[None, :])[0]
             predictions.append(
                 TheoryPrediction(
                     analysis=result.analysis_id,
@@ -318,7 +349,7 @@ class Predictor:
                     txnames=(txname.name,),
                     xsec_fb=xsec,
                     upper_limit_fb=ul,
-                    expected_upper_limit_fb=None if not np.isfinite(expected) else float(expected),
+                    expected_upper_limit_fb=None,
                     sqrts_tev=result.sqrts_tev,
                     lumi_ifb=result.lumi_ifb,
                     masses=tuple(float(x) for x in vector),
@@ -374,8 +405,7 @@ class Predictor:
         for di, by_tx in per_dataset.items():
             dataset = result.datasets[di]
             items_ds: list[_Item] = []
-            for ti, items in by_tx.items():
-                self._evaluate(dataset.topologies[ti], items, ("efficiency",))
+            for items in by_tx.values():
                 items_ds += [
                     it for it in items if np.isfinite(it.value) and abs(it.value) >= _MIN_EFF
                 ]

@@ -45,7 +45,8 @@ def random_protomodel(
         ok = True
         for p in sorted(chosen, key=lambda q: masses[q]):
             open_channels = [
-                c for c in template.channels_of(p)
+                c
+                for c in template.channels_of(p)
                 if abs(c.daughter) in masses and masses[abs(c.daughter)] < masses[p]
             ]
             if not open_channels:
