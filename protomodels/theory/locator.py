@@ -95,6 +95,26 @@ class _Entry:
     buckets: _Buckets | None
     transform: np.ndarray | None = None
     simplices: np.ndarray | None = None
+    stack_index: int = -1
+
+
+@dataclass
+class _Stack:
+    """The triangulations of one dimension, stacked (see :meth:`GridIndex._stacked`)."""
+
+    size: int
+    width: int
+    shift: np.ndarray
+    rotation: np.ndarray
+    lower: np.ndarray
+    cell: np.ndarray
+    shape: np.ndarray
+    strides: np.ndarray
+    cell_base: np.ndarray
+    cell_start: np.ndarray
+    owners: np.ndarray
+    transform: np.ndarray
+    simplices: np.ndarray
 
 
 class GridIndex:
@@ -107,6 +127,7 @@ class GridIndex:
     def __init__(self, values: Iterable[np.ndarray]) -> None:
         arrays = list(values)
         self.entries: dict[tuple[int, tuple[int, ...]], _Entry] = {}
+        self._stacks: dict[int, _Stack] = {}
         self._offsets: dict[int, int] = {}
         position = 0
         for a in arrays:
@@ -138,6 +159,59 @@ class GridIndex:
             self.entries[key] = found
         return found
 
+    def _stacked(self, dim: int) -> _Stack:
+        """All triangulations of dimension ``dim`` as one set of flat arrays (cached)."""
+        members = [e for e in self.entries.values() if e.tri.dim == dim]
+        stack = self._stacks.get(dim)
+        if stack is not None and stack.size == len(members):
+            return stack
+        width = max(len(e.tri.shift) for e in members)
+        shift = np.zeros((len(members), width))
+        rotation = np.zeros((len(members), width, width))
+        lower = np.zeros((len(members), dim))
+        size = np.ones((len(members), dim))
+        shape = np.ones((len(members), dim), int)
+        cell_base = np.zeros(len(members), int)
+        simplex_base = np.zeros(len(members), int)
+        starts, owners, transforms, simplices = [], [], [], []
+        n_cells = n_simplices = 0
+        for k, e in enumerate(members):
+            e.stack_index = k
+            n = len(e.tri.shift)
+            shift[k, :n] = e.tri.shift
+            rotation[k, :n, :n] = e.tri.rotation
+            b = e.buckets
+            assert b is not None and e.transform is not None and e.simplices is not None
+            lower[k], size[k], shape[k] = b.lower, b.size, b.shape
+            cell_base[k] = n_cells
+            simplex_base[k] = n_simplices
+            starts.append(b.cell_start[:-1] + (sum(len(o) for o in owners)))
+            owners.append(b.members + n_simplices)
+            transforms.append(e.transform)
+            simplices.append(e.simplices)
+            n_cells += len(b.cell_start) - 1
+            n_simplices += len(e.simplices)
+        total = sum(len(o) for o in owners)
+        cell_start = np.concatenate([*starts, [total]])
+        strides = np.cumprod(np.concatenate([np.ones((len(members), 1), int), shape[:, :-1]], 1), 1)
+        stack = _Stack(
+            size=len(members),
+            width=width,
+            shift=shift,
+            rotation=rotation,
+            lower=lower,
+            cell=size,
+            shape=shape,
+            strides=strides,
+            cell_base=cell_base,
+            cell_start=cell_start,
+            owners=np.concatenate(owners),
+            transform=np.concatenate(transforms),
+            simplices=np.concatenate(simplices),
+        )
+        self._stacks[dim] = stack
+        return stack
+
     def lookup(
         self,
         requests: Sequence[tuple[np.ndarray, tuple[int, ...], np.ndarray, np.ndarray]],
@@ -148,107 +222,67 @@ class GridIndex:
             One value per request; NaN where SModelS gives none.
         """
         out = np.full(len(requests), np.nan)
-        by_entry: dict[int, list[int]] = {}
-        entries: dict[int, _Entry] = {}
+        by_dim: dict[int, list[int]] = {}
+        entry_of: list[_Entry] = []
         for i, (points, widths, _, _) in enumerate(requests):
             e = self.entry(points, widths)
-            by_entry.setdefault(id(e), []).append(i)
-            entries[id(e)] = e
-        # group the requests by dimension of their triangulation
-        groups: dict[int, list[tuple[_Entry, list[int]]]] = {}
-        for eid, idx in by_entry.items():
-            e = entries[eid]
-            groups.setdefault(e.tri.dim if e.tri.dim < 2 else 2 + e.tri.dim, []).append((e, idx))
-        for key, members in groups.items():
-            if key < 2:  # d = 0 or 1: few such grids; one call per grid
-                for e, idx in members:
-                    per_grid: dict[int, list[int]] = {}
-                    for i in idx:
-                        per_grid.setdefault(id(requests[i][2]), []).append(i)
-                    for rows in per_grid.values():
-                        q = np.asarray([requests[i][3] for i in rows], dtype=float)
-                        out[rows] = e.tri.interpolate(requests[rows[0]][2], q)
+            entry_of.append(e)
+            by_dim.setdefault(e.tri.dim, []).append(i)
+        for dim, idx in by_dim.items():
+            if dim < 2:  # d = 0 or 1: few such grids; one call per grid
+                per_grid: dict[int, list[int]] = {}
+                for i in idx:
+                    per_grid.setdefault(id(requests[i][2]), []).append(i)
+                for rows in per_grid.values():
+                    q = np.asarray([requests[i][3] for i in rows], dtype=float)
+                    out[rows] = entry_of[rows[0]].tri.interpolate(requests[rows[0]][2], q)
                 continue
-            self._lookup_simplicial(members, requests, out)
+            self._lookup_simplicial(dim, idx, entry_of, requests, out)
         return out
 
     def _lookup_simplicial(
         self,
-        members: list[tuple[_Entry, list[int]]],
+        d: int,
+        idx: list[int],
+        entry_of: list[_Entry],
         requests: Sequence[tuple[np.ndarray, tuple[int, ...], np.ndarray, np.ndarray]],
         out: np.ndarray,
     ) -> None:
-        d = members[0][0].tri.dim
-        # rotate every query with its triangulation (one small product per triangulation)
-        rotated_parts, cells_parts, index_parts, entry_parts = [], [], [], []
-        for k, (e, idx) in enumerate(members):
-            q = np.asarray([requests[i][3] for i in idx], dtype=float)
-            rot = (q - e.tri.shift) @ e.tri.rotation
-            b = e.buckets
-            assert b is not None
-            cell = np.floor((rot[:, :d] - b.lower) / b.size).astype(int)
-            outside = ((cell < 0) | (cell >= b.shape)).any(1)
-            cell = np.clip(cell, 0, b.shape - 1)
-            strides = np.cumprod(np.concatenate([[1], b.shape[:-1]]))
-            flat = (cell * strides).sum(1)
-            flat = np.where(outside, -1, flat)
-            rotated_parts.append(rot)
-            cells_parts.append(flat)
-            index_parts.append(np.asarray(idx))
-            entry_parts.append(np.full(len(idx), k))
-        request_index = np.concatenate(index_parts)
-        entry_of = np.concatenate(entry_parts)
-        cells = np.concatenate(cells_parts)
-        # candidate simplices of every query, flattened
-        starts = np.zeros(len(cells), int)
-        counts = np.zeros(len(cells), int)
-        for k, (e, _) in enumerate(members):
-            mine = (entry_of == k) & (cells >= 0)
-            b = e.buckets
-            assert b is not None
-            starts[mine] = b.cell_start[cells[mine]]
-            counts[mine] = b.cell_start[cells[mine] + 1] - starts[mine]
-        owner = np.repeat(np.arange(len(cells)), counts)
+        stack = self._stacked(d)
+        request_index = np.asarray(idx)
+        k = np.asarray([entry_of[i].stack_index for i in idx])
+        x = np.zeros((len(idx), stack.width))
+        for row, i in enumerate(idx):
+            v = requests[i][3]
+            x[row, : len(v)] = v
+        rotated = np.einsum("qi,qij->qj", x - stack.shift[k], stack.rotation[k])
+        cell = np.floor((rotated[:, :d] - stack.lower[k]) / stack.cell[k]).astype(int)
+        outside = ((cell < 0) | (cell >= stack.shape[k])).any(1)
+        cell = np.clip(cell, 0, stack.shape[k] - 1)
+        flat = (cell * stack.strides[k]).sum(1) + stack.cell_base[k]
+        starts = np.where(outside, 0, stack.cell_start[flat])
+        counts = np.where(outside, 0, stack.cell_start[flat + 1] - stack.cell_start[flat])
+        owner = np.repeat(np.arange(len(idx)), counts)
         position = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
-        simplex = np.empty(len(owner), int)
-        transform = np.empty((len(owner), d + 1, d))
-        vertices = np.empty((len(owner), d + 1), int)
-        for k, (e, _) in enumerate(members):
-            mine = entry_of[owner] == k
-            b = e.buckets
-            assert b is not None and e.transform is not None and e.simplices is not None
-            s = b.members[starts[owner[mine]] + position[mine]]
-            simplex[mine] = s
-            transform[mine] = e.transform[s]
-            vertices[mine] = e.simplices[s]
-        width = max(r.shape[1] for r in rotated_parts)
-        rotated_all = np.concatenate(
-            [np.pad(r, ((0, 0), (0, width - r.shape[1]))) for r in rotated_parts]
-        )
-        x = rotated_all[owner, :d]
-        bary = np.einsum("cij,cj->ci", transform[:, :d], x - transform[:, d])
+        simplex = stack.owners[starts[owner] + position]
+        transform = stack.transform[simplex]
+        bary = np.einsum("cij,cj->ci", transform[:, :d], rotated[owner, :d] - transform[:, d])
         weights = np.concatenate([bary, 1 - bary.sum(1, keepdims=True)], 1)
-        valid = (weights >= -_SIMPLEX_TOLERANCE).all(1)
-        hits = np.flatnonzero(valid)
+        hits = np.flatnonzero((weights >= -_SIMPLEX_TOLERANCE).all(1))
         first_owner, first = np.unique(owner[hits], return_index=True)
         chosen = hits[first]
-        found = np.zeros(len(cells), bool)
-        found[first_owner] = True
-        chosen_of = np.full(len(cells), -1)
-        chosen_of[first_owner] = chosen
-        # values: one gather from the flat array of all grid values
-        hit = np.flatnonzero(found)
-        c = chosen_of[hit]
-        offsets = np.asarray([self.offset(requests[i][2]) for i in request_index[hit]], int)
-        corner = self.flat_values[offsets[:, None] + vertices[c]]
-        f = (weights[c] * corner).sum(1)
-        out[request_index[hit]] = np.maximum(f, corner.min(1))
-        offplane = (np.abs(rotated_all) > _ZERO).sum(1) > d
-        for q in np.flatnonzero(found & offplane):
-            e = members[entry_of[q]][0]
+        offsets = np.asarray(
+            [self.offset(requests[i][2]) for i in request_index[first_owner]], dtype=int
+        )
+        corner = self.flat_values[offsets[:, None] + stack.simplices[simplex[chosen]]]
+        f = (weights[chosen] * corner).sum(1)
+        f = np.maximum(f, corner.min(1))
+        offplane = (np.abs(rotated[first_owner]) > _ZERO).sum(1) > d
+        for j in np.flatnonzero(offplane):
+            q = first_owner[j]
             i = request_index[q]
-            out[i] = e.tri._offplane(requests[i][2], rotated_all[q], out[i])
-        sel = request_index[found]
-        v = out[sel]
-        v = np.where(np.abs(v) < 100 * np.finfo(float).eps, 0.0, v)
-        out[sel] = round_significant(v)
+            f[j] = entry_of[i].tri._offplane(
+                requests[i][2], rotated[q, : len(requests[i][3])], f[j]
+            )
+        f = np.where(np.abs(f) < 100 * np.finfo(float).eps, 0.0, f)
+        out[request_index[first_owner]] = round_significant(f)

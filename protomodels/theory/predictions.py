@@ -255,7 +255,7 @@ class Predictor:
         found: dict[tuple[int, int], dict[int, list[_Item]]] = defaultdict(
             lambda: defaultdict(list)
         )
-        masses = model.masses
+        vectors: dict[tuple, np.ndarray] = {}
         for t_index, topology in enumerate(topologies):
             for usage, assignments in self._matches_of(topology):
                 result = results[usage.result]
@@ -263,31 +263,43 @@ class Predictor:
                 if weight is None:
                     continue
                 txname = result.datasets[usage.dataset].topologies[usage.topology]
-                best = None
-                for assignment in assignments:
-                    vector = []
-                    for axis in txname.axes:
-                        b, p = usage.node_positions[axis.node]
-                        nodes = topology.branches[assignment[b]].nodes
-                        if axis.attribute == "mass":
-                            vector.append(masses[abs(nodes[p][0])])
-                        else:
-                            last = p == len(nodes) - 1
-                            width = 0.0 if last else model.widths.get(abs(nodes[p][0]), 1.0)
-                            vector.append(float(rescale_width(width)))
-                    if best is None or vector > best:
-                        best = vector
+                key = (t_index, txname.axes, id(usage.node_positions))
+                vector = vectors.get(key)
+                if vector is None:
+                    vector = self._data_vector(model, topology, txname, usage, assignments)
+                    vectors[key] = vector
                 found[(usage.result, usage.dataset)][usage.topology].append(
                     _Item(
-                        t_index,
-                        topology.family,
-                        usage.topology,
-                        usage.coefficient,
-                        np.asarray(best),
-                        weight,
+                        t_index, topology.family, usage.topology, usage.coefficient, vector, weight
                     )
                 )
         return found
+
+    @staticmethod
+    def _data_vector(
+        model: Protomodel,
+        topology: Topology,
+        txname: TxName,
+        usage: Usage,
+        assignments: list[tuple[int, int]],
+    ) -> np.ndarray:
+        """The txname's data vector for a matched topology: of the two branch assignments
+        that match, the lexicographically larger vector (SModelS ``TxName.hasSMSas``)."""
+        best = None
+        for assignment in assignments:
+            vector = []
+            for axis in txname.axes:
+                b, p = usage.node_positions[axis.node]
+                nodes = topology.branches[assignment[b]].nodes
+                if axis.attribute == "mass":
+                    vector.append(model.masses[abs(nodes[p][0])])
+                else:
+                    last = p == len(nodes) - 1
+                    width = 0.0 if last else model.widths.get(abs(nodes[p][0]), 1.0)
+                    vector.append(float(rescale_width(width)))
+            if best is None or vector > best:
+                best = vector
+        return np.asarray(best)
 
     def _batch_lookup(self, requests: list[tuple[TxName, str, np.ndarray]]) -> np.ndarray:
         """Values of many (txname, grid kind, point) lookups in one batched call."""
