@@ -256,33 +256,76 @@ class GridIndex:
             v = requests[i][3]
             x[row, : len(v)] = v
         rotated = np.einsum("qi,qij->qj", x - stack.shift[k], stack.rotation[k])
-        cell = np.floor((rotated[:, :d] - stack.lower[k]) / stack.cell[k]).astype(int)
-        outside = ((cell < 0) | (cell >= stack.shape[k])).any(1)
+        offsets = np.asarray([self.offset(requests[i][2]) for i in idx], dtype=int)
+        f = self._interpolate(stack, d, k, rotated[:, :d], offsets)
+        offplane = ((np.abs(rotated) > _ZERO).sum(1) > d) & np.isfinite(f)
+        if offplane.any():
+            rows = np.flatnonzero(offplane)
+            f[rows] = self._offplane(stack, d, k[rows], rotated[rows], offsets[rows], f[rows])
+        f = np.where(np.abs(f) < 100 * np.finfo(float).eps, 0.0, f)
+        out[request_index] = round_significant(f)
+
+    def _interpolate(
+        self, stack: _Stack, d: int, k: np.ndarray, points: np.ndarray, offsets: np.ndarray
+    ) -> np.ndarray:
+        """Barycentric interpolation at in-plane rotated ``points`` (NaN outside the hull)."""
+        f = np.full(len(points), np.nan)
+        finite = np.isfinite(points).all(1)
+        points = np.where(finite[:, None], points, 0.0)
+        cell = np.floor((points - stack.lower[k]) / stack.cell[k]).astype(int)
+        outside = ((cell < 0) | (cell >= stack.shape[k])).any(1) | ~finite
         cell = np.clip(cell, 0, stack.shape[k] - 1)
         flat = (cell * stack.strides[k]).sum(1) + stack.cell_base[k]
         starts = np.where(outside, 0, stack.cell_start[flat])
         counts = np.where(outside, 0, stack.cell_start[flat + 1] - stack.cell_start[flat])
-        owner = np.repeat(np.arange(len(idx)), counts)
+        owner = np.repeat(np.arange(len(points)), counts)
         position = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
         simplex = stack.owners[starts[owner] + position]
         transform = stack.transform[simplex]
-        bary = np.einsum("cij,cj->ci", transform[:, :d], rotated[owner, :d] - transform[:, d])
+        bary = np.einsum("cij,cj->ci", transform[:, :d], points[owner] - transform[:, d])
         weights = np.concatenate([bary, 1 - bary.sum(1, keepdims=True)], 1)
         hits = np.flatnonzero((weights >= -_SIMPLEX_TOLERANCE).all(1))
         first_owner, first = np.unique(owner[hits], return_index=True)
         chosen = hits[first]
-        offsets = np.asarray(
-            [self.offset(requests[i][2]) for i in request_index[first_owner]], dtype=int
+        corner = self.flat_values[offsets[first_owner, None] + stack.simplices[simplex[chosen]]]
+        value = (weights[chosen] * corner).sum(1)
+        f[first_owner] = np.maximum(value, corner.min(1))
+        return f
+
+    def _offplane(
+        self, stack: _Stack, d: int, k: np.ndarray, rotated: np.ndarray, offsets: np.ndarray,
+        f: np.ndarray,
+    ) -> np.ndarray:
+        """SModelS's acceptance of points off the grid plane (predictions.md §4.5), batched:
+        a gradient estimate must say the projection changes the value by less than 5 %."""
+        n = len(f)
+        base = rotated[:, :d]
+        alpha = np.linalg.norm(rotated[:, d:], axis=1)
+        shifted = np.repeat(base[:, None, :], d, 1) + alpha[:, None, None] * np.eye(d)[None]
+        fs = self._interpolate(
+            stack, d, np.repeat(k, d), shifted.reshape(-1, d), np.repeat(offsets, d)
+        ).reshape(n, d)
+        grad = (fs - f[:, None]) / alpha[:, None]
+        norm = np.linalg.norm(grad, axis=1)
+        safe = np.where(norm > 0, norm, 1.0)
+        step = (alpha[:, None] * grad / safe[:, None]).sum(1)
+        plus, minus = base.copy(), base.copy()
+        plus[:, d - 1] += step
+        minus[:, d - 1] -= step
+        both = self._interpolate(
+            stack, d, np.concatenate([k, k]), np.concatenate([plus, minus]),
+            np.concatenate([offsets, offsets]),
         )
-        corner = self.flat_values[offsets[:, None] + stack.simplices[simplex[chosen]]]
-        f = (weights[chosen] * corner).sum(1)
-        f = np.maximum(f, corner.min(1))
-        offplane = (np.abs(rotated[first_owner]) > _ZERO).sum(1) > d
-        for j in np.flatnonzero(offplane):
-            q = first_owner[j]
-            i = request_index[q]
-            f[j] = entry_of[i].tri._offplane(
-                requests[i][2], rotated[q, : len(requests[i][3])], f[j]
-            )
-        f = np.where(np.abs(f) < 100 * np.finfo(float).eps, 0.0, f)
-        out[request_index[first_owner]] = round_significant(f)
+        f_plus, f_minus = both[:n], both[n:]
+
+        def rel(shifted_value: np.ndarray) -> np.ndarray:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                r = np.abs(shifted_value - f) / f
+            return np.where(f == 0, np.where(shifted_value == 0, 0.0, 1.0), r)
+
+        error = rel(f_plus)
+        error = np.where(np.isnan(f_minus), error, np.maximum(error, rel(f_minus)))
+        accept = (error < 0.05) & ~np.isnan(f_plus)
+        accept = np.where(np.isnan(fs).any(1), False, accept)
+        accept = np.where(norm == 0, True, accept)
+        return np.where(accept, f, np.nan)
