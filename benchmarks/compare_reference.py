@@ -18,6 +18,7 @@ import numpy as np
 
 from protomodels.database import open as open_database
 from protomodels.paths import shared_dir
+from protomodels.statistics.evaluate import attach_statistics
 from protomodels.theory.predictions import PredictionSettings, Predictor
 from protomodels.theory.protomodel import Protomodel
 
@@ -63,22 +64,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--verbose", "-v", action="store_true")
     parser.add_argument("--files", default="*.slha")
+    parser.add_argument("--no-statistics", action="store_true", help="compare predictions only")
     args = parser.parse_args()
     reference = shared_dir() / "data" / "reference"
     database = open_database(workspaces=False)
     predictor = Predictor(database, settings=PredictionSettings())
     all_ratios: list[float] = []
     worst: list[tuple[float, str, dict, dict]] = []
+    stats: list[tuple[str, dict, dict]] = []
     totals = defaultdict(int)
     for slha in sorted(reference.glob(args.files)):
         ref = json.loads(slha.with_suffix(".json").read_text())
         model = Protomodel.from_slha(slha)
         t0 = time.perf_counter()
-        ours = [
-            p.to_json()
-            for p in predictor.predict(model)
-            if p.result_id not in EXCLUDED_FROM_REFERENCE
+        predictions = [
+            p for p in predictor.predict(model) if p.result_id not in EXCLUDED_FROM_REFERENCE
         ]
+        if not args.no_statistics:
+            attach_statistics(predictions, database)
+        ours = [p.to_json() for p in predictions]
         seconds = time.perf_counter() - t0
         pairs, missing, extra = _pair(ours, ref["predictions"])
         ratios = [o["xsec_fb"] / r["xsec_fb"] for o, r in pairs]
@@ -108,6 +112,7 @@ def main() -> None:
         )
         for o, rr in pairs:
             worst.append((abs(np.log(o["xsec_fb"] / rr["xsec_fb"])), slha.name, o, rr))
+            stats.append((slha.name, o, rr))
         if args.verbose:
             for p in missing:
                 print(
@@ -138,6 +143,56 @@ def main() -> None:
             f"{','.join(o['txnames'])[:30]:30s} ours {o['xsec_fb']:.5g} ref {rr['xsec_fb']:.5g} "
             f"ratio {o['xsec_fb'] / rr['xsec_fb']:.4f}"
         )
+
+    if not args.no_statistics:
+        _compare_statistics(stats)
+
+
+def _t(p: dict) -> float | None:
+    if p.get("nll1") is not None:
+        return 2 * (p["nll1"] - p["nll_SM"])
+    if p.get("L1") and p.get("L_SM"):
+        return -2 * float(np.log(p["L1"] / p["L_SM"]))
+    return None
+
+
+def _compare_statistics(stats: list[tuple[str, dict, dict]]) -> None:
+    """Issue-6 goals: r within 5 %, mu-hat within 5 % (0.05 absolute near 0), -2 ln(L1/L_SM)
+    within 0.1 (1 % above 10)."""
+    print()
+    rows = {"r_obs": [], "r_exp": [], "muhat": [], "-2ln(L1/L_SM)": []}
+    missing = {k: 0 for k in rows}
+    for name, o, r in stats:
+        for key in ("r_obs", "r_exp"):
+            if r.get(key) is None:
+                continue
+            if o.get(key) is None:
+                missing[key] += 1
+                continue
+            rows[key].append((abs(o[key] / r[key] - 1) <= 0.05, o[key] / r[key], name, o, r))
+        if r.get("muhat") is not None:
+            if o.get("muhat") is None:
+                missing["muhat"] += 1
+            else:
+                d = abs(o["muhat"] - r["muhat"])
+                ok = d <= max(0.05, 0.05 * abs(r["muhat"]))
+                rows["muhat"].append((ok, o["muhat"] - r["muhat"], name, o, r))
+        tr = _t(r)
+        if tr is not None:
+            to = _t(o)
+            if to is None:
+                missing["-2ln(L1/L_SM)"] += 1
+            else:
+                ok = abs(to - tr) <= (0.01 * abs(tr) if abs(tr) > 10 else 0.1)
+                rows["-2ln(L1/L_SM)"].append((ok, to - tr, name, o, r))
+    for key, values in rows.items():
+        n_ok = sum(v[0] for v in values)
+        print(f"{key:14s}: {n_ok}/{len(values)} within goal, {missing[key]} not computed here")
+        bad = [v for v in values if not v[0]]
+        for _, value, name, o, r in bad[:8]:
+            print(f"    {name:26s} {o['analysis']:22s} {o['dataType']:13s} "
+                  f"{str(o['dataset'])[:20]:20s} ours-vs-ref {value:.4g}  (xsec ratio "
+                  f"{o['xsec_fb'] / r['xsec_fb']:.4f})")
 
 
 if __name__ == "__main__":

@@ -39,12 +39,15 @@ def _fmt(x: float | None, digits: int = 4) -> str:
 @click.option("--id", "ids", multiple=True, help="Only these results (repeatable).")
 @click.option("--no-superseded", is_flag=True, help="Drop superseded results.")
 @click.option("--limit", type=int, default=40, show_default=True, help="Rows shown in the table.")
+@click.option("--statistics/--no-statistics", default=True, show_default=True,
+              help="Likelihoods (L1, L_SM, L_max, muhat) and combined limits.")
 @click.pass_obj
 @reports_errors
 def predict(
     ctx: Context, model: str, json_out: str | None, sigmacut: float, minmassgap: float,
     no_combine: bool, all_datasets: bool, sqrts: float | None, collaboration: str | None,
     data_type: str | None, ids: tuple[str, ...], no_superseded: bool, limit: int,
+    statistics: bool,
 ) -> None:
     """Theory predictions (sigma x BR (x eff), upper limits, r) of an SLHA MODEL."""
     protomodel = Protomodel.from_slha(model)
@@ -60,6 +63,11 @@ def predict(
     predictor = Predictor(database, settings=settings, results=results)
     t0 = time.perf_counter()
     predictions = predictor.predict(protomodel)
+    if statistics:
+        from protomodels.statistics.evaluate import attach_statistics
+
+        attach_statistics(predictions, database)
+        predictions.sort(key=lambda p: (p.r_obs is None, -(p.r_obs or 0.0)))
     seconds = time.perf_counter() - t0
     if json_out is not None:
         payload = {
@@ -78,14 +86,22 @@ def predict(
     out = console()
     table = Table(title=f"{len(predictions)} theory predictions for {Path(model).name} "
                         f"({len(results)} results, {seconds:.2f} s)")
-    for column in ("result", "data set", "type", "topologies", "σ×BR(×ε) [fb]", "r_obs", "r_exp"):
+    columns = ["result", "data set", "type", "topologies", "σ×BR(×ε) [fb]", "r_obs", "r_exp"]
+    if statistics:
+        columns += ["-2ln(L1/L_SM)", "μ̂"]
+    for column in columns:
         table.add_column(column, overflow="fold")
     for p in predictions[:limit]:
-        table.add_row(
+        row = [
             p.analysis, p.dataset or "-", {"upperLimit": "UL", "efficiencyMap": "EM"}.get(
                 p.data_type, "comb"), ",".join(p.txnames), _fmt(p.xsec_fb),
             _fmt(p.r_obs, 3), _fmt(p.r_exp, 3),
-        )
+        ]
+        if statistics:
+            e = p.extra
+            t_l = 2 * (e["nll1"] - e["nll_SM"]) if "nll1" in e else None
+            row += [_fmt(t_l, 3), _fmt(e.get("muhat"), 3)]
+        table.add_row(*row)
     out.print(table)
     if len(predictions) > limit:
         out.print(f"... {len(predictions) - limit} more (--limit, or --json for all)")

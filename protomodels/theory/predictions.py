@@ -194,42 +194,51 @@ class Predictor:
     # -- main -------------------------------------------------------------------------------
     def predict(self, model: Protomodel) -> list[TheoryPrediction]:
         """All theory predictions of a protomodel, sorted by r_obs (largest first)."""
-        model = replace(model, masses={p: round(m, 1) for p, m in model.masses.items()})
+        return self.predict_batch([model])[0]
+
+    def predict_batch(self, models: Iterable[Protomodel]) -> list[list[TheoryPrediction]]:
+        """Predictions of many protomodels; the grid lookups of all of them run as one batch."""
         settings = self.settings
-        topologies = decompose(
-            model,
-            self.cross_sections(model),
-            sigmacut=settings.sigmacut,
-            minmassgap=settings.minmassgap,
-        )
-        items = self._match(model, topologies)
-        self._evaluate(items)
-        predictions: list[TheoryPrediction] = []
-        ul_txnames: list[TxName] = []
-        for (ri, di), by_tx in items.items():
-            result = self.database.results[ri]
-            dataset = result.datasets[di]
-            if dataset.data_type == "upperLimit":
-                for ti, tx_items in by_tx.items():
-                    new = self._ul_predictions(result, dataset.topologies[ti], tx_items)
-                    predictions += new
-                    ul_txnames += [dataset.topologies[ti]] * len(new)
-        expected = self._batch_lookup(
-            [
-                (tx, "expected_upper_limit", np.asarray(p.masses))
-                for tx, p in zip(ul_txnames, predictions, strict=True)
-            ]
-        )
-        for p, value in zip(predictions, expected, strict=True):
+        matched = []
+        for model in models:
+            model = replace(model, masses={p: round(m, 1) for p, m in model.masses.items()})
+            topologies = decompose(
+                model,
+                self.cross_sections(model),
+                sigmacut=settings.sigmacut,
+                minmassgap=settings.minmassgap,
+            )
+            matched.append(self._match(model, topologies))
+        self._evaluate(matched)
+        batch: list[list[TheoryPrediction]] = []
+        ul_requests: list[tuple[TxName, str, np.ndarray]] = []
+        ul_predictions: list[TheoryPrediction] = []
+        for items in matched:
+            predictions: list[TheoryPrediction] = []
+            for (ri, di), by_tx in items.items():
+                result = self.database.results[ri]
+                dataset = result.datasets[di]
+                if dataset.data_type == "upperLimit":
+                    for ti, tx_items in by_tx.items():
+                        txname = dataset.topologies[ti]
+                        for p in self._ul_predictions(result, txname, tx_items):
+                            predictions.append(p)
+                            ul_predictions.append(p)
+                            ul_requests.append(
+                                (txname, "expected_upper_limit", np.asarray(p.masses))
+                            )
+            em: dict[int, dict[int, dict[int, list[_Item]]]] = defaultdict(dict)
+            for (ri, di), by_tx in items.items():
+                if self.database.results[ri].data_type == "efficiencyMap":
+                    em[ri][di] = by_tx
+            for ri, per_dataset in em.items():
+                predictions += self._em_predictions(self.database.results[ri], per_dataset)
+            batch.append(predictions)
+        for p, value in zip(ul_predictions, self._batch_lookup(ul_requests), strict=True):
             p.expected_upper_limit_fb = float(value) if np.isfinite(value) else None
-        em: dict[int, dict[int, dict[int, list[_Item]]]] = defaultdict(dict)
-        for (ri, di), by_tx in items.items():
-            if self.database.results[ri].data_type == "efficiencyMap":
-                em[ri][di] = by_tx
-        for ri, per_dataset in em.items():
-            predictions += self._em_predictions(self.database.results[ri], per_dataset)
-        predictions.sort(key=lambda p: (p.r_obs is None, -(p.r_obs or 0.0)))
-        return predictions
+        for predictions in batch:
+            predictions.sort(key=lambda p: (p.r_obs is None, -(p.r_obs or 0.0)))
+        return batch
 
     def _matches_of(self, topology: Topology) -> list[tuple[Usage, list[tuple[int, int]]]]:
         """(usage, branch assignments) of every constraint a topology matches (cached)."""
@@ -316,17 +325,18 @@ class Predictor:
             out[where] = self.grid_index.lookup(batch)
         return out
 
-    def _evaluate(self, items: dict[tuple[int, int], dict[int, list[_Item]]]) -> None:
+    def _evaluate(self, matched: list[dict[tuple[int, int], dict[int, list[_Item]]]]) -> None:
         """Upper limits (UL data sets) or efficiencies (EM data sets) of all matched items."""
         requests, targets = [], []
-        for (ri, di), by_tx in items.items():
-            dataset = self.database.results[ri].datasets[di]
-            kind = "upper_limit" if dataset.data_type == "upperLimit" else "efficiency"
-            for ti, tx_items in by_tx.items():
-                txname = dataset.topologies[ti]
-                for it in tx_items:
-                    requests.append((txname, kind, it.vector))
-                    targets.append(it)
+        for items in matched:
+            for (ri, di), by_tx in items.items():
+                dataset = self.database.results[ri].datasets[di]
+                kind = "upper_limit" if dataset.data_type == "upperLimit" else "efficiency"
+                for ti, tx_items in by_tx.items():
+                    txname = dataset.topologies[ti]
+                    for it in tx_items:
+                        requests.append((txname, kind, it.vector))
+                        targets.append(it)
         for it, value in zip(targets, self._batch_lookup(requests), strict=True):
             it.value = float(value)
 
