@@ -8,61 +8,17 @@ from __future__ import annotations
 
 import re
 import shutil
-import tarfile
-import tempfile
 import warnings
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
+from _helpers import EFF_RESULT, copy_store, eff_source, result_folders, run_import
 
 from protomodels.database import import_database, store_is_ready
 from protomodels.database import open as open_database
 from protomodels.exceptions import DatabaseFormatError
-
-EFF_RESULT = "13TeV/CMS/CMS-SUS-20-004-eff"
-
-
-def eff_source(tarball: Path, factory: pytest.TempPathFactory) -> Path:
-    """A database folder holding only CMS-SUS-20-004-eff (efficiency maps with a covariance),
-    unpacked from the tarball once per session (conftest's subset has the UL result only)."""
-    root = factory.getbasetemp() / "cms-sus-20-004-eff-db"
-    if root.exists():
-        return root
-    tmp = Path(tempfile.mkdtemp(dir=factory.getbasetemp()))
-    with tarfile.open(tarball) as tar:
-        members, seen = [], False
-        for member in tar:
-            name = member.name.removeprefix("./")
-            if name == EFF_RESULT or name.startswith(EFF_RESULT + "/"):
-                members.append(member)
-                seen = True
-            elif seen:
-                break
-        tar.extractall(tmp, members=members, filter="data")
-    tmp.rename(root)
-    return root
-
-
-def run_import(*args, **kwargs):
-    """import_database, returning (report, warning messages)."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        report = import_database(*args, **kwargs)
-    return report, [str(w.message) for w in caught]
-
-
-def copy_store(store: Path, dest: Path) -> Path:
-    """A writable copy of a store (the imported subset), to start from its results."""
-    dest.mkdir(parents=True, exist_ok=True)
-    for f in store.parent.glob(store.name + "*"):
-        shutil.copy2(f, dest / f.name)
-    return dest / store.name
-
-
-def result_folders(root: Path) -> list[str]:
-    return sorted(p.parent.relative_to(root).as_posix() for p in root.rglob("globalInfo.txt"))
 
 
 def line_of(path: Path, prefix: str) -> int:

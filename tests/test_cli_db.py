@@ -5,44 +5,19 @@ from __future__ import annotations
 import ast
 import json
 import re
-import shutil
-import tarfile
-import tempfile
 import warnings
 from pathlib import Path
 
 import pytest
+from _helpers import EFF_RESULT, VALUE_RE, copy_store, eff_source, result_folders
 from click.testing import CliRunner, Result
 
 from protomodels.cli import cli
 
-EFF_RESULT = "13TeV/CMS/CMS-SUS-20-004-eff"
 ENV = {"COLUMNS": "400", "PROTOMODELS_DATABASE": None}
 
-VALUE_RE = re.compile(
-    r"\]\s*,\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*(?:\*\s*(?:fb|pb|ab|nb))?\s*\]"
-)
 
 
-def eff_source(tarball: Path, factory: pytest.TempPathFactory) -> Path:
-    """A database folder holding only CMS-SUS-20-004-eff (efficiency maps with a covariance),
-    unpacked from the tarball once per session (conftest's subset has the UL result only)."""
-    root = factory.getbasetemp() / "cms-sus-20-004-eff-db"
-    if root.exists():
-        return root
-    tmp = Path(tempfile.mkdtemp(dir=factory.getbasetemp()))
-    with tarfile.open(tarball) as tar:
-        members, seen = [], False
-        for member in tar:
-            name = member.name.removeprefix("./")
-            if name == EFF_RESULT or name.startswith(EFF_RESULT + "/"):
-                members.append(member)
-                seen = True
-            elif seen:
-                break
-        tar.extractall(tmp, members=members, filter="data")
-    tmp.rename(root)
-    return root
 
 
 def run(*args: str, database: Path | None = None) -> Result:
@@ -72,15 +47,8 @@ def logical_lines(text: str, store: str) -> list[str]:
     return lines
 
 
-def copy_store(store: Path, dest: Path) -> Path:
-    dest.mkdir(parents=True, exist_ok=True)
-    for f in store.parent.glob(store.name + "*"):
-        shutil.copy2(f, dest / f.name)
-    return dest / store.name
 
 
-def result_folders(root: Path) -> list[str]:
-    return sorted(p.parent.relative_to(root).as_posix() for p in root.rglob("globalInfo.txt"))
 
 
 def field(text: str, tag: str) -> str | None:
