@@ -107,13 +107,22 @@ def nll(mu: jax.Array, theta: jax.Array, n: jax.Array, m: SimplifiedModel) -> ja
     return poisson + 0.5 * theta @ m.v_inv @ theta + 0.5 * m.log_det
 
 
-def _newton_theta(mu: jax.Array, n: jax.Array, m: SimplifiedModel, theta: jax.Array) -> jax.Array:
-    grad = jax.grad(nll, argnums=1)
-    hess = jax.hessian(nll, argnums=1)
+def _derivatives(
+    mu: jax.Array, th: jax.Array, n: jax.Array, m: SimplifiedModel
+) -> tuple[jax.Array, jax.Array]:
+    """Gradient and Hessian of nll in theta (analytic)."""
+    lam = jnp.maximum(_lam(mu, th, m), _TINY)
+    slope = 1.0 + 2.0 * m.c_over_b2 * th
+    g = (1.0 - n / lam) * slope + m.v_inv @ th
+    h = jnp.diag(n / lam**2 * slope**2 + (1.0 - n / lam) * 2.0 * m.c_over_b2) + m.v_inv
+    return g, h
 
+
+def _newton_theta(
+    mu: jax.Array, n: jax.Array, m: SimplifiedModel, theta: jax.Array, iterations: int = _NEWTON
+) -> jax.Array:
     def step(_: int, th: jax.Array) -> jax.Array:
-        g = grad(mu, th, n, m)
-        h = hess(mu, th, n, m)
+        g, h = _derivatives(mu, th, n, m)
         # variables held at a bound by the gradient are left out of the Newton step
         held = ((th <= m.lower) & (g > 0)) | ((th >= m.upper) & (g < 0)) | (m.upper <= m.lower)
         free = ~held
@@ -127,7 +136,7 @@ def _newton_theta(mu: jax.Array, n: jax.Array, m: SimplifiedModel, theta: jax.Ar
         t = jnp.minimum(1.0, jnp.min(room))
         return jnp.clip(th - t * delta, m.lower, m.upper)
 
-    return jax.lax.fori_loop(0, _NEWTON, step, theta)
+    return jax.lax.fori_loop(0, iterations, step, theta)
 
 
 def profile(mu: jax.Array, n: jax.Array, m: SimplifiedModel) -> jax.Array:
@@ -149,14 +158,20 @@ def fit(n: jax.Array, m: SimplifiedModel, mu_max: float = 1e4) -> tuple[jax.Arra
     hi = jnp.clip(3.0 * jnp.maximum(excess, 0.0) + 1.0, 1.0, mu_max)
     ratio = 0.5 * (jnp.sqrt(5.0) - 1.0)
 
-    def body(_: int, state: tuple[jax.Array, jax.Array]) -> tuple[jax.Array, jax.Array]:
-        a, b = state
+    theta0 = profile(jnp.zeros(()), n, m)
+
+    def body(
+        _: int, state: tuple[jax.Array, jax.Array, jax.Array]
+    ) -> tuple[jax.Array, jax.Array, jax.Array]:
+        a, b, th = state
         c = b - ratio * (b - a)
         d = a + ratio * (b - a)
-        left = profiled_nll(c, n, m) < profiled_nll(d, n, m)
-        return jnp.where(left, a, c), jnp.where(left, d, b)
+        th_c = _newton_theta(c, n, m, th, 6)
+        th_d = _newton_theta(d, n, m, th, 6)
+        left = nll(c, th_c, n, m) < nll(d, th_d, n, m)
+        return jnp.where(left, a, c), jnp.where(left, d, b), jnp.where(left, th_c, th_d)
 
-    a, b = jax.lax.fori_loop(0, 60, body, (jnp.zeros(()), hi))
+    a, b, _ = jax.lax.fori_loop(0, 45, body, (jnp.zeros(()), hi, theta0))
     mu = 0.5 * (a + b)
     # the minimum may sit at the boundary mu = 0
     at_zero = profiled_nll(jnp.zeros(()), n, m)
