@@ -191,9 +191,7 @@ def test_invisible_compression_switched_off() -> None:
 
 def test_no_compression_at_all() -> None:
     """Both switches off: a small gap and an invisible decay stay uncompressed."""
-    model = Protomodel(
-        masses={SNU: 104.0, N1: 100.0}, decays={SNU: (Decay(N1, (12,), 1.0),)}
-    )
+    model = Protomodel(masses={SNU: 104.0, N1: 100.0}, decays={SNU: (Decay(N1, (12,), 1.0),)})
     tops = decompose(
         model, {(-SNU, SNU): {13.0: 30.0}}, mass_compression=False, invisible_compression=False
     )

@@ -52,9 +52,7 @@ def test_valid_model_is_accepted() -> None:
             r"branching ratios of 1000006 sum to 0\.8",
             id="brs-sum-0.8",
         ),
-        pytest.param(
-            {STOP: (Decay(N1, (6,), 1.5),)}, r"BR\(1000006 -> 1000022.*1\.5", id="br-1.5"
-        ),
+        pytest.param({STOP: (Decay(N1, (6,), 1.5),)}, r"BR\(1000006 -> 1000022.*1\.5", id="br-1.5"),
         pytest.param(
             {STOP: (Decay(N1, (6,), math.nan),)}, r"BR\(1000006 -> 1000022.*nan", id="br-nan"
         ),
@@ -104,7 +102,8 @@ def test_decay_to_equal_mass_particle() -> None:
 
 
 def test_decay_to_inactive_particle() -> None:
-    with pytest.raises(InvalidProtomodelError, match=r"decays: 1000006 decays to 1000023.*not active"):
+    pattern = r"decays: 1000006 decays to 1000023.*not active"
+    with pytest.raises(InvalidProtomodelError, match=pattern):
         stop_model(decays={STOP: (Decay(N2, (6,), 1.0),)})
 
 

@@ -119,7 +119,10 @@ class Triangulation:
             return vertices, weights, inside
         tri = self._tri
         assert tri is not None
-        simplex = tri.find_simplex(q, tol=_SIMPLEX_TOLERANCE)
+        # one point per call, as SModelS: SciPy's walk starts from the previous point's simplex
+        simplex = np.array(
+            [tri.find_simplex(point[None, :], tol=_SIMPLEX_TOLERANCE)[0] for point in q], dtype=int
+        ).reshape(len(q))
         inside = simplex >= 0
         s = np.where(inside, simplex, 0)
         transform = tri.transform[s]

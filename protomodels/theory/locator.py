@@ -36,6 +36,7 @@ def __dir__() -> list[str]:
 
 
 _MAX_CELLS = 4_000_000
+_NEAR_TOLERANCE = 1e-3
 
 
 @dataclass
@@ -125,15 +126,17 @@ class GridIndex:
     """
 
     def __init__(self, values: Iterable[np.ndarray]) -> None:
-        arrays = list(values)
+        arrays: list[np.ndarray] = []
         self.entries: dict[tuple[int, tuple[int, ...]], _Entry] = {}
         self._stacks: dict[int, _Stack] = {}
+        self._stack_entries: dict[int, list[_Entry]] = {}
         self._offsets: dict[int, int] = {}
         position = 0
-        for a in arrays:
+        for a in values:
             if id(a) not in self._offsets:
                 self._offsets[id(a)] = position
                 position += len(a)
+                arrays.append(a)
         self.flat_values = np.concatenate(arrays) if arrays else np.zeros(0)
         self._arrays = arrays  # keep the ids valid
 
@@ -210,6 +213,7 @@ class GridIndex:
             simplices=np.concatenate(simplices),
         )
         self._stacks[dim] = stack
+        self._stack_entries[dim] = members
         return stack
 
     def lookup(
@@ -285,11 +289,28 @@ class GridIndex:
         bary = np.einsum("cij,cj->ci", transform[:, :d], points[owner] - transform[:, d])
         weights = np.concatenate([bary, 1 - bary.sum(1, keepdims=True)], 1)
         hits = np.flatnonzero((weights >= -_SIMPLEX_TOLERANCE).all(1))
+        corner = self.flat_values[offsets[owner[hits], None] + stack.simplices[simplex[hits]]]
+        value = np.maximum((weights[hits] * corner).sum(1), corner.min(1))
         first_owner, first = np.unique(owner[hits], return_index=True)
-        chosen = hits[first]
-        corner = self.flat_values[offsets[first_owner, None] + stack.simplices[simplex[chosen]]]
-        value = (weights[chosen] * corner).sum(1)
-        f[first_owner] = np.maximum(value, corner.min(1))
+        f[first_owner] = value[first]
+        # several containing simplices with different values (flat simplices): SModelS's
+        # answer is SciPy's walk for this one point, so ask SciPy
+        # (candidates within a looser tolerance count too: next to flat simplices SciPy's
+        # walk can stop in one whose weights are slightly below -1e-6)
+        near = np.flatnonzero((weights >= -_NEAR_TOLERANCE).all(1))
+        corner_near = self.flat_values[offsets[owner[near], None] + stack.simplices[simplex[near]]]
+        value_near = (weights[near] * corner_near).sum(1)
+        low = np.full(len(points), np.inf)
+        high = np.full(len(points), -np.inf)
+        np.minimum.at(low, owner[near], value_near)
+        np.maximum.at(high, owner[near], value_near)
+        spread = high - low > 1e-9 * np.maximum(np.abs(high), 1e-300)
+        ambiguous = np.flatnonzero(spread & np.isfinite(high))
+        entries = self._stack_entries[d]
+        for q in ambiguous:
+            e = entries[k[q]]
+            values = self.flat_values[offsets[q] : offsets[q] + e.tri.n_points]
+            f[q] = e.tri._project_values(values, points[q][None, :])[0]
         return f
 
     def _offplane(
