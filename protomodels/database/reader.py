@@ -180,6 +180,18 @@ def _number(path: Path, fields: dict[str, Field], tag: str, *, required: bool) -
     return value
 
 
+def _lifetimes(
+    path: Path, fields: dict[str, Field], inherited: dict[str, float]
+) -> dict[str, float]:
+    """``Leff_inner`` / ``Leff_outer`` (m): this file's values over the inherited ones."""
+    lifetimes = dict(inherited)
+    for tag in _LIFETIME_TAGS:
+        value = _number(path, fields, tag, required=False)
+        if value is not None:
+            lifetimes[tag] = value
+    return lifetimes
+
+
 def _text(fields: dict[str, Field], tag: str) -> str | None:
     f = fields.get(tag)
     if f is None or f.text in ("", "None"):
@@ -387,11 +399,7 @@ def _read_topology(
                 field=GRID_KINDS[kind],
                 hint="all grids of a txname must use the same mass vector",
             )
-    lifetimes = dict(dataset_lifetimes)
-    for tag in _LIFETIME_TAGS:
-        value = _number(path, fields, tag, required=False)
-        if value is not None:
-            lifetimes[tag] = value
+    lifetimes = _lifetimes(path, fields, dataset_lifetimes)
     grids = {k: Grid(k, g.points, g.values) for k, g in parsed.items()}
     return Topology(
         name=name,
@@ -464,11 +472,7 @@ def _read_dataset(
             line=fields["bgError"].line,
             hint="bgError is the absolute 1-sigma background uncertainty (>= 0)",
         )
-    lifetimes = dict(global_lifetimes)
-    for tag in _LIFETIME_TAGS:
-        value = _number(info_path, fields, tag, required=False)
-        if value is not None:
-            lifetimes[tag] = value
+    lifetimes = _lifetimes(info_path, fields, global_lifetimes)
     topologies = []
     prefix = f"{sub}/"
     for rel in sorted(contents):
@@ -578,11 +582,7 @@ def read_result(
         )
     # sqrts is stored in GeV by the unit evaluation; keep TeV (as SModelS's 13*TeV)
     sqrts_tev = sqrts / 1000.0 if sqrts > 100 else sqrts
-    global_lifetimes = {
-        tag: v
-        for tag in _LIFETIME_TAGS
-        if (v := _number(info_path, fields, tag, required=False)) is not None
-    }
+    global_lifetimes = _lifetimes(info_path, fields, {})
     # pyhf mapping
     pyhf: list[PyhfWorkspace] = []
     region_types: dict[str, str] = {}
