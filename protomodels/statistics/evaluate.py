@@ -75,6 +75,13 @@ def combined_statistics(
     )
 
 
+def _limit_or_none(mu_ul: float, xsec_per_mu: float) -> float | None:
+    """The UL on sigma x eff, or None when the CLs search ended on its floor (it failed)."""
+    if not math.isfinite(mu_ul) or mu_ul <= 1e-6:
+        return None
+    return mu_ul * xsec_per_mu
+
+
 def _store(p: TheoryPrediction, nll1: float, nll0: float, nllmax: float, muhat: float) -> None:
     def likelihood(nll: float) -> float:
         return math.exp(-nll) if nll < 745 else 0.0
@@ -135,9 +142,11 @@ def attach_statistics(predictions: Sequence[TheoryPrediction], database: Databas
                 )
             ]
             _store(p, *values[:4])
-            mu_obs, mu_exp = values[4:]
-            p.upper_limit_fb = mu_obs * float(s.sum()) / p.lumi_ifb
-            p.expected_upper_limit_fb = mu_exp * float(s.sum()) / p.lumi_ifb
+            total = float(s.sum()) / p.lumi_ifb
+            limits = [_limit_or_none(mu, total) for mu in values[4:]]
+            p.upper_limit_fb, p.expected_upper_limit_fb = limits
+            if None in limits:
+                p.extra["limit_failed"] = True
         if em:
             rows = []
             for p in em:

@@ -182,8 +182,11 @@ def fit(n: jax.Array, m: SimplifiedModel, mu_max: float = 1e4) -> tuple[jax.Arra
 
 def _cls(q: jax.Array, qa: jax.Array) -> jax.Array:
     sq, sqa = jnp.sqrt(q), jnp.sqrt(jnp.maximum(qa, 1e-300))
-    clsb = jnp.where(qa >= q, 1 - ndtr(sq), 1 - ndtr((q + qa) / (2 * sqa)))
-    clb = jnp.where(qa >= q, ndtr(sqa - sq), 1 - ndtr((q - qa) / (2 * sqa)))
+    # near mu = 0 both statistics are rounding noise: the first branch (CLs -> 1) holds there,
+    # the second would divide by sqrt(qa) ~ 0
+    first = (qa >= q) | (qa < 1e-8)
+    clsb = jnp.where(first, 1 - ndtr(sq), 1 - ndtr((q + qa) / (2 * sqa)))
+    clb = jnp.where(first, ndtr(sqa - sq), 1 - ndtr((q - qa) / (2 * sqa)))
     return jnp.where(clb > 0, clsb / jnp.where(clb > 0, clb, 1.0), 0.0)
 
 
