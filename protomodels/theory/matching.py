@@ -200,10 +200,19 @@ class Matcher:
                                 continue
                             self.patterns[key] = pattern
                         pattern = self.patterns[key]
+                        # node numbers of THIS constraint (equal graphs may be numbered
+                        # differently), branches in the shared pattern's order
+                        own = compile_pattern(sms)
+                        if own is None:
+                            continue
+                        swapped = not (
+                            _same_branch(own.branches[0], pattern.branches[0])
+                            and _same_branch(own.branches[1], pattern.branches[1])
+                        )
                         positions = {
-                            number: (b, p)
-                            for b, branch in enumerate(_branches_of(sms, pattern))
-                            for p, number in enumerate(branch)
+                            number: ((1 - b) if swapped else b, p)
+                            for b, branch in enumerate(own.branches)
+                            for p, number in enumerate(branch.numbers)
                         }
                         if any(axis.node not in positions for axis in topology.axes):
                             # the data map names a node inside an inclusive part of the
@@ -230,5 +239,5 @@ class Matcher:
         return found
 
 
-def _branches_of(sms: SMS, pattern: Pattern) -> tuple[tuple[int, ...], ...]:
-    return tuple(b.numbers for b in pattern.branches)
+def _same_branch(a: PatternBranch, b: PatternBranch) -> bool:
+    return a.bsm == b.bsm and a.vertices == b.vertices and a.inclusive == b.inclusive
