@@ -133,7 +133,6 @@ class _Item:
     vector: np.ndarray
     weight: float  # sigma x BR at the result's sqrt(s)
     value: float = math.nan  # efficiency, or UL for UL txnames
-    expected: float = math.nan
 
 
 class Predictor:
@@ -479,8 +478,8 @@ class Predictor:
             )
             if self.settings.best_dataset:
                 return predictions
-        if len(with_signal) == 1:
-            return [*predictions, single(with_signal[0])] if not predictions else predictions
+        if len(with_signal) == 1:  # (a combination needs two regions with signal)
+            return [single(with_signal[0])]
         if not self.settings.best_dataset:
             return predictions + [single(di) for di in with_signal]
         candidates = [
