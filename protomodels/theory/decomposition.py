@@ -58,6 +58,8 @@ class Topology:
         family: index of the original (uncompressed) topology it descends from.
         compressed: "" for an original, else a description ("mass", "inv", "mass+inv", ...).
         pair: the production pair.
+        decays: the decays whose branching ratios make the weight, as (mother PDG id > 0,
+            index in ``model.decays[mother]``): weight = sigma(pair) x product of their BRs.
     """
 
     branches: tuple[Branch, Branch]
@@ -65,6 +67,7 @@ class Topology:
     family: int
     compressed: str
     pair: tuple[int, int]
+    decays: tuple[tuple[int, int], ...] = ()
 
 
 def _conjugate_bsm(pdg: int, model: Protomodel) -> int:
@@ -74,26 +77,28 @@ def _conjugate_bsm(pdg: int, model: Protomodel) -> int:
     return -pdg
 
 
-def _chains(
-    pdg: int, model: Protomodel, memo: dict[int, list[tuple[Branch, float]]]
-) -> list[tuple[Branch, float]]:
-    """All decay chains of ``pdg`` with their product of branching ratios."""
+Chain = tuple[Branch, float, tuple[tuple[int, int], ...]]
+
+
+def _chains(pdg: int, model: Protomodel, memo: dict[int, list[Chain]]) -> list[Chain]:
+    """All decay chains of ``pdg`` with their product of branching ratios and the decays used."""
     if pdg in memo:
         return memo[pdg]
     sign = 1 if pdg > 0 else -1
     channels = model.decays.get(abs(pdg), ())
     if not channels:
-        result = [(Branch(((pdg, ""),), ()), 1.0)]
+        result: list[Chain] = [(Branch(((pdg, ""),), ()), 1.0, ())]
         memo[pdg] = result
         return result
     result = []
-    for decay in sorted(channels, key=lambda d: -d.br):
+    for index, decay in sorted(enumerate(channels), key=lambda c: -c[1].br):
         if decay.br <= 0:
             continue
         daughter = decay.daughter if sign > 0 else _conjugate_bsm(decay.daughter, model)
         labels = tuple(sorted(sm_label(s if sign > 0 else -s) for s in decay.sm))
-        for sub, br in _chains(daughter, model, memo):
-            result.append((Branch(((pdg, ""), *sub.nodes), (labels, *sub.vertices)), decay.br * br))
+        for sub, br, used in _chains(daughter, model, memo):
+            branch = Branch(((pdg, ""), *sub.nodes), (labels, *sub.vertices))
+            result.append((branch, decay.br * br, ((abs(pdg), index), *used)))
     memo[pdg] = result
     return result
 
@@ -174,7 +179,7 @@ def decompose(
     Returns:
         Original topologies followed, each, by their compressed descendants.
     """
-    memo: dict[int, list[tuple[Branch, float]]] = {}
+    memo: dict[int, list[Chain]] = {}
     topologies: list[Topology] = []
     family = 0
     for pair in sorted(xsecs):
@@ -189,8 +194,8 @@ def decompose(
         min_br = sigmacut / sigma_max
         chains_a = [c for c in _chains(pair[0], model, memo) if c[1] >= min_br]
         chains_b = [c for c in _chains(pair[1], model, memo) if c[1] >= min_br]
-        for branch_a, br_a in chains_a:
-            for branch_b, br_b in chains_b:
+        for branch_a, br_a, used_a in chains_a:
+            for branch_b, br_b, used_b in chains_b:
                 br = br_a * br_b
                 if sigma_max * br < sigmacut:
                     continue
@@ -203,6 +208,8 @@ def decompose(
                 else:
                     variants = {original: ""}
                 for branches, how in variants.items():
-                    topologies.append(Topology(branches, weights, family, how, pair))
+                    topologies.append(
+                        Topology(branches, weights, family, how, pair, used_a + used_b)
+                    )
                 family += 1
     return topologies

@@ -17,16 +17,27 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 from protomodels.database.database import Database
 from protomodels.database.records import Result
 from protomodels.database.records import Topology as TxName
-from protomodels.theory.decomposition import Topology, decompose
-from protomodels.theory.interpolation import rescale_width, round_significant
-from protomodels.theory.locator import GridIndex
-from protomodels.theory.matching import Matcher, Usage
+from protomodels.theory.decomposition import decompose
+from protomodels.theory.interpolation import round_significant
+from protomodels.theory.locator import GridIndex, Query
+from protomodels.theory.matching import Matcher
+from protomodels.theory.plan import ModelArrays, Plan, PlanBuilder
 from protomodels.theory.protomodel import Protomodel
+from protomodels.theory.signals import (
+    Aggregation,
+    ItemGroup,
+    Kernel,
+    aggregate,
+    data_vectors,
+    weights,
+)
 from protomodels.theory.xsec import XsecTables, load_tables, production_channels, table_xsec
 
 __all__ = ["PredictionSettings", "Predictor", "TheoryPrediction", "predict", "predictions_frame"]
@@ -118,7 +129,9 @@ class TheoryPrediction:
             "r_obs": self.r_obs,
             "r_exp": self.r_exp,
         }
-        record.update({k: v for k, v in self.extra.items() if not isinstance(v, np.ndarray)})
+        record.update(
+            {k: v for k, v in self.extra.items() if isinstance(v, (str, int, float, bool))}
+        )
         return record
 
 
@@ -133,6 +146,66 @@ class _Item:
     vector: np.ndarray
     weight: float  # sigma x BR at the result's sqrt(s)
     value: float = math.nan  # efficiency, or UL for UL txnames
+
+
+_weights = jax.jit(weights)
+_vectors = jax.jit(data_vectors)
+_aggregate = jax.jit(aggregate, static_argnums=(3, 4))
+
+
+def _capacity(n: int, minimum: int = 16) -> int:
+    """Power-of-two padding of array lengths (jitted code compiles once per capacity)."""
+    return max(minimum, 1 << max(0, int(n) - 1).bit_length())
+
+
+def _pad(a: np.ndarray, fill: float = 0, n: int | None = None) -> np.ndarray:
+    n = _capacity(len(a)) if n is None else n
+    out = np.full((n, *a.shape[1:]), fill, dtype=a.dtype)
+    out[: len(a)] = a
+    return out
+
+
+def _aggregation(
+    plan: Plan,
+) -> tuple[Aggregation, int, int, dict[tuple[int, int, int], int]]:
+    """Index arrays for :func:`~protomodels.theory.signals.aggregate`: data-set slots of EM
+    items, family groups, and the decomposition order (ties between family members go to the
+    first topology of the first txname matched in the data set, as SModelS's list order)."""
+    n = len(plan.item_topology)
+    em = plan.item_efficiency
+    family = plan.topology_family[plan.item_topology]
+    model, result, dataset, txname = (
+        plan.item_model, plan.item_result, plan.item_dataset, plan.item_txname
+    )
+    keys = np.stack([model, result, dataset], 1)
+    unique_ds, ds_index = np.unique(keys, axis=0, return_inverse=True)
+    ds_index = ds_index.reshape(-1)
+    slots = {
+        (int(a), int(b), int(c)): i
+        for i, (a, b, c) in enumerate(unique_ds.tolist())
+    }
+    group_keys = np.stack([ds_index, np.where(em, -1, txname), family], 1)
+    _, group = np.unique(group_keys, axis=0, return_inverse=True)
+    group = group.reshape(-1)
+    # order: per data set, txnames in the order they are first matched, then topologies
+    tx_keys = np.stack([ds_index, txname], 1)
+    _, tx_index = np.unique(tx_keys, axis=0, return_inverse=True)
+    tx_index = tx_index.reshape(-1)
+    first_seen = np.full(tx_index.max() + 1 if n else 0, n)
+    np.minimum.at(first_seen, tx_index, np.arange(n))
+    rank = np.empty(n, np.int64)
+    rank[np.lexsort((np.arange(n), first_seen[tx_index]))] = np.arange(n)
+    n_ds = _capacity(len(unique_ds) + 1)
+    n_groups = _capacity(int(group.max()) + 2 if n else 1)
+    size = _capacity(n)
+    how = Aggregation(
+        efficiency=_pad(em, False, size),
+        coefficient=_pad(plan.item_coefficient, 0.0, size),
+        dataset=_pad(ds_index, n_ds - 1, size),
+        group=_pad(group, n_groups - 1, size),
+        rank=_pad(rank, np.iinfo(np.int64).max - 1, size),
+    )
+    return how, n_ds, n_groups, slots
 
 
 class Predictor:
@@ -155,7 +228,8 @@ class Predictor:
         chosen = list(results) if results is not None else list(database.results)
         self._chosen = {r.result_id for r in chosen}
         self.matcher = Matcher(database)
-        self._matches: dict[tuple, list[tuple[Usage, list[tuple[int, int]]]]] = {}
+        self.plans = PlanBuilder(database, self.matcher, self._chosen)
+        self._grid_refs: dict[tuple[int, int, int], tuple[int, int, int] | None] = {}
         self.grid_index = GridIndex(
             grid.values
             for result in database.results
@@ -186,128 +260,176 @@ class Predictor:
                 result[pair] = {s: v * factor for s, v in sigma.items()}
         return result
 
-    # -- grids ------------------------------------------------------------------------------
-    def _lookup(self, txname: TxName, kind: str, vectors: np.ndarray) -> np.ndarray:
-        return self._batch_lookup([(txname, kind, v) for v in np.atleast_2d(vectors)])
-
     # -- main -------------------------------------------------------------------------------
     def predict(self, model: Protomodel) -> list[TheoryPrediction]:
         """All theory predictions of a protomodel, sorted by r_obs (largest first)."""
         return self.predict_batch([model])[0]
 
-    def predict_batch(self, models: Iterable[Protomodel]) -> list[list[TheoryPrediction]]:
-        """Predictions of many protomodels; the grid lookups of all of them run as one batch."""
+    def plan(self, models: Iterable[Protomodel]) -> Plan:
+        """Decompose and match a batch of models into the kernel's index arrays."""
         settings = self.settings
-        matched = []
+        kept, arrays, topologies = [], [], []
         for model in models:
             model = replace(model, masses={p: round(m, 1) for p, m in model.masses.items()})
-            topologies = decompose(
-                model,
-                self.cross_sections(model),
-                sigmacut=settings.sigmacut,
-                minmassgap=settings.minmassgap,
+            xsecs = self.cross_sections(model)
+            topologies.append(
+                decompose(
+                    model, xsecs, sigmacut=settings.sigmacut, minmassgap=settings.minmassgap
+                )
             )
-            matched.append(self._match(model, topologies))
-        self._evaluate(matched)
-        batch: list[list[TheoryPrediction]] = []
-        ul_requests: list[tuple[TxName, str, np.ndarray]] = []
-        ul_predictions: list[TheoryPrediction] = []
-        for items in matched:
-            predictions: list[TheoryPrediction] = []
-            for (ri, di), by_tx in items.items():
-                result = self.database.results[ri]
-                dataset = result.datasets[di]
-                if dataset.data_type == "upperLimit":
-                    for ti, tx_items in by_tx.items():
-                        txname = dataset.topologies[ti]
-                        for p in self._ul_predictions(result, txname, tx_items):
-                            predictions.append(p)
-                            ul_predictions.append(p)
-                            ul_requests.append(
-                                (txname, "expected_upper_limit", np.asarray(p.masses))
-                            )
-            em: dict[int, dict[int, dict[int, list[_Item]]]] = defaultdict(dict)
-            for (ri, di), by_tx in items.items():
-                if self.database.results[ri].data_type == "efficiencyMap":
-                    em[ri][di] = by_tx
-            for ri, per_dataset in em.items():
-                predictions += self._em_predictions(self.database.results[ri], per_dataset)
-            batch.append(predictions)
-        for p, value in zip(ul_predictions, self._batch_lookup(ul_requests), strict=True):
-            p.expected_upper_limit_fb = float(value) if np.isfinite(value) else None
+            arrays.append(ModelArrays.of(model, xsecs))
+            kept.append(model)
+        return self.plans.build(kept, arrays, topologies)
+
+    def predict_batch(self, models: Iterable[Protomodel]) -> list[list[TheoryPrediction]]:
+        """Predictions of many protomodels: one kernel call for the whole batch."""
+        plan = self.plan(models)
+        weight, value, vector = self.item_values(plan)
+        how, n_datasets, n_groups, slots = _aggregation(plan)
+        with jax.enable_x64(True):
+            aggregated = _aggregate(
+                jnp.asarray(_pad(weight)),
+                jnp.asarray(_pad(value, np.nan)),
+                Aggregation(*(jnp.asarray(a) for a in how)),
+                n_datasets,
+                n_groups,
+            )
+            signals = np.asarray(aggregated.signals)
+            selected = np.asarray(aggregated.selected)[: len(weight)]
+        batch: list[list[TheoryPrediction]] = [[] for _ in range(plan.n_models)]
+        self._em_reports(plan, signals, selected, slots, batch)
+        self._ul_reports(plan, weight, value, vector, selected, batch)
         for predictions in batch:
             predictions.sort(key=lambda p: (p.r_obs is None, -(p.r_obs or 0.0)))
         return batch
 
-    def _matches_of(self, topology: Topology) -> list[tuple[Usage, list[tuple[int, int]]]]:
-        """(usage, branch assignments) of every constraint a topology matches (cached)."""
-        key = topology.branches
-        found = self._matches.get(key)
-        if found is None:
-            found = []
-            for pattern in self.matcher.candidates(topology):
-                assignments = self.matcher.assignments(topology, pattern)
-                if not assignments:
-                    continue
-                for usage in self.matcher.usages[pattern]:
-                    if self.database.results[usage.result].result_id in self._chosen:
-                        found.append((usage, assignments))
-            self._matches[key] = found
-        return found
+    def signal_kernel(
+        self, models: Iterable[Protomodel]
+    ) -> tuple[Kernel, tuple[jax.Array, jax.Array, jax.Array], int, int, dict]:
+        """The pure-function form of the efficiency-map predictions of a batch of models.
 
-    def _match(
-        self, model: Protomodel, topologies: list[Topology]
-    ) -> dict[tuple[int, int], dict[int, list[_Item]]]:
-        """Matched (topology, txname) items with their data vectors and weights."""
-        results = self.database.results
-        found: dict[tuple[int, int], dict[int, list[_Item]]] = defaultdict(
-            lambda: defaultdict(list)
-        )
-        vectors: dict[tuple, np.ndarray] = {}
-        for t_index, topology in enumerate(topologies):
-            for usage, assignments in self._matches_of(topology):
-                result = results[usage.result]
-                weight = topology.weights.get(result.sqrts_tev)
-                if weight is None:
-                    continue
-                txname = result.datasets[usage.dataset].topologies[usage.topology]
-                key = (t_index, txname.axes, id(usage.node_positions))
-                vector = vectors.get(key)
-                if vector is None:
-                    vector = self._data_vector(model, topology, txname, usage, assignments)
-                    vectors[key] = vector
-                found[(usage.result, usage.dataset)][usage.topology].append(
-                    _Item(
-                        t_index, topology.family, usage.topology, usage.coefficient, vector, weight
+        Returns:
+            (kernel, (sigma, br, masses), n_datasets, n_groups, slots): then
+            ``signals(kernel, sigma, br, masses, n_datasets, n_groups).signals[slots[(model,
+            result, data set)]]`` is sigma x BR x efficiency of that data set (fb), jittable,
+            vmappable over parameters of the same structure, differentiable. (SModelS's
+            tie-breaks on ambiguous grid cells are not applied here: see
+            :mod:`protomodels.theory.lookup`.)
+        """
+        plan = self.plan(models)
+        refs = [
+            self._grid_ref(r, d, t)
+            for r, d, t in zip(
+                plan.item_result.tolist(),
+                plan.item_dataset.tolist(),
+                plan.item_txname.tolist(),
+                strict=True,
+            )
+        ]
+        how, n_datasets, n_groups, slots = _aggregation(plan)
+        with jax.enable_x64(True):
+            stacks, groups, rows_how = {}, {}, {}
+            dims = sorted({r[0] for r in refs if r is not None and r[0] > 0})
+            for d in dims:
+                rows = np.asarray([i for i, r in enumerate(refs) if r is not None and r[0] == d])
+                stacks[d] = self.grid_index.stack(d)
+                width = stacks[d].shift.shape[1]
+                n = _capacity(len(rows))
+                groups[d] = ItemGroup(
+                    topology=jnp.asarray(_pad(plan.item_topology[rows], 0, n)),
+                    sqrts=jnp.asarray(_pad(plan.item_sqrts[rows], 0, n)),
+                    source=jnp.asarray(_pad(plan.item_source[rows][:, :, :width], -1, n)),
+                    const=jnp.asarray(_pad(plan.item_const[rows][:, :, :width], 0.0, n)),
+                    k=jnp.asarray(_pad(np.asarray([refs[i][1] for i in rows]), 0, n)),
+                    offset=jnp.asarray(_pad(np.asarray([refs[i][2] for i in rows]), 0, n)),
+                )
+                fills = (False, 0.0, n_datasets - 1, n_groups - 1, np.iinfo(np.int64).max - 1)
+                rows_how[d] = Aggregation(
+                    *(
+                        jnp.asarray(_pad(np.asarray(a)[rows], fill, n))
+                        for a, fill in zip(how, fills, strict=True)
                     )
                 )
-        return found
+            kernel = Kernel(
+                stacks,
+                self.grid_index.values,
+                jnp.asarray(plan.topology_pair),
+                jnp.asarray(plan.topology_decays),
+                groups,
+                rows_how,
+            )
+            params = (jnp.asarray(plan.sigma), jnp.asarray(plan.br), jnp.asarray(plan.masses))
+        return kernel, params, n_datasets, n_groups, slots
 
-    @staticmethod
-    def _data_vector(
-        model: Protomodel,
-        topology: Topology,
-        txname: TxName,
-        usage: Usage,
-        assignments: list[tuple[int, int]],
-    ) -> np.ndarray:
-        """The txname's data vector for a matched topology: of the two branch assignments
-        that match, the lexicographically larger vector (SModelS ``TxName.hasSMSas``)."""
-        best = None
-        for assignment in assignments:
-            vector = []
-            for axis in txname.axes:
-                b, p = usage.node_positions[axis.node]
-                nodes = topology.branches[assignment[b]].nodes
-                if axis.attribute == "mass":
-                    vector.append(model.masses[abs(nodes[p][0])])
-                else:
-                    last = p == len(nodes) - 1
-                    width = 0.0 if last else model.widths.get(abs(nodes[p][0]), 1.0)
-                    vector.append(float(rescale_width(width)))
-            if best is None or vector > best:
-                best = vector
-        return np.asarray(best)
+    # -- numbers ----------------------------------------------------------------------------
+    def _grid_ref(self, result: int, dataset: int, txname: int) -> tuple[int, int, int] | None:
+        """(dimension, stack row, value offset) of an item's grid (UL or efficiency)."""
+        key = (result, dataset, txname)
+        if key in self._grid_refs:
+            return self._grid_refs[key]
+        ds = self.database.results[result].datasets[dataset]
+        tx = ds.topologies[txname]
+        grid = tx.grids.get("upper_limit" if ds.data_type == "upperLimit" else "efficiency")
+        ref = None
+        if grid is not None:
+            widths = tuple(j for j, a in enumerate(tx.axes) if a.attribute == "totalwidth")
+            entry = self.grid_index.entry(grid.points, widths)
+            ref = (entry.tri.dim, entry.stack_index, self.grid_index.offset(grid.values))
+        self._grid_refs[key] = ref
+        return ref
+
+    def item_values(self, plan: Plan) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(weight, value, data vector) of every item of a plan, as SModelS gives them: the
+        kernel's ambiguous lookups and zero-dimensional grids are answered by SciPy."""
+        n = len(plan.item_topology)
+        refs = [
+            self._grid_ref(r, d, t)
+            for r, d, t in zip(
+                plan.item_result.tolist(),
+                plan.item_dataset.tolist(),
+                plan.item_txname.tolist(),
+                strict=True,
+            )
+        ]
+        dim = np.asarray([-1 if r is None else r[0] for r in refs], np.int64)
+        k = np.asarray([0 if r is None else r[1] for r in refs], np.int64)
+        offset = np.asarray([0 if r is None else r[2] for r in refs], np.int64)
+        value = np.full(n, np.nan)
+        with jax.enable_x64(True):
+            topology_weights = _weights(
+                jnp.asarray(plan.sigma),
+                jnp.asarray(plan.br),
+                jnp.asarray(plan.topology_pair),
+                jnp.asarray(plan.topology_decays),
+            )
+            weight = np.asarray(topology_weights)[plan.item_topology, plan.item_sqrts]
+            vector = np.asarray(
+                _vectors(
+                    jnp.asarray(plan.masses),
+                    jnp.asarray(plan.item_source),
+                    jnp.asarray(plan.item_const),
+                )
+            )
+        flagged: list[int] = []
+        for d in sorted(set(dim.tolist()) - {-1}):
+            rows = np.flatnonzero(dim == d)
+            if d == 0:
+                flagged += rows.tolist()
+                continue
+            width = self.grid_index.stack(d).shift.shape[1]
+            m = _capacity(len(rows))
+            x = np.zeros((m, width))
+            x[: len(rows)] = vector[rows, :width]
+            query = Query(d, rows, _pad(k[rows], 0, m), x, _pad(offset[rows], 0, m))
+            f, flag = self.grid_index.interpolate(query)
+            value[rows] = f
+            flagged += rows[flag].tolist()
+        for i in flagged:  # SciPy's answer, as SModelS
+            ds = self.database.results[plan.item_result[i]].datasets[plan.item_dataset[i]]
+            tx = ds.topologies[plan.item_txname[i]]
+            kind = "upper_limit" if ds.data_type == "upperLimit" else "efficiency"
+            value[i] = self._batch_lookup([(tx, kind, vector[i, : len(tx.axes)])])[0]
+        return weight, value, vector
 
     def _batch_lookup(self, requests: list[tuple[TxName, str, np.ndarray]]) -> np.ndarray:
         """Values of many (txname, grid kind, point) lookups in one batched call."""
@@ -324,37 +446,82 @@ class Predictor:
             out[where] = self.grid_index.lookup(batch)
         return out
 
-    def _evaluate(self, matched: list[dict[tuple[int, int], dict[int, list[_Item]]]]) -> None:
-        """Upper limits (UL data sets) or efficiencies (EM data sets) of all matched items."""
-        requests, targets = [], []
-        for items in matched:
-            for (ri, di), by_tx in items.items():
-                dataset = self.database.results[ri].datasets[di]
-                kind = "upper_limit" if dataset.data_type == "upperLimit" else "efficiency"
-                for ti, tx_items in by_tx.items():
-                    txname = dataset.topologies[ti]
-                    for it in tx_items:
-                        requests.append((txname, kind, it.vector))
-                        targets.append(it)
-        for it, value in zip(targets, self._batch_lookup(requests), strict=True):
-            it.value = float(value)
+    def _lookup(self, txname: TxName, kind: str, vectors: np.ndarray) -> np.ndarray:
+        return self._batch_lookup([(txname, kind, v) for v in np.atleast_2d(vectors)])
 
-    @staticmethod
-    def _deduplicate(items: list[_Item]) -> list[_Item]:
-        """Keep, per family of related topologies, the member with the largest weight."""
-        kept, seen = [], set()
-        for it in sorted(items, key=lambda i: -i.weight):
-            if it.family in seen:
-                continue
-            seen.add(it.family)
-            kept.append(it)
-        return kept
+    # -- reports ----------------------------------------------------------------------------
+    def _em_reports(
+        self,
+        plan: Plan,
+        signals: np.ndarray,
+        selected: np.ndarray,
+        slots: dict[tuple[int, int, int], int],
+        batch: list[list[TheoryPrediction]],
+    ) -> None:
+        """Efficiency-map predictions (best region or combination) per model and result."""
+        by_result: dict[tuple[int, int], dict[int, set[str]]] = defaultdict(dict)
+        for m, r, d in slots:
+            if self.database.results[r].data_type == "efficiencyMap":
+                by_result[(m, r)].setdefault(d, set())
+        for i in np.flatnonzero(selected & plan.item_efficiency):
+            m, r, d = int(plan.item_model[i]), int(plan.item_result[i]), int(plan.item_dataset[i])
+            tx = self.database.results[r].datasets[d].topologies[plan.item_txname[i]]
+            by_result[(m, r)][d].add(tx.name)
+        for (m, r), txnames in by_result.items():
+            result = self.database.results[r]
+            values = np.zeros(len(result.datasets))
+            for d in txnames:
+                total = float(signals[slots[(m, r, d)]])
+                if total >= _MIN_XSEC:
+                    values[d] = total
+            batch[m] += self._em_predictions(result, values, txnames)
+
+    def _ul_reports(
+        self,
+        plan: Plan,
+        weight: np.ndarray,
+        value: np.ndarray,
+        vector: np.ndarray,
+        selected: np.ndarray,
+        batch: list[list[TheoryPrediction]],
+    ) -> None:
+        """Upper-limit predictions (clusters) per model and txname, and their expected limits."""
+        groups: dict[tuple[int, int, int, int], list[_Item]] = defaultdict(list)
+        for i in np.flatnonzero(selected & ~plan.item_efficiency):
+            key = (
+                int(plan.item_model[i]),
+                int(plan.item_result[i]),
+                int(plan.item_dataset[i]),
+                int(plan.item_txname[i]),
+            )
+            result = self.database.results[key[1]]
+            tx = result.datasets[key[2]].topologies[key[3]]
+            groups[key].append(
+                _Item(
+                    int(plan.item_topology[i]),
+                    int(plan.topology_family[plan.item_topology[i]]),
+                    key[3],
+                    float(plan.item_coefficient[i]),
+                    vector[i, : len(tx.axes)],
+                    float(weight[i]),
+                    float(value[i]),
+                )
+            )
+        requests, made = [], []
+        for (m, r, d, t), items in groups.items():
+            result = self.database.results[r]
+            txname = result.datasets[d].topologies[t]
+            items.sort(key=lambda it: it.topology)
+            for p in self._ul_predictions(result, txname, items):
+                batch[m].append(p)
+                made.append(p)
+                requests.append((txname, "expected_upper_limit", np.asarray(p.masses)))
+        for p, v in zip(made, self._batch_lookup(requests), strict=True):
+            p.expected_upper_limit_fb = float(v) if np.isfinite(v) else None
 
     def _ul_predictions(
         self, result: Result, txname: TxName, items: list[_Item]
     ) -> list[TheoryPrediction]:
-        items = [it for it in items if np.isfinite(it.value)]
-        items = self._deduplicate(items)
         clusters = self._cluster(txname, items)
         predictions = []
         for members, vector, ul in clusters:
@@ -419,24 +586,8 @@ class Predictor:
         return clusters
 
     def _em_predictions(
-        self, result: Result, per_dataset: Mapping[int, Mapping[int, list[_Item]]]
+        self, result: Result, signals: np.ndarray, txnames_of: Mapping[int, set[str]]
     ) -> list[TheoryPrediction]:
-        signals = np.zeros(len(result.datasets))
-        txnames_of: dict[int, set[str]] = {}
-        for di, by_tx in per_dataset.items():
-            dataset = result.datasets[di]
-            items_ds: list[_Item] = []
-            for items in by_tx.values():
-                items_ds += [
-                    it for it in items if np.isfinite(it.value) and abs(it.value) >= _MIN_EFF
-                ]
-            for it in items_ds:
-                it.weight = it.weight * it.value
-            kept = self._deduplicate(items_ds)
-            total = sum(it.coefficient * it.weight for it in kept)
-            if total >= _MIN_XSEC:
-                signals[di] = total
-                txnames_of[di] = {dataset.topologies[it.txname].name for it in kept}
         with_signal = [di for di in range(len(result.datasets)) if signals[di] > 0]
         if not with_signal:
             return []

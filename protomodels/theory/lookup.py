@@ -1,0 +1,219 @@
+"""Grid interpolation as pure ``jax.numpy`` functions (jittable, batched, differentiable in the
+query point inside a simplex).
+
+The triangulations of all grids of one dimension ``d`` are stacked into one
+:class:`SimplexStack` (built on the host by :class:`~protomodels.theory.locator.GridIndex`).
+A query -- (stack row, point, offset of the grid's values) -- is rotated onto the grid's
+principal axes, started in the bucket cell that holds it and walked from simplex to neighbour
+(towards the most negative barycentric coordinate, as SciPy's directed search) until a simplex
+contains it within SModelS's tolerance (``find_simplex(tol=1e-6)``) or the walk leaves the convex
+hull (no value, NaN). Points off the grid's plane get SModelS's 5 % gradient test
+(``docs/predictions.md`` §4.5). Values are rounded to 6 significant digits as in SModelS.
+
+Where several simplices hold a point with different values (flat simplices, or a point within
+1e-3 of a face where the gradient jumps), SModelS's answer is whichever simplex SciPy's walk
+reaches; such queries are *flagged* so that a host-side caller can ask SciPy for them (the
+kernel itself stays free of host round-trips).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+__all__ = ["SimplexStack", "interpolate", "round_significant"]
+
+
+def __dir__() -> list[str]:
+    return __all__
+
+
+ZERO = 1e-4  # |rotated coordinate| below this is "in the plane"
+TOLERANCE = 1e-6  # barycentric tolerance of find_simplex
+NEAR = 1e-3  # faces closer than this are checked for a value jump
+OFFPLANE_TOLERANCE = 0.05
+MAX_STEPS = 512
+
+
+class SimplexStack(NamedTuple):
+    """All triangulations of one dimension d, as flat arrays (a JAX pytree).
+
+    Attributes:
+        shift: (K, W) mean of each point set (W = widest original dimension, zero padded).
+        rotation: (K, W, W) principal axes (zero padded).
+        lower, cell: (K, d) origin and size of the bucket cells in rotated space.
+        shape, strides: (K, d) cells per direction and flat-index strides.
+        cell_base: (K,) first flat cell of each triangulation.
+        cell_first: (C,) a simplex overlapping each cell (global index), -1 for empty cells.
+        transform: (S, d+1, d) barycentric transforms (SciPy's ``Delaunay.transform``).
+        simplices: (S, d+1) vertex indices into the point set (hence into the grid's values).
+        neighbors: (S, d+1) global index of the simplex opposite each vertex, -1 at the hull.
+    """
+
+    shift: jax.Array
+    rotation: jax.Array
+    lower: jax.Array
+    cell: jax.Array
+    shape: jax.Array
+    strides: jax.Array
+    cell_base: jax.Array
+    cell_first: jax.Array
+    transform: jax.Array
+    simplices: jax.Array
+    neighbors: jax.Array
+
+
+# exact powers of ten, as NumPy's pow gives them
+_POWERS = tuple(10.0**e for e in range(-330, 309)) + (float("inf"),) * 22
+
+
+@jax.custom_jvp
+def round_significant(values: jax.Array, digits: int = 6) -> jax.Array:
+    """Round to ``digits`` significant digits (NaN and 0 kept), bit-equal to NumPy's
+    ``round(v * 10**e) / 10**e`` (the powers of ten come from a table, not from ``pow``).
+    Derivatives pass through as if unrounded."""
+    ok = jnp.isfinite(values) & (values != 0)
+    safe = jnp.where(ok, jnp.abs(values), 1.0)
+    exponent = (digits - 1 - jnp.floor(jnp.log10(safe))).astype(int)
+    scale = jnp.asarray(_POWERS, dtype=values.dtype)[jnp.clip(exponent + 330, 0, 660)]
+    return jnp.where(ok, jnp.round(values * scale) / scale, values)
+
+
+@round_significant.defjvp
+def _round_significant_jvp(
+    primals: tuple[jax.Array, int], tangents: tuple[jax.Array, ...]
+) -> tuple[jax.Array, jax.Array]:
+    values, digits = primals
+    return round_significant(values, digits), tangents[0]
+
+
+def _barycentric(transform: jax.Array, p: jax.Array) -> jax.Array:
+    """(Q, d+1) barycentric coordinates of points p (Q, d) in simplices with ``transform``."""
+    d = p.shape[1]
+    head = jnp.einsum("qij,qj->qi", transform[:, :d], p - transform[:, d])
+    return jnp.concatenate([head, 1.0 - head.sum(1, keepdims=True)], axis=1)
+
+
+def _walk(stack: SimplexStack, k: jax.Array, p: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """(simplex, status) per point: status 1 = found, 2 = outside, 0 = walk not finished."""
+    finite = jnp.isfinite(p).all(1)
+    p = jnp.where(finite[:, None], p, 0.0)
+    cell = jnp.floor((p - stack.lower[k]) / stack.cell[k]).astype(stack.shape.dtype)
+    outside = ((cell < 0) | (cell >= stack.shape[k])).any(1) | ~finite
+    cell = jnp.clip(cell, 0, stack.shape[k] - 1)
+    flat = (cell * stack.strides[k]).sum(1) + stack.cell_base[k]
+    start = jnp.where(outside, -1, stack.cell_first[flat])
+    status = jnp.where(start < 0, 2, 0)
+    simplex = jnp.maximum(start, 0)
+
+    def step(state: tuple[jax.Array, jax.Array, jax.Array]) -> tuple[jax.Array, ...]:
+        simplex, status, n = state
+        c = _barycentric(stack.transform[simplex], p)
+        c = jnp.where(jnp.isnan(c), -jnp.inf, c)
+        found = c.min(1) >= -TOLERANCE
+        nb = jnp.take_along_axis(stack.neighbors[simplex], c.argmin(1)[:, None], 1)[:, 0]
+        walking = status == 0
+        status = jnp.where(walking & found, 1, jnp.where(walking & (nb < 0), 2, status))
+        simplex = jnp.where((status == 0) & walking, nb, simplex)
+        return simplex, status, n + 1
+
+    def more(state: tuple[jax.Array, jax.Array, jax.Array]) -> jax.Array:
+        return (state[1] == 0).any() & (state[2] < MAX_STEPS)
+
+    simplex, status, _ = jax.lax.while_loop(more, step, (simplex, status, jnp.zeros((), int)))
+    return simplex, status
+
+
+def _project(
+    stack: SimplexStack, values: jax.Array, k: jax.Array, p: jax.Array, offsets: jax.Array
+) -> tuple[jax.Array, jax.Array]:
+    """Interpolated value (NaN outside) and ambiguity flag of in-plane points p (Q, d)."""
+    simplex, status = _walk(stack, k, p)
+    p = jnp.where(jnp.isfinite(p), p, 0.0)
+    c = _barycentric(stack.transform[simplex], p)
+    corner = values[offsets[:, None] + stack.simplices[simplex]]
+    linear = (c * corner).sum(1)
+    f = jnp.where(status == 1, jnp.maximum(linear, corner.min(1)), jnp.nan)
+    # the simplices up to two steps away that also hold p within NEAR: do they give another
+    # value there? (around an edge the simplices holding a point are up to two steps apart)
+    first = stack.neighbors[simplex]  # (Q, d+1)
+    second = stack.neighbors[jnp.maximum(first, 0)].reshape(p.shape[0], -1)
+    second = jnp.where(jnp.repeat(first, first.shape[1], axis=1) >= 0, second, -1)
+    around = jnp.concatenate([first, second], axis=1)  # (Q, (d+1)(d+2))
+    safe = jnp.maximum(around, 0)
+    m = around.shape[1]
+    cn = _barycentric(
+        stack.transform[safe].reshape(-1, *stack.transform.shape[1:]), jnp.repeat(p, m, axis=0)
+    ).reshape(p.shape[0], m, -1)
+    fn = (cn * values[offsets[:, None, None] + stack.simplices[safe]]).sum(2)
+    near = (around >= 0) & (cn >= -NEAR).all(2)
+    scale = 1e-9 * jnp.maximum(jnp.abs(linear), 1e-300)
+    differ = ~(jnp.abs(fn - linear[:, None]) <= scale[:, None])
+    jump = (status == 1) & (near & differ).any(1)
+    flag = jump | (status == 0)
+    return f, flag
+
+
+def interpolate(
+    stack: SimplexStack,
+    values: jax.Array,
+    k: jax.Array,
+    x: jax.Array,
+    offsets: jax.Array,
+) -> tuple[jax.Array, jax.Array]:
+    """Grid values at query points, as SModelS interpolates them.
+
+    Args:
+        stack: the stacked triangulations of dimension d (``stack.lower.shape[1]``).
+        values: all grid values, concatenated.
+        k: (Q,) stack row (triangulation) of each query.
+        x: (Q, W) query points in grid coordinates (masses, rescaled widths), zero padded.
+        offsets: (Q,) start of each query's grid in ``values``.
+
+    Returns:
+        (values, flags): NaN where SModelS gives no value; flags mark queries whose simplex
+        choice is ambiguous (see the module docstring).
+    """
+    d = stack.lower.shape[1]
+    rotated = jnp.einsum("qi,qij->qj", x - stack.shift[k], stack.rotation[k])
+    base = rotated[:, :d]
+    f, flag = _project(stack, values, k, base, offsets)
+    off = ((jnp.abs(rotated) > ZERO).sum(1) > d) & jnp.isfinite(f)
+    # SModelS's off-plane acceptance: a gradient estimate must say that the projection changes
+    # the value by less than 5 %
+    n = x.shape[0]
+    alpha = jnp.linalg.norm(rotated[:, d:], axis=1)
+    alpha_safe = jnp.where(alpha > 0, alpha, 1.0)
+    shifted = base[:, None, :] + alpha_safe[:, None, None] * jnp.eye(d)[None]
+    fs, flag_s = _project(
+        stack, values, jnp.repeat(k, d), shifted.reshape(-1, d), jnp.repeat(offsets, d)
+    )
+    fs, flag_s = fs.reshape(n, d), flag_s.reshape(n, d).any(1)
+    grad = (fs - f[:, None]) / alpha_safe[:, None]
+    norm = jnp.linalg.norm(grad, axis=1)
+    step = (alpha_safe[:, None] * grad / jnp.where(norm > 0, norm, 1.0)[:, None]).sum(1)
+    unit = jnp.zeros(d).at[d - 1].set(1.0)
+    both, flag_b = _project(
+        stack,
+        values,
+        jnp.concatenate([k, k]),
+        jnp.concatenate([base + step[:, None] * unit, base - step[:, None] * unit]),
+        jnp.concatenate([offsets, offsets]),
+    )
+    f_plus, f_minus = both[:n], both[n:]
+
+    def rel(shifted_value: jax.Array) -> jax.Array:
+        safe = jnp.where(f == 0, 1.0, f)
+        return jnp.where(
+            f == 0, jnp.where(shifted_value == 0, 0.0, 1.0), jnp.abs(shifted_value - f) / safe
+        )
+
+    error = jnp.where(jnp.isnan(f_minus), rel(f_plus), jnp.maximum(rel(f_plus), rel(f_minus)))
+    accept = (error < OFFPLANE_TOLERANCE) & ~jnp.isnan(f_plus) & ~jnp.isnan(fs).any(1)
+    accept = accept | (norm == 0)
+    f = jnp.where(off, jnp.where(accept, f, jnp.nan), f)
+    flag = flag | (off & (flag_s | flag_b[:n] | flag_b[n:]))
+    f = jnp.where(jnp.abs(f) < 100 * jnp.finfo(f.dtype).eps, 0.0, f)
+    return round_significant(f), flag

@@ -1,0 +1,86 @@
+"""The pure-function kernel of the predictions (protomodels.theory.signals): equal to the
+predictions, jittable, differentiable in the masses, batch = one by one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import protomodels.database as pdb
+from protomodels.theory import Predictor, Protomodel
+from protomodels.theory.signals import signals
+from protomodels.theory.xsec import load_tables
+
+STAU, N1 = 1000015, 1000022
+HSCP = "CMS-EXO-13-006-eff-trim"
+
+
+@pytest.fixture(scope="module")
+def predictor(subset_store: Path, shared: Path) -> Predictor:
+    database = pdb.open(subset_store, build=False, workspaces=False)
+    return Predictor(database, tables=load_tables(shared))
+
+
+def stau(mass: float, sigma8: float = 1.0) -> Protomodel:
+    """A stable stau pair: efficiency-map predictions of the HSCP result."""
+    return Protomodel(
+        masses={STAU: mass, N1: 100.0},
+        decays={},
+        xsecs={(-STAU, STAU): {13.0: 5.0 * sigma8, 8.0: sigma8}},
+        allow_stable=True,
+    )
+
+
+def kernel_signals(predictor: Predictor, models: list[Protomodel]):  # noqa: ANN201
+    kernel, (sigma, br, masses), n_ds, n_groups, slots = predictor.signal_kernel(models)
+    with jax.enable_x64(True):
+        out = jax.jit(signals, static_argnums=(4, 5))(kernel, sigma, br, masses, n_ds, n_groups)
+        return np.asarray(out.signals), slots
+
+
+def test_kernel_equals_predictions(predictor: Predictor) -> None:
+    model = stau(437.3)
+    found, slots = kernel_signals(predictor, [model])
+    (p,) = predictor.predict(model)
+    result = next(i for i, r in enumerate(predictor.database.results) if r.result_id == HSCP)
+    got = np.zeros(len(p.signals_fb))
+    for (m, r, d), slot in slots.items():
+        if m == 0 and r == result:
+            got[d] = found[slot]
+    np.testing.assert_allclose(got, p.signals_fb, rtol=1e-12, atol=1e-12)
+    assert got.max() > 0
+
+
+def test_kernel_batch_equals_one_by_one(predictor: Predictor) -> None:
+    models = [stau(m, s) for m, s in ((300.0, 1.0), (512.5, 2.0), (800.0, 0.5))]
+    batch, slots = kernel_signals(predictor, models)
+    for i, model in enumerate(models):
+        single, single_slots = kernel_signals(predictor, [model])
+        for (m, r, d), slot in slots.items():
+            if m == i:
+                assert batch[slot] == pytest.approx(single[single_slots[(0, r, d)]], rel=1e-12)
+
+
+def test_kernel_is_differentiable_in_masses(predictor: Predictor) -> None:
+    """d(total signal)/d(mass) from JAX equals a central finite difference inside a simplex,
+    and the signal is linear in the cross section."""
+    kernel, (sigma, br, masses), n_ds, n_groups, _ = predictor.signal_kernel([stau(437.3)])
+    with jax.enable_x64(True):
+
+        def total(m: jax.Array, s: jax.Array) -> jax.Array:
+            return signals(kernel, s, br, m, n_ds, n_groups).signals.sum()
+
+        f = jax.jit(total)
+        grad = np.asarray(jax.grad(f)(masses, sigma))
+        slot = int(np.argmax(np.abs(grad)))
+        assert grad[slot] != 0 and np.isfinite(grad).all()
+        h = 0.5  # GeV: inside the simplex, large against the 6-digit rounding
+        step = jnp.zeros_like(masses).at[slot].set(h)
+        numeric = (f(masses + step, sigma) - f(masses - step, sigma)) / (2 * h)
+        # the signal is rounded to 6 significant digits by SModelS's interpolation
+        assert float(numeric) == pytest.approx(grad[slot], rel=1e-2)
+        assert float(f(masses, 2 * sigma)) == pytest.approx(2 * float(f(masses, sigma)))
