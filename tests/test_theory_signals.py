@@ -84,3 +84,11 @@ def test_kernel_is_differentiable_in_masses(predictor: Predictor) -> None:
         # the signal is rounded to 6 significant digits by SModelS's interpolation
         assert float(numeric) == pytest.approx(grad[slot], rel=1e-2)
         assert float(f(masses, 2 * sigma)) == pytest.approx(2 * float(f(masses, sigma)))
+
+
+def test_model_without_topologies(predictor: Predictor) -> None:
+    """The LSP alone (the walk's start) has no prediction, in a batch with others too."""
+    alone = Protomodel(masses={N1: 150.0}, decays={})
+    assert predictor.predict(alone) == []
+    batch = predictor.predict_batch([alone, stau(437.3), alone])
+    assert batch[0] == [] and batch[2] == [] and len(batch[1]) == 1

@@ -265,7 +265,7 @@ class PlanBuilder:
             br=np.concatenate(brs) if brs else np.zeros(0),
             sigma=np.concatenate(sigmas) if sigmas else np.zeros((0, 2)),
             topology_pair=np.asarray(t_pair, np.int64),
-            topology_decays=np.asarray(t_decays, np.int64).reshape(len(t_pair), -1),
+            topology_decays=np.asarray(t_decays, np.int64).reshape(len(t_pair), length),
             topology_family=np.asarray(t_family, np.int64),
             topology_model=np.asarray(t_model, np.int64),
             item_topology=cat("topology", np.int64),
