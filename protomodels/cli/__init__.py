@@ -11,7 +11,9 @@ import click
 from protomodels._version import __version__
 from protomodels.cli.common import Context
 from protomodels.cli.db import db
+from protomodels.cli.evaluate import evaluate
 from protomodels.cli.predict import predict
+from protomodels.cli.walk import hiscores, plot, show, walk
 
 __all__ = ["cli", "main"]
 
@@ -44,6 +46,11 @@ def cli(ctx: click.Context, shared: str | None, database: str | None) -> None:
 
 cli.add_command(db)
 cli.add_command(predict)
+cli.add_command(evaluate)
+cli.add_command(walk)
+cli.add_command(hiscores)
+cli.add_command(show)
+cli.add_command(plot)
 
 
 def main() -> None:

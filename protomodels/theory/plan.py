@@ -100,6 +100,7 @@ class Plan:
     topology_decays: np.ndarray
     topology_family: np.ndarray
     topology_model: np.ndarray
+    topology_particles: list[frozenset[int]]
     # items
     item_topology: np.ndarray
     item_model: np.ndarray
@@ -191,6 +192,7 @@ class PlanBuilder:
         """Assemble the plan of a batch of decomposed models."""
         masses, brs, sigmas = [], [], []
         t_pair, t_decays, t_family, t_model = [], [], [], []
+        t_particles: list[frozenset[int]] = []
         parts: list[tuple[int, int, _Matches, set[int], Protomodel]] = []
         mass_base = br_base = sigma_base = topo_base = family_base = 0
         length = max((len(t.decays) for ts in topologies for t in ts), default=0)
@@ -208,6 +210,9 @@ class PlanBuilder:
                 t_pair.append(pair_slot[topology.pair])
                 t_family.append(family_base + topology.family)
                 t_model.append(m)
+                t_particles.append(
+                    frozenset(abs(n[0]) for b in topology.branches for n in b.nodes)
+                )
                 matches = self.matches(topology)
                 available = {i for i, s in enumerate(SQRTS) if topology.weights.get(s)}
                 if len(matches.result):
@@ -268,6 +273,7 @@ class PlanBuilder:
             topology_decays=np.asarray(t_decays, np.int64).reshape(len(t_pair), length),
             topology_family=np.asarray(t_family, np.int64),
             topology_model=np.asarray(t_model, np.int64),
+            topology_particles=t_particles,
             item_topology=cat("topology", np.int64),
             item_model=cat("model", np.int64),
             item_result=result,

@@ -87,6 +87,7 @@ class TheoryPrediction:
         signals_fb: for EM and combined predictions, sigma x BR x eff per data set (fb), in the
             result's data-set order (0 for data sets without signal).
         masses: for UL predictions, the (averaged) data vector.
+        particles: PDG ids (> 0) of the BSM particles in the topologies that contribute.
         extra: room for the statistics stage (likelihoods, mu-hat, ...).
     """
 
@@ -102,6 +103,7 @@ class TheoryPrediction:
     lumi_ifb: float
     signals_fb: np.ndarray | None = None
     masses: tuple[float, ...] | None = None
+    particles: frozenset[int] = frozenset()
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -460,6 +462,7 @@ class Predictor:
     ) -> None:
         """Efficiency-map predictions (best region or combination) per model and result."""
         by_result: dict[tuple[int, int], dict[int, set[str]]] = defaultdict(dict)
+        particles: dict[tuple[int, int, int], set[int]] = defaultdict(set)
         for m, r, d in slots:
             if self.database.results[r].data_type == "efficiencyMap":
                 by_result[(m, r)].setdefault(d, set())
@@ -467,6 +470,7 @@ class Predictor:
             m, r, d = int(plan.item_model[i]), int(plan.item_result[i]), int(plan.item_dataset[i])
             tx = self.database.results[r].datasets[d].topologies[plan.item_txname[i]]
             by_result[(m, r)][d].add(tx.name)
+            particles[(m, r, d)] |= plan.topology_particles[plan.item_topology[i]]
         for (m, r), txnames in by_result.items():
             result = self.database.results[r]
             values = np.zeros(len(result.datasets))
@@ -474,7 +478,13 @@ class Predictor:
                 total = float(signals[slots[(m, r, d)]])
                 if total >= _MIN_XSEC:
                     values[d] = total
-            batch[m] += self._em_predictions(result, values, txnames)
+            for p in self._em_predictions(result, values, txnames):
+                shown = range(len(values)) if p.data_type == "combined" else [
+                    next(d for d, ds in enumerate(result.datasets)
+                         if (ds.data_id or ds.dataset_id) == p.dataset)
+                ]
+                p.particles = frozenset().union(*(particles[(m, r, d)] for d in shown))
+                batch[m].append(p)
 
     def _ul_reports(
         self,
@@ -513,6 +523,9 @@ class Predictor:
             txname = result.datasets[d].topologies[t]
             items.sort(key=lambda it: it.topology)
             for p in self._ul_predictions(result, txname, items):
+                p.particles = frozenset().union(
+                    *(plan.topology_particles[it.topology] for it in items)
+                )
                 batch[m].append(p)
                 made.append(p)
                 requests.append((txname, "expected_upper_limit", np.asarray(p.masses)))

@@ -156,6 +156,21 @@ class Protomodel:
         """Active particles sorted by mass."""
         return sorted(self.masses, key=lambda p: (self.masses[p], p))
 
+    def scaled(self, factor: float) -> Protomodel:
+        """The model with every production cross section times ``factor`` (all multipliers of
+        its production pairs, or its explicit cross sections)."""
+        from dataclasses import replace
+
+        from protomodels.theory.xsec import production_channels
+
+        if not (math.isfinite(factor) and factor >= 0):
+            raise InvalidProtomodelError(f"scale factor {factor!r}: need a finite value >= 0")
+        if self.xsecs is not None:
+            xsecs = {p: {s: v * factor for s, v in by.items()} for p, by in self.xsecs.items()}
+            return replace(self, xsecs=xsecs)
+        pairs = set(production_channels(list(self.masses))) | set(self.ssm)
+        return replace(self, ssm={p: self.ssm.get(p, 1.0) * factor for p in sorted(pairs)})
+
     # -- SLHA ------------------------------------------------------------------------------
     @classmethod
     def from_slha(cls, path: str | os.PathLike[str], *, name: str | None = None) -> Protomodel:

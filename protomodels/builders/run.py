@@ -1,0 +1,210 @@
+"""A walk run: several walkers against the real evaluation, in one or more processes, stored in
+one run file.
+
+``run_walk`` starts (or resumes) the walkers of a run. With more than one process, each process
+loads the store and builds its own :class:`~protomodels.evaluation.Evaluator` and runs its share
+of the walkers; all write to the same SQLite run file (WAL, one transaction per step), so the
+caller can follow the progress by reading the file.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from protomodels._version import __version__
+from protomodels.builders.storage import RunMetadata, RunStorage, RunStorageError
+from protomodels.builders.walker import Walker, WalkerConfig
+from protomodels.evaluation import EvaluationSettings, Evaluator
+from protomodels.theory.protomodel import Protomodel
+
+__all__ = ["RunSettings", "run_walk"]
+
+
+def __dir__() -> list[str]:
+    return __all__
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """What a run does.
+
+    Attributes:
+        steps: steps per walker.
+        walkers: number of walkers.
+        seed: seed of the run (walker w draws from (seed, w)).
+        processes: worker processes (1: everything in this process).
+        walker: the walkers' settings besides steps, seed and id.
+        evaluation: the evaluation settings.
+        start: SLHA file of the starting model (default: the LSP alone).
+    """
+
+    steps: int = 200
+    walkers: int = 1
+    seed: int = 0
+    processes: int = 1
+    walker: WalkerConfig = field(default_factory=WalkerConfig)
+    evaluation: EvaluationSettings = field(default_factory=EvaluationSettings)
+    start: str | None = None
+
+    def config_json(self) -> dict[str, Any]:
+        """The configuration as stored in the run metadata."""
+        evaluation = self.evaluation
+        return {
+            "steps": self.steps,
+            "walkers": self.walkers,
+            "seed": self.seed,
+            "processes": self.processes,
+            "start": self.start,
+            "walker": self.walker.as_json(),
+            "evaluation": {
+                "sigmacut": evaluation.predictions.sigmacut,
+                "minmassgap": evaluation.predictions.minmassgap,
+                "combine": evaluation.predictions.combine,
+                "combinability": str(evaluation.k.combinability),
+                "prior": asdict(evaluation.k.prior) if not callable(evaluation.k.prior.name)
+                else "custom",
+                "constructive": evaluation.constructive,
+                "full_likelihoods": evaluation.full_likelihoods,
+            },
+        }
+
+
+def _walk_share(
+    run_file: str,
+    store: str,
+    settings: RunSettings,
+    walkers: list[int],
+    on_progress: Callable[[RunStorage], None] | None = None,
+) -> None:
+    """Run some walkers of a run to ``settings.steps`` (one process)."""
+    from protomodels.database import open as open_database
+
+    database = open_database(store, build=False, workspaces=settings.evaluation.full_likelihoods)
+    evaluator = Evaluator(database, settings.evaluation)
+    start = Protomodel.from_slha(settings.start) if settings.start else None
+    with RunStorage(run_file) as storage:
+        done = set(storage.walkers())
+
+        def on_step(_: object) -> None:
+            if on_progress is not None:
+                on_progress(storage)
+
+        for w in walkers:
+            if w in done:
+                walker = Walker.resume(storage, evaluator, walker=w, on_step=on_step)
+            else:
+                config = replace(
+                    settings.walker, steps=settings.steps, seed=settings.seed, walker=w
+                )
+                walker = Walker(evaluator, config, storage=storage, start=start, on_step=on_step)
+            walker.run(until=settings.steps)
+
+
+def run_walk(
+    run_file: str | os.PathLike[str],
+    store: str | os.PathLike[str],
+    settings: RunSettings | None = None,
+    *,
+    resume: bool = False,
+    on_progress: Callable[[RunStorage], None] | None = None,
+    poll_seconds: float = 0.5,
+) -> Path:
+    """Start or resume a run; returns the run file.
+
+    Args:
+        run_file: the SQLite run file (created; with ``resume``, continued).
+        store: the database store (built beforehand).
+        settings: what to run (with ``resume``: taken from the run file).
+        on_progress: called with the open run storage while the walkers work (progress bar).
+
+    Raises:
+        RunStorageError: a new run on an existing file, or resuming a file that is not a run.
+    """
+    path = Path(run_file)
+    from protomodels.database import open as open_database
+
+    if resume:
+        if not path.exists():
+            raise RunStorageError(f"{path}: no such run file to resume")
+        with RunStorage(path) as storage:
+            meta = storage.metadata()
+            if meta is None:
+                raise RunStorageError(f"{path} holds no run metadata: not a run file")
+            settings = _settings_from(meta.config, settings)
+    else:
+        if path.exists():
+            msg = f"{path} exists: use --resume to continue it, or choose a new file"
+            raise RunStorageError(msg)
+        settings = settings or RunSettings()
+        database = open_database(store, build=False, workspaces=False)
+        with RunStorage(path) as storage:
+            storage.write_metadata(
+                RunMetadata(
+                    database_version=database.version or "unknown",
+                    database_checksum=database.meta.get("source_checksum", ""),
+                    code_version=__version__,
+                    seed=settings.seed,
+                    config=settings.config_json(),
+                )
+            )
+    assert settings is not None
+    walkers = list(range(settings.walkers))
+    processes = max(1, min(settings.processes, len(walkers)))
+    if processes == 1:
+        _walk_share(str(path), str(store), settings, walkers, on_progress)
+        return path
+    shares = [walkers[i::processes] for i in range(processes)]
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(processes, mp_context=context) as pool:
+        futures = [
+            pool.submit(_walk_share, str(path), str(store), settings, share)
+            for share in shares
+        ]
+        with RunStorage(path) as storage:
+            while not all(f.done() for f in futures):
+                if on_progress is not None:
+                    on_progress(storage)
+                time.sleep(poll_seconds)
+            if on_progress is not None:
+                on_progress(storage)
+        for f in futures:
+            f.result()  # re-raise a worker's error
+    return path
+
+
+def _settings_from(config: dict[str, Any], override: RunSettings | None) -> RunSettings:
+    """The settings of a stored run (steps may be raised by ``override``)."""
+    from protomodels.combiner.prior import PriorSettings
+    from protomodels.combiner.test_statistic import KSettings
+    from protomodels.theory.predictions import PredictionSettings
+
+    e = config["evaluation"]
+    prior = e["prior"] if isinstance(e["prior"], dict) else {}
+    evaluation = EvaluationSettings(
+        predictions=PredictionSettings(
+            sigmacut=e["sigmacut"], minmassgap=e["minmassgap"], combine=e["combine"]
+        ),
+        k=KSettings(combinability=e["combinability"], prior=PriorSettings(**prior)),
+        constructive=e["constructive"],
+        full_likelihoods=e["full_likelihoods"],
+    )
+    settings = RunSettings(
+        steps=config["steps"],
+        walkers=config["walkers"],
+        seed=config["seed"],
+        processes=config["processes"],
+        walker=WalkerConfig.from_json(config["walker"]),
+        evaluation=evaluation,
+        start=config["start"],
+    )
+    if override is not None:
+        settings = replace(settings, steps=max(settings.steps, override.steps),
+                           processes=override.processes)
+    return settings

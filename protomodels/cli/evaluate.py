@@ -1,0 +1,123 @@
+"""``protomodel evaluate``: K, T_L, the prior, the best combination and the critics of a model."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import click
+from rich.table import Table
+
+from protomodels.cli.common import Context, console, open_database, reports_errors
+from protomodels.combiner.prior import PriorSettings
+from protomodels.combiner.test_statistic import KSettings
+from protomodels.evaluation import Evaluation, EvaluationSettings, Evaluator
+from protomodels.theory.predictions import PredictionSettings
+from protomodels.theory.protomodel import Protomodel
+
+__all__ = ["evaluate", "evaluation_options", "evaluation_settings", "print_evaluation"]
+
+
+def __dir__() -> list[str]:
+    return __all__
+
+
+def evaluation_options(func):  # noqa: ANN001, ANN201 - click decorator
+    """The options shared by ``evaluate`` and ``walk``."""
+    options = [
+        click.option("--sigmacut", type=float, default=0.02, show_default=True,
+                     help="fb (reference builder's value)"),
+        click.option("--minmassgap", type=float, default=10.0, show_default=True, help="GeV"),
+        click.option("--combinability", default="yaml", show_default=True,
+                     help="'yaml', 'handcrafted' or a JSON file of the same shape."),
+        click.option("--prior", "prior_name", default="expo1", show_default=True,
+                     help="Complexity prior: expo1, expo2, gauss1 or flat."),
+        click.option("--no-penalties", is_flag=True,
+                     help="Switch off the three penalty factors of the prior."),
+        click.option("--constructive", is_flag=True,
+                     help="Critics cap mu-hat (mu_max) instead of vetoing the model."),
+        click.option("--full-likelihoods", is_flag=True,
+                     help="pyhf full likelihoods where a result has them (slow)."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def evaluation_settings(
+    ctx: Context, sigmacut: float, minmassgap: float, combinability: str, prior_name: str,
+    no_penalties: bool, constructive: bool, full_likelihoods: bool,
+) -> EvaluationSettings:
+    """Settings from the shared options."""
+    prior = PriorSettings(name=prior_name)
+    if no_penalties:
+        prior = PriorSettings(
+            name=prior_name, missing_experiment=False, extreme_multipliers=False,
+            undemocratic_flavours=False,
+        )
+    return EvaluationSettings(
+        predictions=PredictionSettings(sigmacut=sigmacut, minmassgap=minmassgap),
+        k=KSettings(combinability=combinability, shared=ctx.shared, prior=prior),
+        constructive=constructive,
+        full_likelihoods=full_likelihoods,
+    )
+
+
+def _g(x: float | None, digits: int = 4) -> str:
+    return "-" if x is None else f"{x:.{digits}g}"
+
+
+def print_evaluation(evaluation: Evaluation) -> None:
+    """K, T_L, prior parts, combination and critics as tables."""
+    out = console()
+    data = evaluation.as_json()
+    head = Table(title=f"{evaluation.model.name}: K = {_g(data['K'])}", show_header=False)
+    head.add_row("K", _g(data["K"]))
+    head.add_row("T_L (mu-hat)", _g(data["T_L"]))
+    head.add_row("T_L (mu = 1)", _g(data["T_L_mu1"]))
+    head.add_row("mu-hat", _g(data["muhat"]))
+    head.add_row("prior", _g(data["prior"]))
+    parts = data.get("prior_parts") or {}
+    if parts:
+        head.add_row(
+            "  particles / branchings / multipliers",
+            f"{parts['n_particles']} / {parts['n_branchings']} / {parts['n_multipliers']:g}",
+        )
+        for name, value in parts["penalties"].items():
+            head.add_row(f"  penalty {name}", _g(value))
+    head.add_row("flags", ", ".join(data["flags"]) or "-")
+    out.print(head)
+    table = Table(title="best combination (contribution to T_L at mu-hat)")
+    for column in ("analysis", "data set", "contribution"):
+        table.add_column(column)
+    for m in data["combination"]:
+        table.add_row(m["analysis"], str(m["dataset"]), _g(m["contribution"]))
+    out.print(table)
+    critics = data["critics"]
+    status = "[green]passed[/]" if critics["passed"] else "[red]failed[/]"
+    out.print(f"critics: {status}  {critics.get('summary', critics.get('reason') or '')}")
+
+
+@click.command()
+@click.argument("model", type=click.Path(exists=True, dir_okay=False))
+@click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None,
+              help="Write the evaluation as JSON; '-' for stdout.")
+@evaluation_options
+@click.pass_obj
+@reports_errors
+def evaluate(ctx: Context, model: str, json_out: str | None, **options: object) -> None:
+    """K, T_L, mu-hat, prior, best combination and critics of an SLHA MODEL."""
+    protomodel = Protomodel.from_slha(model)
+    database = open_database(ctx, workspaces=bool(options["full_likelihoods"]))
+    evaluator = Evaluator(database, evaluation_settings(ctx, **options))  # type: ignore[arg-type]
+    t0 = time.perf_counter()
+    evaluation = evaluator(protomodel)
+    seconds = time.perf_counter() - t0
+    if json_out == "-":
+        click.echo(json.dumps(evaluation.as_json(), indent=1))
+        return
+    print_evaluation(evaluation)
+    console().print(f"[dim]{seconds:.2f} s[/]")
+    if json_out:
+        Path(json_out).write_text(json.dumps(evaluation.as_json(), indent=1))

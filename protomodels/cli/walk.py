@@ -1,0 +1,217 @@
+"""``protomodel walk | hiscores | show | plot``: the builder and its run files."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import click
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from protomodels.builders.records import model_from_json
+from protomodels.builders.run import RunSettings, run_walk
+from protomodels.builders.storage import RunStorage
+from protomodels.builders.walker import WalkerConfig
+from protomodels.cli.common import Context, console, open_database, reports_errors
+from protomodels.cli.evaluate import evaluation_options, evaluation_settings
+from protomodels.theory.particles import NAMES
+
+__all__ = ["hiscores", "plot", "show", "walk"]
+
+
+def __dir__() -> list[str]:
+    return __all__
+
+
+def _g(x: float | None, digits: int = 4) -> str:
+    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}g}"
+
+
+class _Bar:
+    """Progress bar over all steps of a run: step, current / best K, acceptance, steps/s."""
+
+    def __init__(self, progress: Progress, total: int) -> None:
+        self.progress = progress
+        self.task = progress.add_task("walk", total=total, K="-", best="-", acc="-", rate="-")
+        self.t0 = time.perf_counter()
+        self.start_steps: int | None = None
+
+    def __call__(self, storage: RunStorage) -> None:
+        done = storage.count_steps()
+        if self.start_steps is None:
+            self.start_steps = done
+        row = storage._db.execute(  # one cheap query for the figures shown
+            "SELECT AVG(accepted), (SELECT K_current FROM steps ORDER BY time DESC LIMIT 1), "
+            "MAX(K_current) FROM steps"
+        ).fetchone()
+        elapsed = time.perf_counter() - self.t0
+        rate = (done - self.start_steps) / elapsed if elapsed > 0 else 0.0
+        self.progress.update(
+            self.task, completed=done, K=_g(row[1], 3), best=_g(row[2], 3),
+            acc=_g(row[0], 2), rate=f"{rate:.2f}",
+        )
+
+
+def print_model(entry_model: dict, evaluation: dict, title: str) -> None:
+    """A readable table of a stored model and its evaluation."""
+    out = console()
+    model = model_from_json(entry_model)
+    table = Table(title=title)
+    for column in ("particle", "PDG", "mass [GeV]", "decays (BR)"):
+        table.add_column(column)
+    for pdg in sorted(model.masses, key=lambda p: model.masses[p]):
+        decays = ", ".join(
+            f"{NAMES.get(abs(d.daughter), d.daughter)} {' '.join(map(str, d.sm))} ({d.br:.2f})"
+            for d in sorted(model.decays.get(pdg, ()), key=lambda d: -d.br) if d.br > 0
+        )
+        table.add_row(NAMES.get(pdg, str(pdg)), str(pdg), f"{model.masses[pdg]:.1f}", decays or "-")
+    out.print(table)
+    if model.ssm:
+        ssm = Table(title="signal-strength multipliers")
+        ssm.add_column("production")
+        ssm.add_column("multiplier")
+        for (a, b), v in sorted(model.ssm.items()):
+            if v > 0:
+                ssm.add_row(f"{NAMES.get(abs(a), a)} {NAMES.get(abs(b), b)}", _g(v, 3))
+        out.print(ssm)
+    figures = Table(show_header=False, title="evaluation")
+    for key in ("K", "T_L", "T_L_mu1", "muhat", "prior"):
+        figures.add_row(key, _g(evaluation.get(key)))
+    out.print(figures)
+    combination = Table(title="results in the best combination")
+    for column in ("analysis", "data set", "contribution to T_L"):
+        combination.add_column(column)
+    for m in evaluation.get("combination", []):
+        combination.add_row(m["analysis"], str(m["dataset"]), _g(m["contribution"]))
+    out.print(combination)
+    critics = evaluation.get("critics", {})
+    if critics:
+        out.print(f"critics: {critics.get('summary') or critics.get('reason') or '-'}")
+
+
+@click.command()
+@click.option("--steps", type=int, default=200, show_default=True, help="Steps per walker.")
+@click.option("--walkers", type=int, default=1, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--processes", type=int, default=None,
+              help="Worker processes (default: min(walkers, 2)).")
+@click.option("--out", "run_file", type=click.Path(dir_okay=False), default=None,
+              help="Run file (SQLite); default walk-<seed>.sqlite in the current folder.")
+@click.option("--resume", "resume_file", type=click.Path(dir_okay=False, exists=True),
+              default=None, help="Continue the run in this file (to --steps, if larger).")
+@click.option("--start", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="Start from this SLHA model (default: the LSP alone).")
+@click.option("--temperature", type=float, default=1.0, show_default=True)
+@click.option("--final-temperature", type=float, default=None,
+              help="Anneal geometrically to this temperature at the last step.")
+@click.option("--teleport-until", type=int, default=None,
+              help="Allow teleports to hiscores up to this step (default: never).")
+@evaluation_options
+@click.pass_obj
+@reports_errors
+def walk(
+    ctx: Context, steps: int, walkers: int, seed: int, processes: int | None,
+    run_file: str | None, resume_file: str | None, start: str | None, temperature: float,
+    final_temperature: float | None, teleport_until: int | None, **options: object,
+) -> None:
+    """Random walk over protomodels that maximises K; prints the best protomodel."""
+    database = open_database(ctx, workspaces=bool(options["full_likelihoods"]))
+    processes = processes or min(walkers, 2)
+    settings = RunSettings(
+        steps=steps, walkers=walkers, seed=seed, processes=processes,
+        walker=WalkerConfig(
+            temperature=temperature, final_temperature=final_temperature,
+            teleport_until=teleport_until,
+        ),
+        evaluation=evaluation_settings(ctx, **options),  # type: ignore[arg-type]
+        start=start,
+    )
+    path = Path(resume_file or run_file or f"walk-{seed}.sqlite")
+    total = steps * walkers
+    columns = (
+        TextColumn("[bold]walk"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+        TextColumn("K {task.fields[K]}  best {task.fields[best]}  acc {task.fields[acc]}  "
+                   "{task.fields[rate]} steps/s"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console(), transient=False) as progress:
+        bar = _Bar(progress, total)
+        run_walk(path, database.path, settings, resume=resume_file is not None,
+                 on_progress=bar)
+    with RunStorage(path) as storage:
+        best = storage.hiscores()
+    console().print(f"run file: {path}")
+    if not best:
+        console().print("no model was accepted")
+        return
+    top = best[0]
+    print_model(top.model, top.evaluation,
+                f"best protomodel: K = {_g(top.K)} (walker {top.walker}, step {top.step})")
+
+
+@click.command()
+@click.argument("run_file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@reports_errors
+def hiscores(run_file: str, as_json: bool) -> None:
+    """The best models of a run."""
+    with RunStorage(run_file) as storage:
+        entries = storage.hiscores()
+    if as_json:
+        click.echo(json.dumps([
+            {"rank": i + 1, "K": e.K, "T_L": e.T_L, "walker": e.walker, "step": e.step,
+             "model": e.model} for i, e in enumerate(entries)
+        ], indent=1))
+        return
+    table = Table(title=f"hiscores of {run_file}")
+    for column in ("rank", "K", "T_L", "muhat", "walker", "step", "particles"):
+        table.add_column(column)
+    for i, e in enumerate(entries):
+        particles = ", ".join(
+            f"{NAMES.get(int(p), p)} {m:.0f}"
+            for p, m in sorted(e.model["masses"].items(), key=lambda x: x[1])
+        )
+        table.add_row(str(i + 1), _g(e.K), _g(e.T_L), _g(e.evaluation.get("muhat")),
+                      str(e.walker), str(e.step), particles)
+    console().print(table)
+
+
+@click.command()
+@click.argument("run_file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--rank", type=int, default=1, show_default=True)
+@click.option("--slha", type=click.Path(dir_okay=False), default=None,
+              help="Write the model as an SLHA file (MASS, DECAY, XSECTION).")
+@click.pass_obj
+@reports_errors
+def show(ctx: Context, run_file: str, rank: int, slha: str | None) -> None:
+    """One model of a run's hiscores (rank 1 = best)."""
+    with RunStorage(run_file) as storage:
+        entries = storage.hiscores()
+    if not 1 <= rank <= len(entries):
+        raise click.BadParameter(f"the run has {len(entries)} hiscores", param_hint="--rank")
+    e = entries[rank - 1]
+    print_model(e.model, e.evaluation, f"rank {rank}: K = {_g(e.K)}")
+    if slha:
+        from protomodels.theory.predictions import Predictor
+
+        model = model_from_json(e.model)
+        database = open_database(ctx, workspaces=False)
+        xsecs = Predictor(database).cross_sections(model)
+        model.to_slha(slha, xsecs=xsecs)
+        console().print(f"written {slha}")
+
+
+@click.command()
+@click.argument("run_file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--out", "folder", type=click.Path(file_okay=False), default=".",
+              show_default=True, help="Folder for the PNG files.")
+@reports_errors
+def plot(run_file: str, folder: str) -> None:
+    """PNGs of a run: best model's spectrum, K and T_L per step, contributions to K."""
+    from protomodels.builders.plots import plot_run
+
+    for path in plot_run(run_file, folder):
+        console().print(f"written {path}")

@@ -1,0 +1,237 @@
+"""Evaluation of a protomodel: predictions, likelihoods, the best combination, K, the critics.
+
+The inner loop of the walk (``docs``: issue 7). Defaults follow the reference builder
+(SModelS/protomodels ``develop``): sigmacut 0.02 fb, minmassgap 10 GeV, combined signal regions.
+The model's multipliers are rescaled by the mu-hat of its best combination (the fixed point the
+reference reaches by iterating), and the critics judge the rescaled model.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from protomodels.combiner.test_statistic import KResult, KSettings, compute_k
+from protomodels.critics import CriticContext, Verdict, run_critics
+from protomodels.database.database import Database
+from protomodels.exceptions import ProtomodelsError
+from protomodels.statistics.evaluate import attach_statistics
+from protomodels.theory.predictions import PredictionSettings, Predictor, TheoryPrediction
+from protomodels.theory.protomodel import Protomodel
+from protomodels.theory.xsec import XsecTables
+
+__all__ = ["Evaluation", "EvaluationSettings", "Evaluator", "evaluate"]
+
+
+def __dir__() -> list[str]:
+    return __all__
+
+
+@dataclass(frozen=True)
+class EvaluationSettings:
+    """Settings of an evaluation.
+
+    Attributes:
+        predictions: decomposition settings (reference builder: sigmacut 0.02 fb,
+            minmassgap 10 GeV, combined signal regions on).
+        k: combinability, candidate selection, prior and penalties, search in mu.
+        constructive: the critics cap mu-hat (mu_max) instead of vetoing the model.
+        full_likelihoods: use the pyhf full likelihoods where a result has them (slow); else
+            the simplified likelihood or best signal region (as the walk does by default).
+    """
+
+    predictions: PredictionSettings = field(
+        default_factory=lambda: PredictionSettings(sigmacut=0.02, minmassgap=10.0)
+    )
+    k: KSettings = field(default_factory=KSettings)
+    constructive: bool = False
+    full_likelihoods: bool = False
+
+
+@dataclass
+class Evaluation:
+    """The evaluation of one protomodel (what ``protomodel evaluate`` prints).
+
+    Attributes:
+        K, T_L: the test statistic and the likelihood ratio at mu-hat (T_L_mu1 at mu = 1).
+        muhat: signal strength of the best combination; ``model`` is the input rescaled by it.
+        k: the combiner's full result (prior parts, penalties, combination, flags).
+        critics: the critics' verdict on the rescaled model.
+        passed: whether the critics let the model pass.
+        reason: why not (or why it could not be evaluated).
+        predictions: the predictions of the rescaled model (with likelihoods).
+        combination_particles: particles in the topologies of the best combination.
+        seconds: time per stage.
+    """
+
+    K: float
+    T_L: float
+    T_L_mu1: float
+    muhat: float
+    model: Protomodel
+    k: KResult | None
+    critics: Verdict | None
+    passed: bool
+    reason: str | None
+    predictions: list[TheoryPrediction] = field(default_factory=list)
+    combination_particles: frozenset[int] = frozenset()
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def combination(self) -> list[dict[str, Any]]:
+        """The best combination: analysis, data set, contribution to T_L."""
+        if self.k is None:
+            return []
+        return [m.to_json() for m in self.k.combination]
+
+    def as_json(self) -> dict[str, Any]:
+        """JSON with the keys ``K``, ``T_L``, ``muhat``, ``prior``, ``combination``,
+        ``critics`` (and details)."""
+        k = self.k.to_json() if self.k is not None else {}
+        critics: dict[str, Any] = {"passed": self.passed, "reason": self.reason}
+        if self.critics is not None:
+            critics.update(
+                summary=self.critics.summary(),
+                mu_max=_finite(self.critics.mu_max),
+                verdicts=[
+                    {
+                        "critic": v.critic,
+                        "passed": v.passed,
+                        "n_sensitive": v.n_sensitive,
+                        "n_excluding": v.n_excluding,
+                        "allowed": v.allowed,
+                        "r_max": v.r_max,
+                        "mu_max": _finite(v.mu_max),
+                        "combination": list(v.combination),
+                        "r_combined": v.r_combined,
+                        "results": [
+                            {"label": e.label, "r_obs": e.r_obs, "r_exp": e.r_exp}
+                            for e in v.entries[:10]
+                        ],
+                    }
+                    for v in (self.critics.parts or (self.critics,))
+                ],
+            )
+        return {
+            "K": _finite(self.K),
+            "T_L": _finite(self.T_L),
+            "T_L_mu1": _finite(self.T_L_mu1),
+            "muhat": _finite(self.muhat),
+            "prior": k.get("prior"),
+            "prior_parts": k.get("prior_parts"),
+            "combination": [
+                {"analysis": m["analysis"], "dataset": m["dataset"], "contribution":
+                 m["contribution"]}
+                for m in k.get("best_combination", [])
+            ],
+            "combination_mu1": k.get("best_combination_mu1", []),
+            "flags": k.get("flags", []),
+            "critics": critics,
+            "combination_particles": sorted(self.combination_particles),
+            "seconds": self.seconds,
+        }
+
+
+def _finite(x: float | None) -> float | None:
+    return None if x is None or not math.isfinite(x) else float(x)
+
+
+class Evaluator:
+    """Evaluates protomodels against one database (build once, call many times)."""
+
+    def __init__(
+        self,
+        database: Database,
+        settings: EvaluationSettings | None = None,
+        *,
+        tables: XsecTables | None = None,
+    ) -> None:
+        self.database = database
+        self.settings = settings or EvaluationSettings()
+        self.predictor = Predictor(database, settings=self.settings.predictions, tables=tables)
+        self.graph = self.settings.k.graph()
+        self.k_settings = KSettings(
+            combinability=self.graph,
+            shared=self.settings.k.shared,
+            data_types=self.settings.k.data_types,
+            drop_regions_of_combined=self.settings.k.drop_regions_of_combined,
+            prior=self.settings.k.prior,
+            search=self.settings.k.search,
+        )
+        self.context = CriticContext(
+            combinable=self._combinable,
+            database=database,
+            constructive=self.settings.constructive,
+        )
+        self._full: Callable[[list[TheoryPrediction], Database], None] | None = None
+        if self.settings.full_likelihoods:
+            from protomodels.statistics.full_likelihood import attach_full_likelihoods
+
+            self._full = attach_full_likelihoods
+
+    def _combinable(self, predictions: list[TheoryPrediction]) -> Any:
+        return self.graph.matrix(predictions)
+
+    def predictions(self, model: Protomodel) -> list[TheoryPrediction]:
+        """Predictions with their likelihoods."""
+        predictions = self.predictor.predict(model)
+        attach_statistics(predictions, self.database)
+        if self._full is not None:
+            self._full(predictions, self.database)
+        return predictions
+
+    def __call__(self, model: Protomodel) -> Evaluation:
+        """Evaluate one model (errors of the engine become a NaN K with the reason)."""
+        seconds: dict[str, float] = {}
+        t0 = time.perf_counter()
+        try:
+            predictions = self.predictions(model)
+            seconds["predictions"] = time.perf_counter() - t0
+            t1 = time.perf_counter()
+            xsecs = self.predictor.cross_sections(model)
+            k = compute_k(model, predictions, xsecs, self.k_settings, tables=self.predictor.tables)
+            seconds["combination"] = time.perf_counter() - t1
+            muhat = k.muhat if k.combination else 1.0
+            rescaled = model.scaled(muhat) if muhat != 1.0 else model
+            t2 = time.perf_counter()
+            final = self.predictions(rescaled) if rescaled is not model else predictions
+            seconds["rescaled_predictions"] = time.perf_counter() - t2
+            t3 = time.perf_counter()
+            verdict = run_critics(final, self.context)
+            seconds["critics"] = time.perf_counter() - t3
+        except ProtomodelsError as err:
+            return Evaluation(
+                math.nan, math.nan, math.nan, math.nan, model, None, None, False,
+                f"{type(err).__name__}: {err}", seconds=seconds,
+            )
+        members = {(m.analysis, m.dataset) for m in k.combination}
+        particles = frozenset().union(
+            *(p.particles for p in final if (p.analysis, p.dataset) in members)
+        )
+        reason = None if verdict.passed else verdict.summary()
+        return Evaluation(
+            K=k.K,
+            T_L=k.T_L,
+            T_L_mu1=k.T_L_mu1,
+            muhat=muhat,
+            model=rescaled,
+            k=k,
+            critics=verdict,
+            passed=verdict.passed,
+            reason=reason,
+            predictions=final,
+            combination_particles=particles,
+            seconds=seconds,
+        )
+
+
+def evaluate(
+    model: Protomodel,
+    database: Database,
+    settings: EvaluationSettings | None = None,
+) -> Evaluation:
+    """Evaluate one protomodel (builds an :class:`Evaluator`; reuse one in loops)."""
+    return Evaluator(database, settings)(model)
