@@ -32,9 +32,10 @@ def __dir__() -> list[str]:
 
 ZERO = 1e-4  # |rotated coordinate| below this is "in the plane"
 TOLERANCE = 1e-6  # barycentric tolerance of find_simplex
-NEAR = 1e-3  # faces closer than this are checked for a value jump
+NEAR = 1e-3  # simplices holding a point within this are checked for another value
 OFFPLANE_TOLERANCE = 0.05
 MAX_STEPS = 512
+MAX_CANDIDATES = 64  # simplices of a cell checked; fuller cells flag points near a face
 
 
 class SimplexStack(NamedTuple):
@@ -46,7 +47,8 @@ class SimplexStack(NamedTuple):
         lower, cell: (K, d) origin and size of the bucket cells in rotated space.
         shape, strides: (K, d) cells per direction and flat-index strides.
         cell_base: (K,) first flat cell of each triangulation.
-        cell_first: (C,) a simplex overlapping each cell (global index), -1 for empty cells.
+        cell_start: (C + 1,) start of each cell's list in ``members`` (CSR).
+        members: global indices of the simplices whose bounding box touches each cell.
         transform: (S, d+1, d) barycentric transforms (SciPy's ``Delaunay.transform``).
         simplices: (S, d+1) vertex indices into the point set (hence into the grid's values).
         neighbors: (S, d+1) global index of the simplex opposite each vertex, -1 at the hull.
@@ -59,7 +61,8 @@ class SimplexStack(NamedTuple):
     shape: jax.Array
     strides: jax.Array
     cell_base: jax.Array
-    cell_first: jax.Array
+    cell_start: jax.Array
+    members: jax.Array
     transform: jax.Array
     simplices: jax.Array
     neighbors: jax.Array
@@ -96,17 +99,24 @@ def _barycentric(transform: jax.Array, p: jax.Array) -> jax.Array:
     return jnp.concatenate([head, 1.0 - head.sum(1, keepdims=True)], axis=1)
 
 
-def _walk(stack: SimplexStack, k: jax.Array, p: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """(simplex, status) per point: status 1 = found, 2 = outside, 0 = walk not finished."""
+def _cell_of(stack: SimplexStack, k: jax.Array, p: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Flat bucket cell of each point and whether the point is outside the bucket grid."""
     finite = jnp.isfinite(p).all(1)
     p = jnp.where(finite[:, None], p, 0.0)
     cell = jnp.floor((p - stack.lower[k]) / stack.cell[k]).astype(stack.shape.dtype)
     outside = ((cell < 0) | (cell >= stack.shape[k])).any(1) | ~finite
     cell = jnp.clip(cell, 0, stack.shape[k] - 1)
-    flat = (cell * stack.strides[k]).sum(1) + stack.cell_base[k]
-    start = jnp.where(outside, -1, stack.cell_first[flat])
-    status = jnp.where(start < 0, 2, 0)
-    simplex = jnp.maximum(start, 0)
+    return (cell * stack.strides[k]).sum(1) + stack.cell_base[k], outside
+
+
+def _walk(stack: SimplexStack, k: jax.Array, p: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """(simplex, status) per point: status 1 = found, 2 = outside, 0 = walk not finished."""
+    flat, outside = _cell_of(stack, k, p)
+    p = jnp.where(jnp.isfinite(p), p, 0.0)
+    empty = stack.cell_start[flat + 1] == stack.cell_start[flat]
+    start = stack.members[jnp.minimum(stack.cell_start[flat], stack.members.shape[0] - 1)]
+    status = jnp.where(outside | empty, 2, 0)
+    simplex = jnp.where(status == 0, start, 0)
 
     def step(state: tuple[jax.Array, jax.Array, jax.Array]) -> tuple[jax.Array, ...]:
         simplex, status, n = state
@@ -136,22 +146,23 @@ def _project(
     corner = values[offsets[:, None] + stack.simplices[simplex]]
     linear = (c * corner).sum(1)
     f = jnp.where(status == 1, jnp.maximum(linear, corner.min(1)), jnp.nan)
-    # the simplices up to two steps away that also hold p within NEAR: do they give another
-    # value there? (around an edge the simplices holding a point are up to two steps apart)
-    first = stack.neighbors[simplex]  # (Q, d+1)
-    second = stack.neighbors[jnp.maximum(first, 0)].reshape(p.shape[0], -1)
-    second = jnp.where(jnp.repeat(first, first.shape[1], axis=1) >= 0, second, -1)
-    around = jnp.concatenate([first, second], axis=1)  # (Q, (d+1)(d+2))
-    safe = jnp.maximum(around, 0)
-    m = around.shape[1]
+    # the other simplices of the point's cell that hold it within NEAR: do they give another
+    # value there? (flat simplices make SciPy's answer depend on its walk)
+    flat, _ = _cell_of(stack, k, p)
+    first, last = stack.cell_start[flat], stack.cell_start[flat + 1]
+    slot = first[:, None] + jnp.arange(MAX_CANDIDATES)[None, :]
+    listed = slot < last[:, None]
+    around = stack.members[jnp.minimum(slot, stack.members.shape[0] - 1)]
+    m = MAX_CANDIDATES
     cn = _barycentric(
-        stack.transform[safe].reshape(-1, *stack.transform.shape[1:]), jnp.repeat(p, m, axis=0)
+        stack.transform[around].reshape(-1, *stack.transform.shape[1:]), jnp.repeat(p, m, axis=0)
     ).reshape(p.shape[0], m, -1)
-    fn = (cn * values[offsets[:, None, None] + stack.simplices[safe]]).sum(2)
-    near = (around >= 0) & (cn >= -NEAR).all(2)
+    fn = (cn * values[offsets[:, None, None] + stack.simplices[around]]).sum(2)
+    near = listed & (cn >= -NEAR).all(2)
     scale = 1e-9 * jnp.maximum(jnp.abs(linear), 1e-300)
     differ = ~(jnp.abs(fn - linear[:, None]) <= scale[:, None])
-    jump = (status == 1) & (near & differ).any(1)
+    crowded = (last - first > m) & (c.min(1) < NEAR)
+    jump = (status == 1) & ((near & differ).any(1) | crowded)
     flag = jump | (status == 0)
     return f, flag
 

@@ -1,0 +1,72 @@
+"""Time a full evaluation (predictions + likelihoods + combination + mu-hat rescaling +
+critics) of one protomodel, warm, over the full database, and compare K with the reference
+builder's for the shared models.
+
+Usage: python benchmarks/evaluate.py [--repeat 5] [--random 50] [--seed 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+import numpy as np
+
+from protomodels.database import open as open_database
+from protomodels.evaluation import Evaluator
+from protomodels.paths import shared_dir
+from protomodels.theory.particles import load_template
+from protomodels.theory.protomodel import Protomodel
+from protomodels.theory.sampling import random_protomodel
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--random", type=int, default=50)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    shared = shared_dir()
+    evaluator = Evaluator(open_database(workspaces=False))
+    reference = shared / "data" / "reference"
+    print("reference models: cold s / warm ms (stages ms) | K ours vs builder "
+          "(K_after_muhat_rescaling), muhat, same combination")
+    warm_all = []
+    for slha in sorted(reference.glob("*.slha")):
+        model = Protomodel.from_slha(slha)
+        t0 = time.perf_counter()
+        evaluator(model)
+        cold = time.perf_counter() - t0
+        runs = []
+        for _ in range(args.repeat):
+            t0 = time.perf_counter()
+            e = evaluator(model)
+            runs.append(time.perf_counter() - t0)
+        warm = min(runs)
+        warm_all.append(warm)
+        stages = " ".join(f"{k[:5]} {v * 1e3:.1f}" for k, v in e.seconds.items())
+        ref = json.loads((reference / "builder_K" / slha.with_suffix(".json").name).read_text())
+        ours = {(m["analysis"], m["dataset"]) for m in e.combination}
+        theirs = {(m["analysis"], m["dataset"]) for m in ref["best_combination_after_rescaling"]}
+        print(f"  {slha.stem:24s} {cold:6.1f} s {warm * 1e3:7.1f} ms ({stages}) | K {e.K:7.3f} "
+              f"vs {ref['K_after_muhat_rescaling']:7.3f}  muhat {e.muhat:.3f} vs "
+              f"{ref['rescale_factor']:.3f}  same combination {ours == theirs}")
+    print(f"  median warm: {statistics.median(warm_all) * 1e3:.1f} ms per model")
+    template = load_template(shared / "data" / "templates" / "protomodel_template.slha")
+    rng = np.random.default_rng(args.seed)
+    models = [random_protomodel(rng, template) for _ in range(args.random)]
+    for label in ("first pass", "warm pass"):
+        times = []
+        for model in models:
+            t0 = time.perf_counter()
+            evaluator(model)
+            times.append(time.perf_counter() - t0)
+        t = np.asarray(times) * 1e3
+        print(f"{args.random} random protomodels, {label}: median {np.median(t):.1f} ms, "
+              f"mean {t.mean():.1f} ms, 90% {np.percentile(t, 90):.1f} ms")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,78 @@
+"""Steps per second of one walker on the full database, and the cost per step split into
+proposal, predictions, likelihoods + combination, critics and storage.
+
+Usage: python benchmarks/walk.py [--steps 1000] [--warmup 100] [--seed 1]
+(the warm-up steps build the triangulations and compile; they are reported separately)
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+from protomodels.builders.storage import RunStorage
+from protomodels.builders.walker import Walker, WalkerConfig
+from protomodels.database import open as open_database
+from protomodels.evaluation import Evaluator
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--steps", type=int, default=1000)
+    parser.add_argument("--warmup", type=int, default=100)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    evaluator = Evaluator(open_database(workspaces=False))
+    spent: dict[str, float] = defaultdict(float)
+    calls = 0
+
+    def timed(model):  # noqa: ANN001, ANN202
+        nonlocal calls
+        t0 = time.perf_counter()
+        e = evaluator(model)
+        spent["evaluate (all)"] += time.perf_counter() - t0
+        for k, v in e.seconds.items():
+            spent[k] += v
+        calls += 1
+        return e
+
+    with tempfile.TemporaryDirectory() as tmp:
+        storage = RunStorage(Path(tmp) / "run.sqlite")
+        walker = Walker(timed, WalkerConfig(steps=args.warmup + args.steps, seed=args.seed),
+                        storage=storage)
+        t0 = time.perf_counter()
+        walker.run(until=args.warmup)
+        warm = time.perf_counter() - t0
+        print(f"warm-up: {args.warmup} steps in {warm:.1f} s (triangulations, compilation)")
+        spent.clear()
+        calls = 0
+        commit = storage.commit_step
+        stored = [0.0]
+
+        def timed_commit(*a, **k):  # noqa: ANN002, ANN003, ANN202
+            t = time.perf_counter()
+            commit(*a, **k)
+            stored[0] += time.perf_counter() - t
+
+        storage.commit_step = timed_commit  # type: ignore[method-assign]
+        t0 = time.perf_counter()
+        walker.run(until=args.warmup + args.steps)
+        total = time.perf_counter() - t0
+        storage.close()
+    n = args.steps
+    print(f"{n} steps in {total:.1f} s: {n / total:.1f} steps/s, {total / n * 1e3:.1f} ms/step "
+          f"({calls / n:.2f} evaluations per step), best K {walker.state.best.K:.3f}")
+    proposal = total - spent["evaluate (all)"] - stored[0]
+    print(f"  proposal (moves, walker): {proposal / n * 1e3:.2f} ms/step")
+    for key in ("predictions", "combination", "rescaled_predictions", "critics"):
+        print(f"  {key:24s}: {spent[key] / n * 1e3:.2f} ms/step")
+    print(f"  storage                 : {stored[0] / n * 1e3:.2f} ms/step")
+    print("  (predictions include the likelihoods; combination = candidates, search in mu, "
+          "prior)")
+
+
+if __name__ == "__main__":
+    main()
