@@ -18,11 +18,13 @@ from typing import TYPE_CHECKING, Any
 from protomodels._version import __version__
 
 if TYPE_CHECKING:  # pragma: no cover
+    from protomodels.builders.storage import RunStorage
     from protomodels.database.database import Database
+    from protomodels.evaluation import Evaluation
     from protomodels.theory.predictions import TheoryPrediction
     from protomodels.theory.protomodel import Protomodel
 
-__all__ = ["Protomodel", "__version__", "open_database", "predict"]
+__all__ = ["Protomodel", "__version__", "evaluate", "open_database", "predict", "walk"]
 
 
 def __dir__() -> list[str]:
@@ -66,3 +68,50 @@ def __getattr__(name: str) -> Any:
         return _Protomodel
     msg = f"module 'protomodels' has no attribute {name!r}"
     raise AttributeError(msg)
+
+
+def evaluate(
+    model: Protomodel | str | os.PathLike[str],
+    database: Database | None = None,
+    **settings: Any,
+) -> Evaluation:
+    """K, T_L, mu-hat, prior, best combination and critics of a protomodel (or SLHA file).
+
+    Args:
+        model: a :class:`Protomodel` or the path of an SLHA file.
+        database: the database (default: the default store, built on first use).
+        settings: fields of :class:`protomodels.evaluation.EvaluationSettings`.
+    """
+    from protomodels.evaluation import EvaluationSettings, Evaluator
+    from protomodels.theory.protomodel import Protomodel as _Protomodel
+
+    if not isinstance(model, _Protomodel):
+        model = _Protomodel.from_slha(model)
+    if database is None:
+        database = open_database(workspaces=bool(settings.get("full_likelihoods")))
+    return Evaluator(database, EvaluationSettings(**settings))(model)
+
+
+def walk(
+    database: Database | None = None,
+    *,
+    steps: int = 200,
+    walkers: int = 1,
+    seed: int = 0,
+    out: str | os.PathLike[str] = "walk.sqlite",
+    processes: int = 1,
+    **settings: Any,
+) -> RunStorage:
+    """Run the builder (``walkers`` random walks of ``steps`` steps) into the run file ``out``.
+
+    Returns:
+        The run (:class:`protomodels.builders.storage.RunStorage`): ``.hiscores()``,
+        ``.steps()``, ``.metadata()``.
+    """
+    from protomodels.builders.run import RunSettings, run_walk
+    from protomodels.builders.storage import RunStorage as _RunStorage
+
+    if database is None:
+        database = open_database(workspaces=False)
+    run = RunSettings(steps=steps, walkers=walkers, seed=seed, processes=processes, **settings)
+    return _RunStorage(run_walk(out, database.path, run))

@@ -5,7 +5,9 @@ import protomodels.database
 
 
 def test_top_level_api() -> None:
-    assert dir(protomodels) == ["Protomodel", "__version__", "open_database", "predict"]
+    assert dir(protomodels) == [
+        "Protomodel", "__version__", "evaluate", "open_database", "predict", "walk"
+    ]
 
 
 def test_database_api() -> None:

@@ -1,0 +1,99 @@
+"""``protomodel evaluate`` and ``walk | hiscores | show | plot`` on the imported subset, and the
+library calls behind them."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner, Result
+
+import protomodels
+import protomodels.database as pdb
+from protomodels.cli import cli
+from protomodels.combiner.graph import load_combinability
+from protomodels.evaluation import Evaluator
+from protomodels.theory.protomodel import Protomodel
+
+ENV = {"COLUMNS": "400", "PROTOMODELS_DATABASE": None}
+
+
+def run(*args: str, database: Path) -> Result:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return CliRunner().invoke(cli, ["--database", str(database), *args], env=ENV)
+
+
+@pytest.fixture(scope="module")
+def slha(shared: Path) -> Path:
+    return shared / "data" / "reference" / "best_pmodel_latest.slha"
+
+
+def test_evaluate_json(subset_store: Path, slha: Path) -> None:
+    result = run("evaluate", str(slha), "--json", "-", database=subset_store)
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert {"K", "T_L", "muhat", "prior", "combination", "critics"} <= set(data)
+    assert np.isfinite(data["K"]) and data["T_L"] >= 0
+    assert data["K"] == pytest.approx(data["T_L"] + 2 * np.log(data["prior"]), abs=1e-9)
+    assert "passed" in data["critics"]
+
+
+def test_evaluation_combination_is_combinable(subset_store: Path, slha: Path, shared: Path) -> None:
+    """The best combination holds only pairwise combinable results, one per analysis, and the
+    model is rescaled by mu-hat."""
+    database = pdb.open(subset_store, build=False, workspaces=False)
+    evaluation = Evaluator(database)(Protomodel.from_slha(slha))
+    graph = load_combinability("yaml", shared=shared)
+    members = evaluation.k.combination if evaluation.k else ()
+    for i, a in enumerate(members):
+        for b in members[i + 1 :]:
+            assert graph.combinable(a, b), (a.analysis, b.analysis)
+    assert evaluation.T_L >= evaluation.T_L_mu1 - 1e-9
+    if members:
+        assert evaluation.muhat > 0
+        assert evaluation.combination_particles
+
+
+def test_walk_then_inspect(subset_store: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run.sqlite"
+    result = run("walk", "--steps", "6", "--seed", "3", "--out", str(out), database=subset_store)
+    assert result.exit_code == 0, result.output
+    with sqlite3.connect(out) as db:
+        assert db.execute("SELECT COUNT(*) FROM steps").fetchone()[0] == 6
+    result = run("hiscores", str(out), "--json", database=subset_store)
+    assert result.exit_code == 0, result.output
+    entries = json.loads(result.stdout)
+    assert [e["rank"] for e in entries] == list(range(1, len(entries) + 1))
+    if entries:
+        slha_out = tmp_path / "best.slha"
+        result = run("show", str(out), "--slha", str(slha_out), database=subset_store)
+        assert result.exit_code == 0, result.output
+        assert Protomodel.from_slha(slha_out).masses
+    result = run("plot", str(out), "--out", str(tmp_path / "plots"), database=subset_store)
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "plots" / "walk.png").exists()
+    # resume to more steps continues the same file
+    result = run("walk", "--resume", str(out), "--steps", "8", database=subset_store)
+    assert result.exit_code == 0, result.output
+    with sqlite3.connect(out) as db:
+        assert db.execute("SELECT COUNT(*) FROM steps").fetchone()[0] == 8
+
+
+def test_walk_refuses_to_overwrite(subset_store: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run.sqlite"
+    out.write_text("")
+    result = run("walk", "--steps", "2", "--out", str(out), database=subset_store)
+    assert result.exit_code != 0
+    assert "--resume" in result.output
+
+
+def test_library_walk(subset_store: Path, tmp_path: Path) -> None:
+    database = pdb.open(subset_store, build=False, workspaces=False)
+    run_ = protomodels.walk(database, steps=3, seed=5, out=tmp_path / "lib.sqlite")
+    assert len(run_.steps()) == 3
+    assert run_.metadata().seed == 5
