@@ -2,8 +2,16 @@
 
 For every prediction: nll(mu) at mu = 1 and 0, mu-hat and nll(mu-hat), stored in
 ``prediction.extra`` as ``L1``, ``L_SM``, ``L_max`` (likelihoods, as in the SModelS reference
-files), ``muhat`` and the corresponding ``nll_*`` values (use those: exp(-nll) underflows).
-Upper-limit predictions without an expected limit get no likelihood (r only).
+files), ``muhat`` and the corresponding ``nll_*`` values (use those: exp(-nll) underflows), and
+the likelihood itself (a :class:`~protomodels.statistics.likelihood.Likelihood`) as
+``likelihood``. Combined predictions with a covariance also get their observed and expected
+upper limits (CLs); when a limit search fails, the limit is None and ``limit_failed`` is set.
+Upper-limit predictions without an expected limit get no likelihood (r only); combined
+predictions without a covariance are left to the pyhf backend.
+
+Upper-limit and single-region predictions are evaluated in one vectorised call each (lengths
+padded to a power of two); each combined prediction in one call compiled per padded number of
+regions. Inputs are checked first (:mod:`~protomodels.statistics.checks`).
 """
 
 from __future__ import annotations
@@ -16,10 +24,23 @@ import jax.numpy as jnp
 import numpy as np
 
 from protomodels.database.database import Database
-from protomodels.statistics import simplified, single_region, truncated_gaussian
+from protomodels.database.records import Result
+from protomodels.statistics import single_region, truncated_gaussian
+from protomodels.statistics.checks import (
+    StatisticsInputError,
+    check_counts,
+    check_signals,
+    check_upper_limits,
+)
+from protomodels.statistics.compilation_cache import enable_compilation_cache
+from protomodels.statistics.likelihood import (
+    SimplifiedLikelihood,
+    SingleRegionLikelihood,
+    TruncatedGaussianLikelihood,
+)
 from protomodels.theory.predictions import TheoryPrediction
 
-__all__ = ["attach_statistics", "em_statistics", "ul_statistics"]
+__all__ = ["Evaluator", "attach_statistics", "em_statistics", "ul_statistics"]
 
 
 def __dir__() -> list[str]:
@@ -28,14 +49,15 @@ def __dir__() -> list[str]:
 
 @jax.jit
 def ul_statistics(u: jax.Array, e: jax.Array) -> tuple[jax.Array, ...]:
-    """(nll(1), nll(0), nll(mu-hat), mu-hat) of upper-limit predictions; u, e: limits on mu."""
+    """(nll(1), nll(0), nll(mu-hat), mu-hat, sigma_mu) of upper-limit predictions; u, e: limits
+    on mu."""
     sigma = truncated_gaussian.width(u, e)
     m = truncated_gaussian.mu_hat(u, sigma)
 
     def nll(mu: float | jax.Array) -> jax.Array:
         return -truncated_gaussian.log_likelihood(jnp.asarray(mu, u.dtype), m, sigma)
 
-    return nll(1.0), nll(0.0), nll(m), m
+    return nll(1.0), nll(0.0), nll(m), m, sigma
 
 
 @jax.jit
@@ -53,33 +75,24 @@ def em_statistics(
 
 
 @jax.jit
-def combined_statistics(
-    s: jax.Array, b: jax.Array, cov: jax.Array, n: jax.Array, third: jax.Array
-) -> tuple[jax.Array, ...]:
-    """(nll(1), nll(0), nll(mu-hat), mu-hat, mu_UL obs, mu_UL exp) of a simplified likelihood;
-    ``third`` all zero means the linear model."""
-    linear = simplified.make_model(s, b, cov, n)
-    skewed = simplified.make_model(s, b, cov, n, third)
-    use_skew = jnp.sum(jnp.abs(third)) >= 1e-10
-    m = jax.tree_util.tree_map(lambda x, y: jnp.where(use_skew, y, x), linear, skewed)
-    nll1 = simplified.profiled_nll(jnp.ones(()), n, m)
-    nll0 = simplified.profiled_nll(jnp.zeros(()), n, m)
-    mu_hat, nll_max = simplified.fit(n, m)
-    return (
-        nll1,
-        nll0,
-        nll_max,
-        mu_hat,
-        simplified.upper_limit(n, b, m),
-        simplified.upper_limit(n, b, m, expected=True),
-    )
+def _ul_rows(u: jax.Array, e: jax.Array) -> jax.Array:
+    return jnp.stack(ul_statistics(u, e))
 
 
-def _limit_or_none(mu_ul: float, xsec_per_mu: float) -> float | None:
-    """The UL on sigma x eff, or None when the CLs search ended on its floor (it failed)."""
-    if not math.isfinite(mu_ul) or mu_ul <= 1e-6:
-        return None
-    return mu_ul * xsec_per_mu
+@jax.jit
+def _em_rows(s: jax.Array, b: jax.Array, sigma: jax.Array, n: jax.Array) -> jax.Array:
+    return jnp.stack(em_statistics(s, b, sigma, n))
+
+
+def _lanes(n: int) -> int:
+    """Batch length for n predictions: a power of two >= 8 (few compiled lengths)."""
+    return max(8, 1 << (n - 1).bit_length())
+
+
+def _padded(columns: list[np.ndarray], fill: float) -> list[np.ndarray]:
+    """Columns padded to :func:`_lanes` (NumPy: the jitted call converts them in x64)."""
+    size = _lanes(len(columns[0]))
+    return [np.concatenate([c, np.full(size - len(c), fill)]) for c in columns]
 
 
 def _store(p: TheoryPrediction, nll1: float, nll0: float, nllmax: float, muhat: float) -> None:
@@ -97,65 +110,150 @@ def _store(p: TheoryPrediction, nll1: float, nll0: float, nllmax: float, muhat: 
     )
 
 
-def attach_statistics(predictions: Sequence[TheoryPrediction], database: Database) -> None:
-    """Compute and store the likelihood quantities of every prediction (in place)."""
-    by_id = {r.result_id: r for r in database.results}
-    ul = [
-        p
-        for p in predictions
-        if p.data_type == "upperLimit" and p.upper_limit_fb and p.expected_upper_limit_fb
-    ]
-    em = [p for p in predictions if p.data_type == "efficiencyMap"]
-    with jax.enable_x64(True):
-        if ul:
-            x = np.asarray([p.xsec_fb for p in ul])
-            u = np.asarray([p.upper_limit_fb for p in ul]) / x
-            e = np.asarray([p.expected_upper_limit_fb for p in ul]) / x
-            values = [np.asarray(v) for v in ul_statistics(jnp.asarray(u), jnp.asarray(e))]
-            for i, p in enumerate(ul):
-                _store(p, *(float(v[i]) for v in values))
-        for p in predictions:
-            if p.data_type != "combined":
-                continue
-            result = by_id[p.result_id]
-            if result.covariance is None:
-                continue
+def _limit_or_none(mu_ul: float, xsec_per_mu: float) -> float | None:
+    """The UL on sigma x eff, or None when the CLs search failed."""
+    if not math.isfinite(mu_ul) or mu_ul <= 0:
+        return None
+    return mu_ul * xsec_per_mu
+
+
+def _first_bad(predictions: Sequence[TheoryPrediction], ok: np.ndarray) -> TheoryPrediction:
+    return predictions[int(np.flatnonzero(~ok)[0])]
+
+
+class Evaluator:
+    """Statistics of theory predictions for one database: build once, then :meth:`attach`.
+
+    Keeps the checked counts of every data set and the prepared simplified likelihood of every
+    result with a covariance (zero signal; each prediction puts its own in).
+
+    Args:
+        database: the database the predictions were made with.
+        compilation_cache: turn on JAX's persistent compilation cache
+            (:func:`~protomodels.statistics.compilation_cache.enable_compilation_cache`).
+    """
+
+    def __init__(self, database: Database, *, compilation_cache: bool = True) -> None:
+        self._results: dict[str, Result] = {r.result_id: r for r in database.results}
+        self._regions: dict[tuple[str, str | None], tuple[float, float, float]] = {}
+        self._combined: dict[str, SimplifiedLikelihood] = {}
+        if compilation_cache:
+            enable_compilation_cache()
+
+    def _region(self, result_id: str, dataset: str | None) -> tuple[float, float, float]:
+        """(b, sigma_b, n) of one data set, checked."""
+        key = (result_id, dataset)
+        if key not in self._regions:
+            result = self._results[result_id]
+            ds = next(d for d in result.datasets if (d.data_id or d.dataset_id) == dataset)
+            n, b, sigma = check_counts(
+                result_id, [ds.observed_n], [ds.expected_bg], [ds.bg_error], labels=[dataset]
+            )
+            self._regions[key] = (float(b[0]), float(sigma[0]), float(n[0]))
+        return self._regions[key]
+
+    def combined(self, result_id: str) -> SimplifiedLikelihood:
+        """The simplified likelihood of a result with a covariance (signal 0), checked."""
+        if result_id not in self._combined:
+            result = self._results[result_id]
             datasets = result.datasets
-            s = np.asarray(p.signals_fb) * p.lumi_ifb
-            b = np.asarray([d.expected_bg for d in datasets], dtype=float)
-            n = np.asarray([d.observed_n for d in datasets], dtype=float)
+            labels = [d.data_id or d.dataset_id for d in datasets]
             moments = [d.third_moment for d in datasets]
-            third = np.asarray(
-                [m if m is not None else 0.0 for m in moments]
-                if all(m is not None for m in moments)
-                else [0.0] * len(datasets),
-                dtype=float,
+            third = None
+            if all(m is not None for m in moments):
+                third = np.asarray(moments, dtype=float)
+            n, b = check_counts(
+                result_id,
+                [d.observed_n for d in datasets],
+                [d.expected_bg for d in datasets],
+                labels=labels,
             )
-            values = [
-                float(v)
-                for v in combined_statistics(
-                    jnp.asarray(s),
-                    jnp.asarray(b),
-                    jnp.asarray(result.covariance),
-                    jnp.asarray(n),
-                    jnp.asarray(third),
-                )
-            ]
-            _store(p, *values[:4])
-            total = float(s.sum()) / p.lumi_ifb
-            limits = [_limit_or_none(mu, total) for mu in values[4:]]
-            p.upper_limit_fb, p.expected_upper_limit_fb = limits
-            if None in limits:
-                p.extra["limit_failed"] = True
-        if em:
-            rows = []
-            for p in em:
-                result = by_id[p.result_id]
-                ds = next(d for d in result.datasets if (d.data_id or d.dataset_id) == p.dataset)
-                rows.append((p.xsec_fb * p.lumi_ifb, ds.expected_bg, ds.bg_error, ds.observed_n))
-            s, b, sigma, n = (
-                jnp.asarray(np.asarray(c, dtype=float)) for c in zip(*rows, strict=True)
+            self._combined[result_id] = SimplifiedLikelihood.from_covariance(
+                np.zeros(len(datasets)), b, result.covariance, n, third, label=result_id
             )
-            values = [np.asarray(v) for v in em_statistics(s, b, sigma, n)]
-            for i, p in enumerate(em):
-                _store(p, *(float(v[i]) for v in values))
+        return self._combined[result_id]
+
+    def attach(self, predictions: Sequence[TheoryPrediction]) -> None:
+        """Compute and store the likelihood quantities of every prediction (in place)."""
+        ul = [
+            p
+            for p in predictions
+            if p.data_type == "upperLimit" and p.upper_limit_fb and p.expected_upper_limit_fb
+        ]
+        em = [p for p in predictions if p.data_type == "efficiencyMap"]
+        combined = [
+            p
+            for p in predictions
+            if p.data_type == "combined" and self._results[p.result_id].covariance is not None
+        ]
+        with jax.enable_x64(True):
+            if ul:
+                self._attach_ul(ul)
+            if em:
+                self._attach_em(em)
+            for p in combined:
+                self._attach_combined(p)
+
+    def _attach_ul(self, ul: list[TheoryPrediction]) -> None:
+        x = np.asarray([p.xsec_fb for p in ul], dtype=float)
+        uf = np.asarray([p.upper_limit_fb for p in ul], dtype=float)
+        ef = np.asarray([p.expected_upper_limit_fb for p in ul], dtype=float)
+        ok = np.isfinite(x) & (x > 0)
+        if not ok.all():
+            bad = _first_bad(ul, ok)
+            check_signals(bad.result_id, [bad.xsec_fb], field="xsec_fb")
+            raise StatisticsInputError(bad.result_id, "xsec_fb", "zero cross section")
+        ok = np.isfinite(uf) & (uf > 0) & np.isfinite(ef) & (ef > 0)
+        if not ok.all():
+            bad = _first_bad(ul, ok)
+            check_upper_limits(bad.result_id, bad.upper_limit_fb, bad.expected_upper_limit_fb,
+                               field="upper_limit_fb")
+        u, e = uf / x, ef / x
+        rows = np.asarray(_ul_rows(*_padded([u, e], 1.0)))[:, : len(ul)].T.tolist()
+        for p, (nll1, nll0, nllmax, muhat, sigma), ui, ei in zip(
+            ul, rows, u.tolist(), e.tolist(), strict=True
+        ):
+            _store(p, nll1, nll0, nllmax, muhat)
+            p.extra["likelihood"] = TruncatedGaussianLikelihood._fitted(
+                ui, ei, p.result_id, sigma, muhat, nllmax
+            )
+
+    def _attach_em(self, em: list[TheoryPrediction]) -> None:
+        s = np.asarray([p.xsec_fb * p.lumi_ifb for p in em], dtype=float)
+        ok = np.isfinite(s) & (s >= 0)
+        if not ok.all():
+            bad = _first_bad(em, ok)
+            check_signals(bad.result_id, [bad.xsec_fb * bad.lumi_ifb], field="xsec_fb x lumi")
+        regions = [self._region(p.result_id, p.dataset) for p in em]
+        b, sigma, n = (np.asarray(c, dtype=float) for c in zip(*regions, strict=True))
+        rows = np.asarray(_em_rows(*_padded([s, b, sigma, n], 1.0)))[:, : len(em)].T.tolist()
+        inputs = zip(s.tolist(), b.tolist(), sigma.tolist(), n.tolist(), strict=True)
+        for p, (nll1, nll0, nllmax, muhat), row in zip(em, rows, inputs, strict=True):
+            _store(p, nll1, nll0, nllmax, muhat)
+            p.extra["likelihood"] = SingleRegionLikelihood._fitted(*row, p.result_id, nllmax)
+
+    def _attach_combined(self, p: TheoryPrediction) -> None:
+        signal = np.asarray(p.signals_fb, dtype=float) * p.lumi_ifb
+        backend = self.combined(p.result_id).with_signal(signal)
+        summary = backend.summary
+        _store(p, summary.nll1, summary.nll_sm, summary.nll_max, summary.mu_hat)
+        total = float(signal.sum()) / p.lumi_ifb
+        limits = [_limit_or_none(mu, total) for mu in (summary.limit, summary.expected_limit)]
+        p.upper_limit_fb, p.expected_upper_limit_fb = limits
+        p.extra.pop("limit_failed", None)
+        if None in limits:
+            p.extra["limit_failed"] = True
+        p.extra["likelihood"] = backend
+
+
+def attach_statistics(
+    predictions: Sequence[TheoryPrediction],
+    database: Database,
+    *,
+    evaluator: Evaluator | None = None,
+) -> None:
+    """Compute and store the likelihood quantities of every prediction (in place).
+
+    Pass an :class:`Evaluator` built once for the database when calling this in a loop.
+    """
+    (evaluator or Evaluator(database)).attach(predictions)
