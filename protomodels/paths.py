@@ -15,6 +15,7 @@ import platformdirs
 from protomodels.exceptions import SharedDataNotFoundError
 
 __all__ = [
+    "triangulation_cache_dir",
     "DATABASE_TARBALL",
     "default_database_source",
     "default_store_path",
@@ -58,6 +59,17 @@ def default_database_source(shared: str | os.PathLike[str] | None = None) -> Pat
         msg = f"database tarball {source} is missing; pass --source TARBALL_OR_DIR"
         raise SharedDataNotFoundError(msg)
     return source
+
+
+def triangulation_cache_dir() -> Path | None:
+    """Folder of the cached grid triangulations: ``PROTOMODELS_TRIANGULATIONS`` (``0`` / ``off``
+    switches the cache off) or ``triangulations`` in the user cache."""
+    setting = os.environ.get("PROTOMODELS_TRIANGULATIONS", "")
+    if setting.lower() in ("0", "off", "no", "false"):
+        return None
+    if setting:
+        return Path(setting).expanduser()
+    return Path(platformdirs.user_cache_dir("protomodels")) / "triangulations"
 
 
 def default_store_path() -> Path:

@@ -307,3 +307,23 @@ def test_barycentric_transforms_equal_scipy(real_grids) -> None:  # noqa: ANN001
         np.testing.assert_array_equal(mine, tri._tri.transform)
         checked += 1
     assert checked >= 3
+
+
+def test_triangulation_cache_gives_the_same_values(
+    real_grids, requests_and_expected, tmp_path: Path
+) -> None:  # noqa: ANN001
+    """A GridIndex reading triangulations saved by another gives the same values, without
+    running Qhull (SciPy's object is rebuilt only for a SciPy answer)."""
+    requests, _, _, _ = requests_and_expected
+    values = [v for _, _, _, v in real_grids]
+    first = GridIndex(values, cache=tmp_path).lookup(requests)
+    assert list(tmp_path.glob("*.npz"))
+    second_index = GridIndex(values, cache=tmp_path)
+    second = second_index.lookup(requests)
+    np.testing.assert_array_equal(first, second)
+    uncached = GridIndex(values).lookup(requests)
+    np.testing.assert_array_equal(first, uncached)
+    (tmp_path / "broken.npz").write_bytes(b"not a zip")  # unreadable files are ignored
+    for f in tmp_path.glob("*.npz"):
+        f.write_bytes(b"truncated")
+    np.testing.assert_array_equal(GridIndex(values, cache=tmp_path).lookup(requests), first)

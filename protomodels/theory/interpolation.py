@@ -89,15 +89,51 @@ class Triangulation:
         self.dim = int((np.abs(rotated) > _ZERO).sum(axis=1).max()) if n else 0
         self._rotated = rotated[:, : self.dim]
         self._tri: Delaunay | None = None
+        self._transform: np.ndarray | None = None
         self._order: np.ndarray | None = None
         if self.dim > 1:
-            try:
-                self._tri = Delaunay(self._rotated.tolist())
-            except QhullError:
-                self._tri = Delaunay(self._rotated, qhull_options="QJ")
+            self._tri = self._delaunay()
         elif self.dim == 1:
             self._order = np.argsort(self._rotated[:, 0], kind="stable")
             self._sorted = self._rotated[self._order, 0]
+
+    def _delaunay(self) -> Delaunay:
+        try:
+            return Delaunay(self._rotated.tolist())
+        except QhullError:
+            return Delaunay(self._rotated, qhull_options="QJ")
+
+    @property
+    def delaunay(self) -> Delaunay:
+        """SciPy's triangulation (rebuilt on first use for a triangulation read from a cache;
+        Qhull is deterministic, so it is the same one)."""
+        if self._tri is None:
+            self._tri = self._delaunay()
+            if self._transform is not None:
+                self._tri._transform = self._transform
+        return self._tri
+
+    @classmethod
+    def from_arrays(
+        cls,
+        shift: np.ndarray,
+        rotation: np.ndarray,
+        rotated: np.ndarray,
+        n_points: int,
+        transform: np.ndarray | None = None,
+    ) -> Triangulation:
+        """A triangulation from saved arrays (its SciPy object is rebuilt only when needed)."""
+        self = cls.__new__(cls)
+        self.n_points = n_points
+        self.shift, self.rotation, self._rotated = shift, rotation, rotated
+        self.dim = rotated.shape[1]
+        self._tri = None
+        self._transform = transform
+        self._order = None
+        if self.dim == 1:
+            self._order = np.argsort(self._rotated[:, 0], kind="stable")
+            self._sorted = self._rotated[self._order, 0]
+        return self
 
     def _locate(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Vertex indices (n, d+1), barycentric weights (n, d+1) and an inside mask."""
@@ -117,8 +153,7 @@ class Triangulation:
             vertices = np.stack([self._order[idx], self._order[np.minimum(idx + 1, len(s) - 1)]], 1)
             weights = np.stack([1 - t, t], 1)
             return vertices, weights, inside
-        tri = self._tri
-        assert tri is not None
+        tri = self.delaunay
         # one point per call, as SModelS: SciPy's walk starts from the previous point's simplex
         simplex = np.array(
             [tri.find_simplex(point[None, :], tol=_SIMPLEX_TOLERANCE)[0] for point in q], dtype=int

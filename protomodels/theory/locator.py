@@ -13,8 +13,11 @@ face where the value jumps) are answered by SciPy as SModelS does
 
 from __future__ import annotations
 
+import hashlib
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -121,6 +124,29 @@ def _cell_lists(
     return lower, size, shape, cell_start, owners[order]
 
 
+def _read(file: Path) -> dict[str, np.ndarray] | None:
+    try:
+        with np.load(file) as data:
+            return {k: data[k] for k in data.files}
+    except (OSError, ValueError, KeyError):
+        return None  # absent or unreadable: triangulate again
+
+
+def _write(file: Path, tri: Triangulation, simplices: np.ndarray, neighbors: np.ndarray) -> None:
+    """Save atomically (a partial file is never read); a read-only cache is skipped."""
+    try:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        part = file.with_suffix(f".{os.getpid()}.part")
+        with open(part, "wb") as handle:
+            np.savez(
+                handle, shift=tri.shift, rotation=tri.rotation, rotated=tri._rotated,
+                simplices=simplices.astype(np.int32), neighbors=neighbors.astype(np.int32),
+            )
+        part.replace(file)
+    except OSError:
+        pass
+
+
 @dataclass
 class _Entry:
     """One triangulated point set and its place in the stack of its dimension."""
@@ -155,9 +181,15 @@ class GridIndex:
 
     Args:
         values: every grid-values array that requests may name (concatenated once).
+        cache: folder where triangulations (Qhull's simplices and neighbours) are kept between
+            processes, keyed by a hash of the points (None: no cache). Reading one back gives the
+            same triangulation; SciPy's object is rebuilt only if a lookup needs it.
     """
 
-    def __init__(self, values: Iterable[np.ndarray]) -> None:
+    def __init__(
+        self, values: Iterable[np.ndarray], *, cache: str | os.PathLike[str] | None = None
+    ) -> None:
+        self.cache = Path(cache) if cache is not None else None
         arrays: list[np.ndarray] = []
         self._offsets: dict[int, int] = {}
         position = 0
@@ -192,31 +224,54 @@ class GridIndex:
         key = (id(points), widths)
         found = self.entries.get(key)
         if found is None:
-            coordinates = np.array(points, dtype=float)
-            if widths:
-                coordinates[:, widths] = rescale_width(coordinates[:, widths])
-            tri = Triangulation(coordinates)
-            found = _Entry(tri)
-            if tri.dim >= 1:
-                if tri.dim == 1:
-                    rotated, simplices, transform, neighbors = _segments(tri)
-                else:
-                    delaunay = tri._tri
-                    assert delaunay is not None
-                    rotated = tri._rotated
-                    simplices = delaunay.simplices
-                    transform = barycentric_transforms(delaunay.points, simplices)
-                    delaunay._transform = transform  # SciPy's find_simplex uses it as its own
-                    neighbors = delaunay.neighbors
-                lower, size, shape, start, members = _cell_lists(rotated, simplices)
-                found.arrays = (
-                    lower, size, shape, start, members, transform, simplices, neighbors
-                )
-                stack = self._stacks.setdefault(tri.dim, _Stack(tri.dim))
+            found = self._build(np.asarray(points, dtype=float), widths)
+            if found.tri.dim >= 1:
+                stack = self._stacks.setdefault(found.tri.dim, _Stack(found.tri.dim))
                 found.stack_index = len(stack.entries)
                 stack.entries.append(found)
                 stack.device = None
             self.entries[key] = found
+        return found
+
+    def _build(self, points: np.ndarray, widths: tuple[int, ...]) -> _Entry:
+        """Triangulate a point set (or read it from the cache) and make its lookup arrays."""
+        coordinates = points.copy()
+        if widths:
+            coordinates[:, widths] = rescale_width(coordinates[:, widths])
+        file = None
+        if self.cache is not None:
+            digest = hashlib.blake2b(coordinates.tobytes(), digest_size=20)
+            digest.update(repr(coordinates.shape).encode())
+            file = self.cache / f"{digest.hexdigest()}.npz"
+        saved = _read(file) if file is not None else None
+        if saved is not None:
+            tri = Triangulation.from_arrays(
+                saved["shift"], saved["rotation"], saved["rotated"], len(coordinates)
+            )
+            simplices = saved["simplices"].astype(np.int64)
+            neighbors = saved["neighbors"].astype(np.int64)
+        else:
+            tri = Triangulation(coordinates)
+            simplices = neighbors = None
+            if tri.dim >= 2:
+                assert tri._tri is not None
+                simplices, neighbors = tri._tri.simplices, tri._tri.neighbors
+        found = _Entry(tri)
+        if tri.dim == 1:
+            rotated, simplices, transform, neighbors = _segments(tri)
+        elif tri.dim >= 2:
+            assert simplices is not None and neighbors is not None
+            rotated = tri._rotated
+            transform = barycentric_transforms(rotated, simplices)
+            tri._transform = transform
+            if tri._tri is not None:
+                tri._tri._transform = transform  # SciPy's find_simplex uses it as its own
+        else:
+            return found
+        if saved is None and file is not None and tri.dim >= 2:
+            _write(file, tri, simplices, neighbors)
+        lower, size, shape, start, members = _cell_lists(rotated, simplices)
+        found.arrays = (lower, size, shape, start, members, transform, simplices, neighbors)
         return found
 
     def stack(self, dim: int) -> SimplexStack:

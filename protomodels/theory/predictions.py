@@ -24,6 +24,7 @@ import numpy as np
 from protomodels.database.database import Database
 from protomodels.database.records import Result
 from protomodels.database.records import Topology as TxName
+from protomodels.paths import triangulation_cache_dir
 from protomodels.theory.decomposition import decompose
 from protomodels.theory.interpolation import round_significant
 from protomodels.theory.locator import GridIndex, Query
@@ -213,7 +214,10 @@ def _aggregation(
 class Predictor:
     """Compiled database (patterns, triangulations) that turns protomodels into predictions.
 
-    Build it once per database and reuse it: :meth:`predict` is then the fast path.
+    Build it once per database and reuse it: :meth:`predict` is then the fast path. Grid
+    triangulations are kept on disk between processes (:func:`protomodels.paths.
+    triangulation_cache_dir`; ``triangulation_cache=False`` or ``PROTOMODELS_TRIANGULATIONS=0``
+    switch that off).
     """
 
     def __init__(
@@ -223,6 +227,7 @@ class Predictor:
         settings: PredictionSettings | None = None,
         tables: XsecTables | None = None,
         results: Iterable[Result] | None = None,
+        triangulation_cache: bool = True,
     ) -> None:
         self.database = database
         self.settings = settings or PredictionSettings()
@@ -233,11 +238,14 @@ class Predictor:
         self.plans = PlanBuilder(database, self.matcher, self._chosen)
         self._grid_refs: dict[tuple[int, int, int], tuple[int, int, int] | None] = {}
         self.grid_index = GridIndex(
-            grid.values
-            for result in database.results
-            for dataset in result.datasets
-            for txname in dataset.topologies
-            for grid in txname.grids.values()
+            (
+                grid.values
+                for result in database.results
+                for dataset in result.datasets
+                for txname in dataset.topologies
+                for grid in txname.grids.values()
+            ),
+            cache=triangulation_cache_dir() if triangulation_cache else None,
         )
 
     @property
