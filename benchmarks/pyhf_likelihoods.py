@@ -1,0 +1,456 @@
+"""pyhf full likelihoods: ours against SModelS 3.0.3, and what they cost.
+
+1. Reference files: for every SLHA file in <shared>/data/reference, predict (one Predictor),
+   attach the pyhf likelihoods and print, per combined pyhf prediction, reference vs ours for
+   r_obs, r_exp, muhat and -2 ln(L1/L_SM). (The v3.0.0 reference files hold no such prediction:
+   the only pyhf results their models reach are the two left out of the reference, see
+   data/README.md; those rows are printed without reference values.)
+2. SModelS itself as the yardstick (``--smodels DIR``: a folder holding the ``smodels`` package
+   3.0.3, e.g. ``pip install --no-deps --target DIR smodels==3.0.3.post1``): its
+   ``PyhfData``/``PyhfUpperLimitComputer`` run on exactly our signals, for hand-made
+   protomodels that reach the pyhf results and for a synthetic signal in every pyhf result.
+   Goals: r within 5 %, muhat within 5 % (or 0.05 absolute), -2 ln(L1/L_SM) within 0.1 (or 1 %
+   above 10).
+3. Timing: cold (compile) and warm time per workspace (nll at 5 mu, mu-hat, both limits),
+   per protomodel, SModelS's time on the same signal (numpy pyhf, model rebuilt per call), and
+   fits started from pyhf's suggested values only vs the default (also the closest fit).
+
+Usage: python benchmarks/pyhf_likelihoods.py [--smodels DIR] [--heavy] [--skip-reference]
+``--heavy`` adds ATLAS-SUSY-2018-16 (two workspaces of ~200 parameters: minutes);
+``--oracle-max-parameters 150`` runs SModelS on ATLAS-SUSY-2018-04 too (115 parameters: about
+ten minutes, numpy pyhf).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import dataclasses
+import json
+import logging
+import math
+import sys
+import time
+import warnings
+
+import numpy as np
+
+from protomodels.database import open as open_database
+from protomodels.database.records import Result
+from protomodels.paths import shared_dir
+from protomodels.statistics.full_likelihood import (
+    PyhfLikelihood,
+    PyhfModels,
+    attach_full_likelihoods,
+    is_pyhf_prediction,
+)
+from protomodels.theory.predictions import Predictor, TheoryPrediction
+from protomodels.theory.protomodel import Decay, Protomodel
+
+N1 = 1000022
+HEAVY = ("ATLAS-SUSY-2018-16-eff",)
+ORACLE_MAX_PARAMETERS = 60  # default: SModelS (numpy pyhf) runs on smaller workspaces only
+
+
+def protomodels_for_pyhf() -> dict[str, Protomodel]:
+    """Hand-made protomodels that reach the pyhf results of the database."""
+    return {
+        "stau_200": Protomodel(
+            {1000015: 200.0, N1: 1.0}, {1000015: (Decay(N1, (15,), 1.0),)}, name="stau_200"
+        ),
+        "wino_WZ_300": Protomodel(
+            {1000023: 300.0, 1000024: 300.0, N1: 150.0},
+            {1000023: (Decay(N1, (23,), 1.0),), 1000024: (Decay(N1, (24,), 1.0),)},
+            name="wino_WZ_300",
+        ),
+        "wino_WZ_offshell": Protomodel(
+            {1000023: 200.0, 1000024: 200.0, N1: 170.0},
+            {
+                1000023: (Decay(N1, (11, -11), 0.5), Decay(N1, (13, -13), 0.5)),
+                1000024: (Decay(N1, (12, -11), 0.5), Decay(N1, (14, -13), 0.5)),
+            },
+            name="wino_WZ_offshell",
+        ),
+        "sbottom_bh": Protomodel(
+            {1000005: 1000.0, 1000023: 400.0, N1: 100.0},
+            {1000005: (Decay(1000023, (5,), 1.0),), 1000023: (Decay(N1, (25,), 1.0),)},
+            name="sbottom_bh",
+        ),
+        "wino_WW_300": Protomodel(
+            {1000024: 300.0, N1: 50.0}, {1000024: (Decay(N1, (24,), 1.0),)}, name="wino_WW_300"
+        ),
+        "selectron_compressed": Protomodel(
+            {1000011: 150.0, N1: 140.0},
+            {1000011: (Decay(N1, (11,), 1.0),)},
+            name="selectron_compressed",
+        ),
+    }
+
+
+# -- SModelS as the yardstick ---------------------------------------------------------------
+def load_smodels(folder: str | None):  # noqa: ANN201 - returns the module or None
+    if folder:
+        sys.path.insert(0, folder)
+    try:
+        from smodels.statistics import pyhfInterface
+    except ImportError:
+        return None
+    logging.getLogger("smodels").setLevel(logging.CRITICAL)
+    return pyhfInterface
+
+
+def smodels_values(pyhf_interface, result: Result, signals_fb: np.ndarray) -> dict:  # noqa: ANN001
+    """SModelS 3.0.3's numbers for these signals (``statsTools.getComputerPyhf`` inputs)."""
+    ids = [d.data_id or d.dataset_id for d in result.datasets]
+    json_files, jsons = {}, []
+    for w in result.pyhf:
+        if w.full or w.workspace is None:
+            continue
+        entries = []
+        for c in w.channels:
+            entry = {"smodels": c.smodels, "type": c.region_type}
+            if c.pyhf is not None:
+                entry["pyhf"] = c.pyhf
+            entries.append(entry)
+        if all(e["smodels"] not in ids for e in entries if e["type"] == "SR"):
+            continue
+        json_files[w.file_name] = entries
+        jsons.append(copy.deepcopy(w.workspace))
+    nsig = dict(zip(ids, np.asarray(signals_fb) * result.lumi_ifb, strict=True))
+    nsignals = {
+        js: {name: s for name, s in nsig.items() if name in [e["smodels"] for e in entries]}
+        for js, entries in json_files.items()
+    }
+    start = time.perf_counter()
+    data = pyhf_interface.PyhfData(
+        nsignals, jsons, json_files, result.include_crs, result.signal_uncertainty
+    )
+    if data.errorFlag:
+        return {"error": "PyhfData error flag"}
+    computer = pyhf_interface.PyhfUpperLimitComputer(data, lumi=result.lumi_ifb)
+    out: dict = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        index = computer.getBestCombinationIndex()
+        out["workspace"] = list(json_files)[index] if index is not None else None
+        out["nll1"] = computer.likelihood(1.0, workspace_index=index, return_nll=True)
+        out["nll0"] = computer.likelihood(0.0, workspace_index=index, return_nll=True)
+        try:
+            lmax = computer.lmax(workspace_index=index, return_nll=True)
+            out["muhat"] = lmax["muhat"] if lmax else None
+        except Exception as err:  # SModelS's sigma_mu step can raise (docs/statistics.md §5)
+            out["lmax_error"] = repr(err)
+            out["muhat"] = _lmax_fit(pyhf_interface, computer, index)
+        xsec = float(np.sum(signals_fb))
+        for key, expected in (("r_obs", False), ("r_exp", True)):
+            ul = computer.getUpperLimitOnSigmaTimesEff(expected=expected, workspace_index=index)
+            out[key] = xsec / ul if ul else None
+    out["seconds"] = time.perf_counter() - start
+    return out
+
+
+def _lmax_fit(pyhf_interface, computer, index: int | None) -> float | None:  # noqa: ANN001
+    """mu-hat as ``lmax`` fits it before its sigma_mu step (which raises with numpy 2 in
+    SModelS 3.0.3): ``pyhf.infer.mle.fit`` within the suggested bounds."""
+    pyhf = pyhf_interface.pyhf
+    try:
+        computer.__init__(computer.data, computer.cl, computer.lumi)
+        workspace = computer.updateWorkspace(index, expected=False)
+        model = workspace.model(
+            modifier_settings={
+                "normsys": {"interpcode": "code4"},
+                "histosys": {"interpcode": "code4p"},
+            }
+        )
+        best = pyhf.infer.mle.fit(
+            workspace.data(model), model, par_bounds=model.config.suggested_bounds()
+        )
+        return float(best[model.config.poi_index])
+    except Exception:  # noqa: BLE001 - the yardstick may fail; then there is no value
+        return None
+
+
+# -- ours -----------------------------------------------------------------------------------
+def our_values(likelihood: PyhfLikelihood, xsec_fb: float) -> dict:
+    nll1, nll0 = likelihood.nll([1.0, 0.0])
+    ul, ul_exp = (likelihood.upper_limit_fb(e) for e in (False, True))
+    return {
+        "workspace": likelihood.workspace.plan.file_name if likelihood.workspace else None,
+        "nll1": float(nll1),
+        "nll0": float(nll0),
+        "muhat": likelihood.mu_hat,
+        "r_obs": xsec_fb / ul if ul > 0 else None,
+        "r_exp": xsec_fb / ul_exp if ul_exp > 0 else None,
+    }
+
+
+def _t(nll1: float | None, nll0: float | None) -> float | None:
+    if nll1 is None or nll0 is None:
+        return None
+    return 2.0 * (nll1 - nll0)
+
+
+def _fmt(x: float | None) -> str:
+    return "     -" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:9.4g}"
+
+
+def compare(label: str, ref: dict, ours: dict) -> list[str]:
+    """Print one comparison row; return the goals it misses."""
+    misses = []
+    for key in ("r_obs", "r_exp"):
+        a, b = ref.get(key), ours.get(key)
+        if a is not None and (b is None or abs(b / a - 1) > 0.05):
+            misses.append(key)
+    a, b = ref.get("muhat"), ours.get("muhat")
+    if a is not None and (b is None or (abs(b - a) > 0.05 and abs(b - a) > 0.05 * abs(a))):
+        misses.append("muhat")
+    ta, tb = _t(ref.get("nll1"), ref.get("nll0")), _t(ours.get("nll1"), ours.get("nll0"))
+    if ta is not None and (tb is None or abs(tb - ta) > max(0.1, 0.01 * abs(ta) * (ta > 10))):
+        misses.append("-2lnL1/LSM")
+    same_ws = "" if ref.get("workspace") in (None, ours.get("workspace")) else " (other JSON!)"
+    print(
+        f"  {label:<44} r_obs {_fmt(ref.get('r_obs'))} {_fmt(ours.get('r_obs'))} | "
+        f"r_exp {_fmt(ref.get('r_exp'))} {_fmt(ours.get('r_exp'))} | "
+        f"muhat {_fmt(ref.get('muhat'))} {_fmt(ours.get('muhat'))} | "
+        f"-2ln(L1/LSM) {_fmt(ta)} {_fmt(tb)}  {'ok' if not misses else 'MISS ' + ','.join(misses)}"
+        f"{same_ws}"
+    )
+    return misses
+
+
+def _ref_nll(p: dict, key: str) -> float | None:
+    value = p.get(key)
+    return -math.log(value) if value else None
+
+
+def reference_section(
+    db,
+    predictor: Predictor,
+    models: PyhfModels,
+    oracle: Oracle | None,  # noqa: ANN001
+) -> None:
+    print("== 1. reference files (SModelS 3.0.3 values in data/reference)")
+    reference = shared_dir() / "data" / "reference"
+    by_id = {r.result_id: r for r in db.results}
+    rows = 0
+    for slha in sorted(reference.glob("*.slha")):
+        ref = json.loads(slha.with_suffix(".json").read_text())["predictions"]
+        model = Protomodel.from_slha(slha)
+        predictions = predictor.predict(model)
+        attach_full_likelihoods(predictions, db, models=models)
+        ours = [p for p in predictions if is_pyhf_prediction(p, by_id[p.result_id])]
+        for p in ours:
+            rows += 1
+            match = next(
+                (q for q in ref if q["analysis"] == p.result_id and q["dataType"] == "combined"),
+                None,
+            )
+            values = {
+                "r_obs": p.r_obs,
+                "r_exp": p.r_exp,
+                "muhat": p.extra.get("muhat"),
+                "nll1": p.extra.get("nll1"),
+                "nll0": p.extra.get("nll_SM"),
+                "workspace": p.extra.get("pyhf_workspace"),
+            }
+            ref_values = (
+                {}
+                if match is None
+                else {
+                    "r_obs": match["r_obs"],
+                    "r_exp": match["r_exp"],
+                    "muhat": match["muhat"],
+                    "nll1": _ref_nll(match, "L1"),
+                    "nll0": _ref_nll(match, "L_SM"),
+                }
+            )
+            note = ""
+            if match is None:
+                note = "  [not in the reference"
+                if oracle is not None and oracle.applies(by_id[p.result_id], models):
+                    ref_values = oracle.values(by_id[p.result_id], p.signals_fb)
+                    note += "; SModelS run here"
+                note += "]"
+            extra = p.extra.get("fallback") or p.extra.get("likelihood_error") or ""
+            compare(f"{slha.stem}: {p.result_id}{note}", ref_values, values)
+            if extra:
+                print(f"      -> {extra}")
+        n_ref = sum(1 for q in ref if q["dataType"] == "combined" and by_id[q["analysis"]].pyhf)
+        if n_ref:
+            print(f"  {slha.stem}: {n_ref} pyhf combined reference predictions")
+    print(f"  {rows} combined pyhf predictions of ours in the reference models")
+
+
+def protomodel_section(
+    db,
+    predictor: Predictor,
+    oracle: Oracle | None,
+    heavy: bool,  # noqa: ANN001
+) -> list[str]:
+    print("\n== 2a. hand-made protomodels: SModelS 3.0.3 (left) vs ours (right)")
+    by_id = {r.result_id: r for r in db.results}
+    misses = []
+    models = PyhfModels()
+    for name, model in protomodels_for_pyhf().items():
+        predictions = predictor.predict(model)
+        pyhf_predictions = [
+            p
+            for p in predictions
+            if is_pyhf_prediction(p, by_id[p.result_id])
+            and (heavy or p.result_id not in HEAVY)
+            and by_id[p.result_id].likelihood == "pyhf"
+        ]
+        if not pyhf_predictions:
+            print(f"  {name}: no pyhf prediction (heavy ones need --heavy)")
+            continue
+        timings = []
+        for _attempt in ("cold", "warm"):
+            fresh = [_copy_prediction(p) for p in pyhf_predictions]
+            start = time.perf_counter()
+            attach_full_likelihoods(fresh, db, models=models)
+            timings.append(time.perf_counter() - start)
+        print(
+            f"  {name}: {len(fresh)} pyhf predictions, attach {timings[0]:.2f} s cold "
+            f"(compiling), {timings[1]:.2f} s warm"
+        )
+        for p in fresh:
+            result = by_id[p.result_id]
+            ours = {
+                "r_obs": p.r_obs,
+                "r_exp": p.r_exp,
+                "muhat": p.extra.get("muhat"),
+                "nll1": p.extra.get("nll1"),
+                "nll0": p.extra.get("nll_SM"),
+                "workspace": p.extra.get("pyhf_workspace"),
+            }
+            ref = {}
+            if oracle is not None and oracle.applies(result, models):
+                ref = oracle.values(result, p.signals_fb)
+            miss = compare(f"{name}: {p.result_id}", ref, ours)
+            if ref:
+                print(f"      SModelS {ref.get('seconds', math.nan):.1f} s")
+                if "lmax_error" in ref:
+                    print(
+                        f"      SModelS lmax raised {ref['lmax_error']}: its muhat is "
+                        "lmax's pyhf fit, repeated here"
+                    )
+            if p.extra.get("likelihood_error"):
+                print(f"      -> {p.extra['likelihood_error']}")
+            misses += [f"{name}/{p.result_id}: {m}" for m in miss]
+    return misses
+
+
+@dataclasses.dataclass(frozen=True)
+class Oracle:
+    """SModelS's pyhfInterface module, run on workspaces up to ``max_parameters``."""
+
+    module: object
+    max_parameters: int
+
+    def applies(self, result: Result, models: PyhfModels) -> bool:
+        return all(len(c.init) <= self.max_parameters for c in models.workspaces(result))
+
+    def values(self, result: Result, signals_fb: np.ndarray) -> dict:
+        return smodels_values(self.module, result, signals_fb)
+
+
+def _copy_prediction(p: TheoryPrediction) -> TheoryPrediction:
+    return dataclasses.replace(p, extra={})
+
+
+def synthetic_signal(result: Result, seed: int = 7) -> np.ndarray:
+    """0.3 x the expected UL in up to four SR data sets modelled by the JSON files."""
+    rng = np.random.default_rng(seed)
+    named = {c.smodels for w in result.pyhf if not w.full for c in w.channels}
+    candidates = [
+        i
+        for i, d in enumerate(result.datasets)
+        if (d.data_id or d.dataset_id) in named and d.region_type == "SR"
+    ]
+    chosen = rng.choice(candidates, size=min(4, len(candidates)), replace=False)
+    signals = np.zeros(len(result.datasets))
+    for i in chosen:
+        signals[i] = 0.3 * (result.datasets[i].expected_upper_limit_fb or 1.0)
+    return signals
+
+
+def workspace_section(db, oracle: Oracle | None, heavy: bool) -> list[str]:  # noqa: ANN001
+    print("\n== 2b. a synthetic signal in every pyhf result: SModelS 3.0.3 vs ours, timing")
+    misses = []
+    models = PyhfModels()
+    for result in db.results:
+        if result.likelihood != "pyhf" or result.covariance is not None:
+            continue
+        if result.result_id in HEAVY and not heavy:
+            print(f"  {result.result_id}: skipped (--heavy)")
+            continue
+        signals = synthetic_signal(result)
+        start = time.perf_counter()
+        compiled = models.workspaces(result)
+        compile_s = time.perf_counter() - start
+        timings, values = {}, {}
+        for starts in ("pyhf", "best"):
+            start = time.perf_counter()
+            likelihood = PyhfLikelihood(result, signals, models=models, starts=starts)
+            likelihood.workspace  # noqa: B018 - the choice of JSON (expected limits)
+            choose = time.perf_counter() - start
+            start = time.perf_counter()
+            likelihood.nll(np.linspace(0.0, 2.0, 5))
+            likelihood.maximum()
+            fits = time.perf_counter() - start
+            start = time.perf_counter()
+            likelihood.upper_limit()
+            likelihood.upper_limit(expected=True)
+            limits = time.perf_counter() - start
+            timings[starts] = (choose, fits, limits)
+            values[starts] = our_values(likelihood, float(signals.sum()))
+        ours = values["best"]
+        ref = {}
+        if oracle is not None and oracle.applies(result, models):
+            ref = oracle.values(result, signals)
+        misses += [f"{result.result_id}: {m}" for m in compare(result.result_id, ref, ours)]
+        n_par = "/".join(str(len(c.init)) for c in compiled)
+        one, best = timings["pyhf"], timings["best"]
+        print(
+            f"      {len(compiled)} JSON ({n_par} parameters): compile {compile_s:.1f} s; warm: "
+            f"choose JSON {best[0]:.2f} s, nll(5 mu)+mu-hat {best[1]:.2f} s, two limits "
+            f"{best[2]:.2f} s; pyhf starts only: {one[0]:.2f}/{one[1]:.2f}/{one[2]:.2f} s"
+            + (f"; SModelS {ref['seconds']:.1f} s" if "seconds" in ref else "")
+        )
+        if likelihood.errors:
+            print(f"      -> {likelihood.errors}")
+        t_one = _t(values["pyhf"]["nll1"], values["pyhf"]["nll0"])
+        t_best = _t(ours["nll1"], ours["nll0"])
+        if t_one is not None and t_best is not None and abs(t_one - t_best) > 1e-3:
+            print(f"      pyhf starts only: -2ln(L1/LSM) = {t_one:.4g} (local minimum)")
+    return misses
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--smodels", help="folder holding the smodels 3.0.3 package")
+    parser.add_argument("--heavy", action="store_true", help="include ATLAS-SUSY-2018-16")
+    parser.add_argument("--skip-reference", action="store_true")
+    parser.add_argument(
+        "--oracle-max-parameters",
+        type=int,
+        default=ORACLE_MAX_PARAMETERS,
+        help="run SModelS only on workspaces with at most this many parameters",
+    )
+    args = parser.parse_args()
+    warnings.filterwarnings("ignore")
+    module = load_smodels(args.smodels)
+    oracle = None if module is None else Oracle(module, args.oracle_max_parameters)
+    if oracle is None:
+        print("SModelS not importable: section 2 shows ours only (see --smodels)")
+    db = open_database(build=False, workspaces=True)
+    predictor = Predictor(db)
+    if not args.skip_reference:
+        reference_section(db, predictor, PyhfModels(), oracle)
+    misses = protomodel_section(db, predictor, oracle, args.heavy)
+    misses += workspace_section(db, oracle, args.heavy)
+    print(f"\n{len(misses)} goal misses" + ("".join(f"\n  {m}" for m in misses)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,505 @@
+"""pyhf full likelihoods (protomodels.statistics.full_likelihood, pyhf_patch).
+
+Hand-made workspaces with known answers, the SModelS patching rules, vectorisation, failures,
+and real workspaces of the database checked against pyhf itself (numpy backend, as SModelS
+calls it). The SModelS 3.0.3 reference files hold no pyhf combined prediction (the models reach
+only the two results left out of the reference), so pyhf is the yardstick here.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pyhf
+import pytest
+from scipy.stats import norm, poisson
+
+import protomodels.database as pdb
+from protomodels.database.records import DataSet, PyhfChannel, PyhfWorkspace, Result
+from protomodels.statistics.full_likelihood import (
+    MODIFIER_SETTINGS,
+    PyhfLikelihood,
+    PyhfModels,
+    attach_full_likelihoods,
+)
+from protomodels.statistics.pyhf_patch import (
+    PyhfPatchError,
+    apriori_spec,
+    guess_region_type,
+    patched_spec,
+    plan_patch,
+)
+from protomodels.theory.predictions import TheoryPrediction
+
+LUMI = 100.0
+FIXED_LUMI = {
+    "name": "lumi",
+    "auxdata": [1.0],
+    "sigmas": [0.017],
+    "bounds": [[0.915, 1.085]],
+    "inits": [1.0],
+    "fixed": True,
+}
+
+
+def _channel(name: str, background: list[float], *, systematic: bool = False) -> dict:
+    modifiers = []
+    if systematic:
+        modifiers.append(
+            {
+                "name": f"syst_{name}",
+                "type": "normsys",
+                "data": {"hi": 1.2, "lo": 0.8},
+            }
+        )
+    return {
+        "name": name,
+        "samples": [{"name": "background", "data": background, "modifiers": modifiers}],
+    }
+
+
+def _workspace(channels: list[dict], observed: dict[str, list[float]]) -> dict:
+    return {
+        "channels": channels,
+        "observations": [{"name": c["name"], "data": observed[c["name"]]} for c in channels],
+        "measurements": [{"name": "meas", "config": {"poi": "mu_SIG", "parameters": [FIXED_LUMI]}}],
+        "version": "1.0.0",
+    }
+
+
+def _dataset(name: str, region_type: str = "SR") -> DataSet:
+    return DataSet(
+        dataset_id=name,
+        data_id=name,
+        data_type="efficiencyMap",
+        observed_n=None,
+        expected_bg=None,
+        bg_error=None,
+        upper_limit_fb=None,
+        expected_upper_limit_fb=None,
+        third_moment=None,
+        region_type=region_type,
+        aggregated=(),
+        topologies=(),
+    )
+
+
+def _result(
+    datasets: list[DataSet],
+    workspaces: list[PyhfWorkspace],
+    *,
+    include_crs: bool = False,
+    signal_uncertainty: float | None = None,
+    likelihood: str = "pyhf",
+    fallback: str | None = None,
+) -> Result:
+    return Result(
+        result_id="TEST-eff",
+        analysis_id="TEST",
+        path="13TeV/TEST/TEST-eff",
+        collaboration="ATLAS",
+        sqrts_tev=13.0,
+        lumi_ifb=LUMI,
+        data_type="efficiencyMap",
+        likelihood=likelihood,
+        fallback=fallback,
+        covariance=None,
+        dataset_order=None,
+        pyhf=tuple(workspaces),
+        include_crs=include_crs,
+        signal_uncertainty=signal_uncertainty,
+        signature="prompt",
+        pretty_name=None,
+        url=None,
+        arxiv=None,
+        publication=None,
+        supersedes=None,
+        superseded_by=None,
+        private=False,
+        preliminary=False,
+        lifetime_lengths={},
+        extra={},
+        datasets=tuple(datasets),
+    )
+
+
+def _one_bin(n: float = 12.0, b: float = 5.0, **kwargs) -> Result:
+    spec = _workspace([_channel("SR_a", [b])], {"SR_a": [n]})
+    ws = PyhfWorkspace("one.json", (PyhfChannel("A", None, "SR"),), spec, False)
+    return _result([_dataset("A")], [ws], **kwargs)
+
+
+@pytest.fixture(scope="module")
+def models() -> PyhfModels:
+    return PyhfModels()
+
+
+def test_public_api() -> None:
+    from protomodels.statistics import full_likelihood, pyhf_patch
+
+    assert dir(full_likelihood) == [
+        "CompiledWorkspace",
+        "FitResult",
+        "PyhfFitError",
+        "PyhfLikelihood",
+        "PyhfModels",
+        "attach_full_likelihoods",
+        "is_pyhf_prediction",
+    ]
+    assert dir(pyhf_patch) == [
+        "PatchPlan",
+        "PyhfPatchError",
+        "SignalChannel",
+        "apriori_spec",
+        "guess_region_type",
+        "patch_plans",
+        "patched_spec",
+        "plan_patch",
+    ]
+
+
+# -- patching ---------------------------------------------------------------------------------
+def test_guess_region_type() -> None:
+    assert guess_region_type("CRtt_cuts") == "CR"
+    assert guess_region_type("VRz") == "VR"
+    assert guess_region_type("SR_meff") == "SR"
+    assert guess_region_type("WZ_CR_0jets") == "CR"
+    assert guess_region_type("bin_a") == "SR"
+
+
+def _mixed_workspace() -> dict:
+    channels = [
+        _channel("CRtop", [50.0]),
+        _channel("SR_multi", [3.0, 2.0, 1.0]),
+        _channel("VRz", [20.0]),
+        _channel("SR_single", [4.0]),
+    ]
+    observed = {"CRtop": [52.0], "SR_multi": [4.0, 1.0, 2.0], "VRz": [19.0], "SR_single": [6.0]}
+    return _workspace(channels, observed)
+
+
+def test_unnamed_entries_follow_the_observations() -> None:
+    """Entries without pyhf names take the SR bins in observation order; the CR and the VR
+    are removed without includeCRs."""
+    ids = ["M0", "M1", "M2", "S"]
+    ws = PyhfWorkspace(
+        "mixed.json", tuple(PyhfChannel(i, None, "SR") for i in ids), _mixed_workspace(), False
+    )
+    result = _result([_dataset(i) for i in ids], [ws])
+    plan = plan_patch(result, ws)
+    assert plan is not None
+    assert [(c.channel, c.datasets) for c in plan.signal_channels] == [
+        ("SR_multi", ("M0", "M1", "M2")),
+        ("SR_single", ("S",)),
+    ]
+    assert set(plan.removed) == {"CRtop", "VRz"}
+    spec = patched_spec(_mixed_workspace(), plan, {"M0": 1.0, "M2": 3.0, "S": 2.0})
+    names = [c["name"] for c in spec["channels"]]
+    assert names == ["SR_multi", "SR_single"]
+    multi = spec["channels"][0]["samples"][0]
+    assert multi["name"] == "bsm" and multi["data"] == [1.0, 0.0, 3.0]
+    assert [m["type"] for m in multi["modifiers"]] == ["normfactor", "lumi"]
+    assert spec["channels"][1]["samples"][0]["data"] == [2.0]
+
+
+def test_control_region_with_signal_and_signal_uncertainty() -> None:
+    """includeCRs: a CR named after a data set gets signal; signalUncertainty adds a histosys."""
+    entries = (
+        PyhfChannel("CR", "CRtop", "CR"),
+        PyhfChannel("M0", "SR_multi[0]", "SR"),
+        PyhfChannel("M1", "SR_multi[1]", "SR"),
+        PyhfChannel("M2", "SR_multi[2]", "SR"),
+        PyhfChannel(None, "VRz", "VR"),
+        PyhfChannel("S", "SR_single", "SR"),
+    )
+    ws = PyhfWorkspace("mixed.json", entries, _mixed_workspace(), False)
+    datasets = [_dataset("CR", "CR")] + [_dataset(i) for i in ("M0", "M1", "M2", "S")]
+    result = _result(datasets, [ws], include_crs=True, signal_uncertainty=0.2)
+    plan = plan_patch(result, ws)
+    assert plan is not None
+    assert [c.channel for c in plan.signal_channels] == ["CRtop", "SR_multi", "SR_single"]
+    assert plan.removed == ("VRz",)
+    spec = patched_spec(_mixed_workspace(), plan, {"CR": 0.5, "S": 2.0}, 0.2)
+    cr = next(c for c in spec["channels"] if c["name"] == "CRtop")
+    bsm = cr["samples"][0]
+    assert bsm["data"] == [0.5]
+    histosys = next(m for m in bsm["modifiers"] if m["type"] == "histosys")
+    assert histosys["data"]["hi_data"] == pytest.approx([0.6])
+    assert histosys["data"]["lo_data"] == pytest.approx([0.4])
+    # without includeCRs, the named CR is a consistency error (as SModelS's errorFlag)
+    with pytest.raises(PyhfPatchError, match="signal-bearing"):
+        plan_patch(_result(datasets, [ws], include_crs=False), ws)
+
+
+def test_unmapped_bin_is_an_error() -> None:
+    entries = (PyhfChannel("M0", "SR_multi[0]", "SR"), PyhfChannel("M1", "SR_multi[1]", "SR"))
+    ws = PyhfWorkspace("mixed.json", entries, _mixed_workspace(), False)
+    result = _result([_dataset("M0"), _dataset("M1")], [ws])
+    with pytest.raises(PyhfPatchError, match="3 bins but 2"):
+        plan_patch(result, ws)
+
+
+def test_apriori_spec_uses_the_nominal_background() -> None:
+    spec = apriori_spec(_mixed_workspace())
+    observed = {o["name"]: o["data"] for o in spec["observations"]}
+    assert observed["SR_multi"] == [3.0, 2.0, 1.0]
+    assert observed["CRtop"] == [50.0]
+
+
+# -- known answers ----------------------------------------------------------------------------
+def test_one_bin_without_systematics(models: PyhfModels) -> None:
+    """L = Pois(n | mu s + b) x N(1 | 1, 0.017): mu-hat = (n - b)/s and nll(mu) in closed
+    form. The lumi constraint is pyhf's: its term counts even though the parameter is fixed."""
+    n, b = 12.0, 5.0
+    lumi_term = -norm.logpdf(1.0, 1.0, 0.017)
+    result = _one_bin(n, b)
+    signal_fb = 0.04  # s = 4 events
+    s = signal_fb * LUMI
+    likelihood = PyhfLikelihood(result, [signal_fb], models=models)
+    mus = np.asarray([0.0, 0.5, 1.0, 2.5])
+    expected = -poisson.logpmf(n, mus * s + b) + lumi_term
+    np.testing.assert_allclose(likelihood.nll(mus), expected, rtol=1e-9)
+    assert likelihood.mu_hat == pytest.approx((n - b) / s, rel=1e-5)
+    assert likelihood.nll_max == pytest.approx(-poisson.logpmf(n, n) + lumi_term, rel=1e-9)
+    # a-priori expected data: n = b (continuous Poisson), so mu-hat = 0
+    assert likelihood.nll(0.0, expected=True) == pytest.approx(
+        -(b * math.log(b) - b - math.lgamma(b + 1)) + lumi_term, rel=1e-9
+    )
+    assert likelihood.maximum(expected=True)[0] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_mu_hat_is_capped_at_the_poi_bound(models: PyhfModels) -> None:
+    likelihood = PyhfLikelihood(_one_bin(30.0, 5.0), [1e-4], models=models)
+    assert likelihood.mu_hat == pytest.approx(10.0)
+
+
+def test_underfluctuation_gives_mu_hat_zero(models: PyhfModels) -> None:
+    likelihood = PyhfLikelihood(_one_bin(2.0, 5.0), [0.03], models=models)
+    assert likelihood.mu_hat == pytest.approx(0.0, abs=1e-8)
+    assert likelihood.nll_max == pytest.approx(float(likelihood.nll(0.0)), abs=1e-9)
+
+
+def _pyhf_model(spec: dict) -> tuple:
+    workspace = pyhf.Workspace(spec)
+    model = workspace.model(modifier_settings=MODIFIER_SETTINGS)
+    return model, workspace.data(model)
+
+
+def test_upper_limit_matches_pyhf_hypotest(models: PyhfModels) -> None:
+    """CLs at our limit is 0.05 by pyhf.infer.hypotest (q~mu, POI bounds (0, 10)); the
+    expected limit uses the a-priori data."""
+    result = _one_bin(8.0, 5.0)
+    likelihood = PyhfLikelihood(result, [0.05], models=models)
+    plan = likelihood.workspace.plan
+    spec = patched_spec(result.pyhf[0].workspace, plan, {"A": 0.05 * LUMI})
+    for expected in (False, True):
+        mu_ul = likelihood.upper_limit(expected=expected)
+        model, data = _pyhf_model(apriori_spec(spec) if expected else spec)
+        bounds = model.config.suggested_bounds()
+        bounds[model.config.poi_index] = (0.0, 10.0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            cls = float(
+                pyhf.infer.hypotest(mu_ul, data, model, test_stat="qtilde", par_bounds=bounds)
+            )
+            cls_low = float(pyhf.infer.hypotest(0.99 * mu_ul, data, model, test_stat="qtilde"))
+        assert cls == pytest.approx(0.05, abs=2e-3)
+        assert cls_low > cls
+        assert likelihood.cls(mu_ul, expected=expected) == pytest.approx(cls, abs=1e-6)
+
+
+def test_systematics_match_pyhf_fits(models: PyhfModels) -> None:
+    """Two bins with normsys nuisances and a signal uncertainty: profiled nll and mu-hat
+    equal pyhf's own fits (numpy backend)."""
+    spec = _workspace(
+        [_channel("SR1", [5.0], systematic=True), _channel("SR2", [3.0], systematic=True)],
+        {"SR1": [9.0], "SR2": [4.0]},
+    )
+    entries = (PyhfChannel("A", None, "SR"), PyhfChannel("B", None, "SR"))
+    ws = PyhfWorkspace("two.json", entries, spec, False)
+    result = _result([_dataset("A"), _dataset("B")], [ws], signal_uncertainty=0.1)
+    signals = np.asarray([0.03, 0.01])
+    likelihood = PyhfLikelihood(result, signals, models=models)
+    patched = patched_spec(spec, likelihood.workspace.plan, {"A": 3.0, "B": 1.0}, 0.1)
+    model, data = _pyhf_model(patched)
+    for mu in (0.0, 1.0, 1.7):
+        _, twice = pyhf.infer.mle.fixed_poi_fit(mu, data, model, return_fitted_val=True)
+        assert float(likelihood.nll(mu)) == pytest.approx(float(twice) / 2, abs=1e-6)
+    best, twice = pyhf.infer.mle.fit(data, model, return_fitted_val=True)
+    assert likelihood.mu_hat == pytest.approx(float(best[model.config.poi_index]), abs=2e-3)
+    assert likelihood.nll_max == pytest.approx(float(twice) / 2, abs=1e-6)
+
+
+def test_nll_is_vectorised(models: PyhfModels) -> None:
+    likelihood = PyhfLikelihood(_one_bin(), [0.02], models=models)
+    grid = np.asarray([[0.0, 0.3], [1.0, 4.0]])
+    batch = likelihood.nll(grid)
+    assert batch.shape == grid.shape
+    fresh = PyhfLikelihood(_one_bin(), [0.02], models=models)
+    scalars = np.asarray([[float(fresh.nll(m)) for m in row] for row in grid])
+    np.testing.assert_allclose(batch, scalars, rtol=1e-10)
+
+
+def test_compiled_model_is_reused_for_new_signals(models: PyhfModels) -> None:
+    result = _one_bin()
+    first = PyhfLikelihood(result, [0.01], models=models)
+    second = PyhfLikelihood(result, [0.08], models=models)
+    assert first.workspace is second.workspace
+    assert float(first.nll(1.0)) != pytest.approx(float(second.nll(1.0)))
+
+
+def test_several_files_use_the_best_expected_one(models: PyhfModels) -> None:
+    """Two JSON files: the one with the smaller a-priori expected limit is used, and the
+    limit on sigma x eff uses the yield summed over both files (SModelS's T)."""
+    loose = PyhfWorkspace(
+        "loose.json",
+        (PyhfChannel("A", None, "SR"),),
+        _workspace([_channel("SR_a", [50.0])], {"SR_a": [50.0]}),
+        False,
+    )
+    tight = PyhfWorkspace(
+        "tight.json",
+        (PyhfChannel("B", None, "SR"),),
+        _workspace([_channel("SR_b", [1.0])], {"SR_b": [1.0]}),
+        False,
+    )
+    result = _result([_dataset("A"), _dataset("B")], [loose, tight])
+    likelihood = PyhfLikelihood(result, [0.05, 0.05], models=models)
+    assert likelihood.workspace.plan.file_name == "tight.json"
+    alone = PyhfLikelihood(result, [0.0, 0.05], models=models)
+    assert alone.workspace.plan.file_name == "tight.json"
+    assert likelihood.total_yield == pytest.approx(10.0)
+    mu_ul = likelihood.upper_limit()
+    assert likelihood.upper_limit_fb() == pytest.approx(mu_ul * 10.0 / LUMI)
+    assert mu_ul == pytest.approx(alone.upper_limit(), rel=1e-9)
+
+
+# -- failures ---------------------------------------------------------------------------------
+def _prediction(result: Result, signals_fb: list[float]) -> TheoryPrediction:
+    return TheoryPrediction(
+        analysis=result.analysis_id,
+        result_id=result.result_id,
+        dataset="(combined)",
+        data_type="combined",
+        txnames=("T",),
+        xsec_fb=float(sum(signals_fb)),
+        upper_limit_fb=None,
+        expected_upper_limit_fb=None,
+        sqrts_tev=13.0,
+        lumi_ifb=LUMI,
+        signals_fb=np.asarray(signals_fb),
+    )
+
+
+class _OneResult:
+    def __init__(self, result: Result) -> None:
+        self.results = (result,)
+
+
+def test_failed_fit_gives_nan_and_reason() -> None:
+    spec = _workspace(
+        [_channel("SR1", [5.0], systematic=True), _channel("SR2", [3.0], systematic=True)],
+        {"SR1": [40.0], "SR2": [1.0]},
+    )
+    entries = (PyhfChannel("A", None, "SR"), PyhfChannel("B", None, "SR"))
+    result = _result(
+        [_dataset("A"), _dataset("B")], [PyhfWorkspace("two.json", entries, spec, False)]
+    )
+    p = _prediction(result, [0.02, 0.03])
+    attach_full_likelihoods([p], _OneResult(result), max_iterations=1)  # type: ignore[arg-type]
+    assert math.isnan(p.extra["nll1"]) and math.isnan(p.extra["L1"])
+    assert "failed" in p.extra["likelihood_error"]
+    assert p.upper_limit_fb is None and p.r_obs is None
+
+
+def test_bad_signals_and_missing_json() -> None:
+    result = _one_bin()
+    with pytest.raises(ValueError, match="signals_fb"):
+        PyhfLikelihood(result, [0.1, 0.2])
+    missing = _result(
+        [_dataset("A")],
+        [PyhfWorkspace("gone.json", (PyhfChannel("A", None, "SR"),), None, True)],
+        likelihood="single_region",
+        fallback="pyhf JSON files missing: best signal region instead",
+    )
+    p = _prediction(missing, [0.1])
+    attach_full_likelihoods([p], _OneResult(missing))  # type: ignore[arg-type]
+    assert p.extra == {"fallback": "pyhf JSON files missing: best signal region instead"}
+    bad = _prediction(result, [0.1, 0.2])
+    attach_full_likelihoods([bad], _OneResult(result))  # type: ignore[arg-type]
+    assert "signals_fb" in bad.extra["likelihood_error"] and math.isnan(bad.extra["muhat"])
+
+
+# -- the real database ------------------------------------------------------------------------
+def test_atlas_susy_2018_14_against_pyhf(subset_store: Path) -> None:
+    """Three overlapping JSON files (SRee, SRmm, Comb): the chosen file has the smallest
+    expected limit, and nll(1), nll(0) and mu-hat equal pyhf's fits on that file."""
+    database = pdb.open(subset_store, build=False, workspaces=True)
+    result = database.result("ATLAS-SUSY-2018-14-eff")
+    by_name = {"SRee": 0.02, "SRmm": 0.01, "SRem": 0.005}  # fb
+    signals = np.asarray([by_name[d.data_id or d.dataset_id] for d in result.datasets])
+    models = PyhfModels()
+    likelihood = PyhfLikelihood(result, signals, models=models)
+    chosen = likelihood.workspace
+    singles = {}
+    for compiled in models.workspaces(result):
+        single = PyhfLikelihood(result, signals, models=models)
+        stats = next(w for w in single._all if w.compiled is compiled)
+        singles[compiled.plan.file_name] = stats.upper_limit(expected=True)
+    assert chosen.plan.file_name == min(singles, key=singles.get)
+    ids = [d.data_id or d.dataset_id for d in result.datasets]
+    raw = next(w.workspace for w in result.pyhf if w.file_name == chosen.plan.file_name)
+    spec = patched_spec(raw, chosen.plan, dict(zip(ids, signals * result.lumi_ifb, strict=True)))
+    model, data = _pyhf_model(copy.deepcopy(spec))
+    for mu in (0.0, 1.0):
+        _, twice = pyhf.infer.mle.fixed_poi_fit(mu, data, model, return_fitted_val=True)
+        assert float(likelihood.nll(mu)) == pytest.approx(float(twice) / 2, abs=1e-5)
+    best, _ = pyhf.infer.mle.fit(data, model, return_fitted_val=True)
+    assert likelihood.mu_hat == pytest.approx(float(best[model.config.poi_index]), abs=2e-3)
+    # SRee and SRmm also sit in Comb: T counts them twice (SModelS's total yield)
+    expected_total = (2 * (0.02 + 0.01) + 0.005) * result.lumi_ifb
+    assert likelihood.total_yield == pytest.approx(expected_total)
+
+
+@pytest.mark.slow
+def test_reference_model_with_pyhf_results(shared: Path) -> None:
+    """protomodels_ewkinos.slha reaches ATLAS-SUSY-2018-32 (pyhf) and ATLAS-SUSY-2019-08 (JSON
+    missing): the first gets likelihoods equal to pyhf's fits and a limit where pyhf's CLs is
+    0.05, the second says which fallback applies. The reference file itself has no pyhf
+    combined prediction to compare with (both results are left out of it)."""
+    import json
+
+    from protomodels.theory.predictions import Predictor
+    from protomodels.theory.protomodel import Protomodel
+
+    slha = shared / "data" / "reference" / "protomodels_ewkinos.slha"
+    reference = json.loads(slha.with_suffix(".json").read_text())["predictions"]
+    database = pdb.open(build=False, workspaces=True)
+    by_id = {r.result_id: r for r in database.results}
+    assert not [q for q in reference if q["dataType"] == "combined" and by_id[q["analysis"]].pyhf]
+    predictions = Predictor(database).predict(Protomodel.from_slha(slha))
+    attach_full_likelihoods(predictions, database)
+    combined = {p.result_id: p for p in predictions if p.data_type == "combined"}
+    assert "best signal region" in combined["ATLAS-SUSY-2019-08-eff"].extra["fallback"]
+    p = combined["ATLAS-SUSY-2018-32-eff"]
+    assert "likelihood_error" not in p.extra
+    likelihood = p.extra["likelihood"]
+    result = by_id[p.result_id]
+    ids = [d.data_id or d.dataset_id for d in result.datasets]
+    raw = next(w.workspace for w in result.pyhf if not w.full)
+    signals = dict(zip(ids, np.asarray(p.signals_fb) * result.lumi_ifb, strict=True))
+    model, data = _pyhf_model(patched_spec(raw, likelihood.workspace.plan, signals))
+    _, twice = pyhf.infer.mle.fixed_poi_fit(1.0, data, model, return_fitted_val=True)
+    assert p.extra["nll1"] == pytest.approx(float(twice) / 2, abs=1e-5)
+    mu_ul = p.upper_limit_fb / p.xsec_fb  # one JSON, all data sets in it: T = xsec x lumi
+    bounds = model.config.suggested_bounds()
+    bounds[model.config.poi_index] = (0.0, 10.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cls = float(pyhf.infer.hypotest(mu_ul, data, model, test_stat="qtilde", par_bounds=bounds))
+    assert cls == pytest.approx(0.05, abs=2e-3)
+    assert p.r_obs == pytest.approx(1.0 / mu_ul)
