@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import time
 
@@ -49,10 +50,11 @@ def main() -> None:
         stages = " ".join(f"{k[:5]} {v * 1e3:.1f}" for k, v in e.seconds.items())
         ref = json.loads((reference / "builder_K" / slha.with_suffix(".json").name).read_text())
         ours = {(m["analysis"], m["dataset"]) for m in e.combination}
-        theirs = {(m["analysis"], m["dataset"]) for m in ref["best_combination_after_rescaling"]}
+        after = ref.get("best_combination_after_rescaling") or []
+        theirs = {(m["analysis"], m["dataset"]) for m in after}
         print(f"  {slha.stem:24s} {cold:6.1f} s {warm * 1e3:7.1f} ms ({stages}) | K {e.K:7.3f} "
-              f"vs {ref['K_after_muhat_rescaling']:7.3f}  muhat {e.muhat:.3f} vs "
-              f"{ref['rescale_factor']:.3f}  same combination {ours == theirs}")
+              f"vs {ref.get('K_after_muhat_rescaling') or math.nan:7.3f}  muhat {e.muhat:.3f} vs "
+              f"{ref.get('rescale_factor') or math.nan:.3f}  same combination {ours == theirs}")
     print(f"  median warm: {statistics.median(warm_all) * 1e3:.1f} ms per model")
     template = load_template(shared / "data" / "templates" / "protomodel_template.slha")
     rng = np.random.default_rng(args.seed)

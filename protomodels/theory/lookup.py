@@ -137,15 +137,24 @@ def _walk(stack: SimplexStack, k: jax.Array, p: jax.Array) -> tuple[jax.Array, j
 
 
 def _project(
-    stack: SimplexStack, values: jax.Array, k: jax.Array, p: jax.Array, offsets: jax.Array
+    stack: SimplexStack,
+    values: jax.Array,
+    k: jax.Array,
+    p: jax.Array,
+    offsets: jax.Array,
+    check: bool = True,
 ) -> tuple[jax.Array, jax.Array]:
-    """Interpolated value (NaN outside) and ambiguity flag of in-plane points p (Q, d)."""
+    """Interpolated value (NaN outside) and ambiguity flag of in-plane points p (Q, d);
+    ``check=False`` skips the search for other simplices holding the point (only unfinished
+    walks are flagged)."""
     simplex, status = _walk(stack, k, p)
     p = jnp.where(jnp.isfinite(p), p, 0.0)
     c = _barycentric(stack.transform[simplex], p)
     corner = values[offsets[:, None] + stack.simplices[simplex]]
     linear = (c * corner).sum(1)
     f = jnp.where(status == 1, jnp.maximum(linear, corner.min(1)), jnp.nan)
+    if not check:
+        return f, status == 0
     # the other simplices of the point's cell that hold it within NEAR: do they give another
     # value there? (flat simplices make SciPy's answer depend on its walk)
     flat, _ = _cell_of(stack, k, p)
@@ -192,39 +201,53 @@ def interpolate(
     base = rotated[:, :d]
     f, flag = _project(stack, values, k, base, offsets)
     off = ((jnp.abs(rotated) > ZERO).sum(1) > d) & jnp.isfinite(f)
-    # SModelS's off-plane acceptance: a gradient estimate must say that the projection changes
-    # the value by less than 5 %
-    n = x.shape[0]
-    alpha = jnp.linalg.norm(rotated[:, d:], axis=1)
-    alpha_safe = jnp.where(alpha > 0, alpha, 1.0)
-    shifted = base[:, None, :] + alpha_safe[:, None, None] * jnp.eye(d)[None]
-    fs, flag_s = _project(
-        stack, values, jnp.repeat(k, d), shifted.reshape(-1, d), jnp.repeat(offsets, d)
-    )
-    fs, flag_s = fs.reshape(n, d), flag_s.reshape(n, d).any(1)
-    grad = (fs - f[:, None]) / alpha_safe[:, None]
-    norm = jnp.linalg.norm(grad, axis=1)
-    step = (alpha_safe[:, None] * grad / jnp.where(norm > 0, norm, 1.0)[:, None]).sum(1)
-    unit = jnp.zeros(d).at[d - 1].set(1.0)
-    both, flag_b = _project(
-        stack,
-        values,
-        jnp.concatenate([k, k]),
-        jnp.concatenate([base + step[:, None] * unit, base - step[:, None] * unit]),
-        jnp.concatenate([offsets, offsets]),
-    )
-    f_plus, f_minus = both[:n], both[n:]
 
-    def rel(shifted_value: jax.Array) -> jax.Array:
-        safe = jnp.where(f == 0, 1.0, f)
-        return jnp.where(
-            f == 0, jnp.where(shifted_value == 0, 0.0, 1.0), jnp.abs(shifted_value - f) / safe
+    def offplane(f: jax.Array) -> tuple[jax.Array, jax.Array]:
+        # SModelS's off-plane acceptance: a gradient estimate must say that the projection
+        # changes the value by less than 5 % (the 5 % test itself decides; the shifted
+        # lookups are not checked for ambiguous simplices)
+        n = x.shape[0]
+        alpha = jnp.linalg.norm(rotated[:, d:], axis=1)
+        alpha_safe = jnp.where(alpha > 0, alpha, 1.0)
+        shifted = base[:, None, :] + alpha_safe[:, None, None] * jnp.eye(d)[None]
+        fs, flag_s = _project(
+            stack, values, jnp.repeat(k, d), shifted.reshape(-1, d), jnp.repeat(offsets, d),
+            check=False,
+        )
+        fs, flag_s = fs.reshape(n, d), flag_s.reshape(n, d).any(1)
+        grad = (fs - f[:, None]) / alpha_safe[:, None]
+        norm = jnp.linalg.norm(grad, axis=1)
+        step = (alpha_safe[:, None] * grad / jnp.where(norm > 0, norm, 1.0)[:, None]).sum(1)
+        unit = jnp.zeros(d).at[d - 1].set(1.0)
+        both, flag_b = _project(
+            stack,
+            values,
+            jnp.concatenate([k, k]),
+            jnp.concatenate([base + step[:, None] * unit, base - step[:, None] * unit]),
+            jnp.concatenate([offsets, offsets]),
+            check=False,
+        )
+        f_plus, f_minus = both[:n], both[n:]
+
+        def rel(shifted_value: jax.Array) -> jax.Array:
+            safe = jnp.where(f == 0, 1.0, f)
+            return jnp.where(
+                f == 0, jnp.where(shifted_value == 0, 0.0, 1.0), jnp.abs(shifted_value - f) / safe
+            )
+
+        error = jnp.where(
+            jnp.isnan(f_minus), rel(f_plus), jnp.maximum(rel(f_plus), rel(f_minus))
+        )
+        accept = (error < OFFPLANE_TOLERANCE) & ~jnp.isnan(f_plus) & ~jnp.isnan(fs).any(1)
+        accept = accept | (norm == 0)
+        return (
+            jnp.where(off, jnp.where(accept, f, jnp.nan), f),
+            off & (flag_s | flag_b[:n] | flag_b[n:]),
         )
 
-    error = jnp.where(jnp.isnan(f_minus), rel(f_plus), jnp.maximum(rel(f_plus), rel(f_minus)))
-    accept = (error < OFFPLANE_TOLERANCE) & ~jnp.isnan(f_plus) & ~jnp.isnan(fs).any(1)
-    accept = accept | (norm == 0)
-    f = jnp.where(off, jnp.where(accept, f, jnp.nan), f)
-    flag = flag | (off & (flag_s | flag_b[:n] | flag_b[n:]))
+    f, flag_off = jax.lax.cond(
+        off.any(), offplane, lambda f: (f, jnp.zeros_like(flag)), f
+    )
+    flag = flag | flag_off
     f = jnp.where(jnp.abs(f) < 100 * jnp.finfo(f.dtype).eps, 0.0, f)
     return round_significant(f), flag

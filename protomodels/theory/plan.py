@@ -226,7 +226,6 @@ class PlanBuilder:
         columns: dict[str, list[np.ndarray]] = {k: [] for k in (
             "topology", "model", "result", "dataset", "txname", "coefficient", "sqrts",
             "source", "const")}
-        slot_of = [{int(p): i for i, p in enumerate(a.particles)} for a in arrays]
         mass_base = np.cumsum([0] + [len(a.masses) + 1 for a in arrays])
         for m, t, matches, available, model in parts:
             keep = np.isin(matches.sqrts, list(available))
@@ -235,13 +234,15 @@ class PlanBuilder:
             n = int(keep.sum())
             pdg = matches.pdg[keep]
             kind = matches.kind[keep]
-            slots = slot_of[m]
-            lookup = np.vectorize(lambda p, s=slots: s.get(int(p), -1), otypes=[np.int64])
-            local = lookup(pdg) if pdg.size else pdg
+            particles = arrays[m].particles
+            position = np.searchsorted(particles, pdg)
+            inside = position < len(particles)
+            found = inside & (particles[np.minimum(position, len(particles) - 1)] == pdg)
+            local = np.where(found, position, -1)
             source = np.where(kind == _MASS, local + mass_base[m], -1)
-            widths = np.vectorize(
-                lambda p, mw=model.widths: mw.get(int(p), 1.0), otypes=[float]
-            )(pdg) if pdg.size else pdg.astype(float)
+            widths = np.ones(pdg.shape)
+            for p, w in model.widths.items():
+                widths[pdg == p] = w
             widths = np.where(kind == _WIDTH_LAST, 0.0, widths)
             const = np.where((kind == _WIDTH) | (kind == _WIDTH_LAST), rescale_width(widths), 0.0)
             columns["topology"].append(np.full(n, t))
