@@ -36,7 +36,7 @@ class EvaluationSettings:
 
     Attributes:
         predictions: decomposition settings (reference builder: sigmacut 0.02 fb,
-            minmassgap 10 GeV, combined signal regions on).
+            minmassgap 10 GeV, combined signal regions on, every signal region a candidate).
         k: combinability, candidate selection, prior and penalties, search in mu.
         constructive: the critics cap mu-hat (mu_max) instead of vetoing the model.
         full_likelihoods: use the pyhf full likelihoods where a result has them (slow); else
@@ -44,7 +44,9 @@ class EvaluationSettings:
     """
 
     predictions: PredictionSettings = field(
-        default_factory=lambda: PredictionSettings(sigmacut=0.02, minmassgap=10.0)
+        default_factory=lambda: PredictionSettings(
+            sigmacut=0.02, minmassgap=10.0, best_dataset=False
+        )
     )
     k: KSettings = field(default_factory=KSettings)
     constructive: bool = False

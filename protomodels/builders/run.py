@@ -67,6 +67,7 @@ class RunSettings:
                 "sigmacut": evaluation.predictions.sigmacut,
                 "minmassgap": evaluation.predictions.minmassgap,
                 "combine": evaluation.predictions.combine,
+                "best_dataset": evaluation.predictions.best_dataset,
                 "combinability": str(evaluation.k.combinability),
                 "prior": asdict(evaluation.k.prior) if not callable(evaluation.k.prior.name)
                 else "custom",
@@ -189,7 +190,8 @@ def _settings_from(config: dict[str, Any], override: RunSettings | None) -> RunS
     prior = e["prior"] if isinstance(e["prior"], dict) else {}
     evaluation = EvaluationSettings(
         predictions=PredictionSettings(
-            sigmacut=e["sigmacut"], minmassgap=e["minmassgap"], combine=e["combine"]
+            sigmacut=e["sigmacut"], minmassgap=e["minmassgap"], combine=e["combine"],
+            best_dataset=e.get("best_dataset", False),
         ),
         k=KSettings(combinability=e["combinability"], prior=PriorSettings(**prior)),
         constructive=e["constructive"],

@@ -57,7 +57,9 @@ def evaluation_settings(
             undemocratic_flavours=False,
         )
     return EvaluationSettings(
-        predictions=PredictionSettings(sigmacut=sigmacut, minmassgap=minmassgap),
+        predictions=PredictionSettings(
+            sigmacut=sigmacut, minmassgap=minmassgap, best_dataset=False
+        ),
         k=KSettings(combinability=combinability, shared=ctx.shared, prior=prior),
         constructive=constructive,
         full_likelihoods=full_likelihoods,
