@@ -348,6 +348,8 @@ class Oracle:
     max_parameters: int
 
     def applies(self, result: Result, models: PyhfModels) -> bool:
+        if result.likelihood != "pyhf":
+            return False
         return all(len(c.init) <= self.max_parameters for c in models.workspaces(result))
 
     def values(self, result: Result, signals_fb: np.ndarray) -> dict:
