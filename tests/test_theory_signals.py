@@ -92,3 +92,19 @@ def test_model_without_topologies(predictor: Predictor) -> None:
     assert predictor.predict(alone) == []
     batch = predictor.predict_batch([alone, stau(437.3), alone])
     assert batch[0] == [] and batch[2] == [] and len(batch[1]) == 1
+
+
+def test_missing_pyhf_json_gives_the_best_region(predictor: Predictor) -> None:
+    """ATLAS-SUSY-2019-08-eff names a pyhf JSON that v3.0.0 lacks: no combined prediction, the
+    best signal region instead (the likelihood falls back)."""
+    from protomodels.theory import Decay
+
+    c1, n2 = 1000024, 1000023
+    model = Protomodel(
+        masses={c1: 500.0, n2: 500.0, N1: 100.0},
+        decays={c1: (Decay(N1, (24,), 1.0),), n2: (Decay(N1, (25,), 1.0),)},
+        xsecs={(n2, c1): {13.0: 100.0}, (-c1, n2): {13.0: 50.0}},
+    )
+    found = [p for p in predictor.predict(model) if p.result_id == "ATLAS-SUSY-2019-08-eff"]
+    assert found, "the model gives ATLAS-SUSY-2019-08 a signal"
+    assert all(p.data_type == "efficiencyMap" and p.dataset != "(combined)" for p in found)

@@ -629,7 +629,9 @@ class Predictor:
                 signals_fb=signals.copy(),
             )
 
-        combinable = result.covariance is not None or any(not w.full for w in result.pyhf)
+        combinable = result.covariance is not None or any(
+            not w.full and not w.missing for w in result.pyhf
+        )
         predictions = []
         if self.settings.combine and combinable and len(with_signal) > 1:
             txnames = sorted(set().union(*(txnames_of[d] for d in with_signal)))
