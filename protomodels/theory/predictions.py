@@ -327,15 +327,7 @@ class Predictor:
             :mod:`protomodels.theory.lookup`.)
         """
         plan = self.plan(models)
-        refs = [
-            self._grid_ref(r, d, t)
-            for r, d, t in zip(
-                plan.item_result.tolist(),
-                plan.item_dataset.tolist(),
-                plan.item_txname.tolist(),
-                strict=True,
-            )
-        ]
+        refs = self._grid_refs_of(plan)
         how, n_datasets, n_groups, slots = _aggregation(plan)
         with jax.enable_x64(True):
             stacks, groups, rows_how = {}, {}, {}
@@ -372,6 +364,18 @@ class Predictor:
         return kernel, params, n_datasets, n_groups, slots
 
     # -- numbers ----------------------------------------------------------------------------
+    def _grid_refs_of(self, plan: Plan) -> list[tuple[int, int, int] | None]:
+        """The grid reference (:meth:`_grid_ref`) of every item of a plan."""
+        return [
+            self._grid_ref(r, d, t)
+            for r, d, t in zip(
+                plan.item_result.tolist(),
+                plan.item_dataset.tolist(),
+                plan.item_txname.tolist(),
+                strict=True,
+            )
+        ]
+
     def _grid_ref(self, result: int, dataset: int, txname: int) -> tuple[int, int, int] | None:
         """(dimension, stack row, value offset) of an item's grid (UL or efficiency)."""
         key = (result, dataset, txname)
@@ -392,15 +396,7 @@ class Predictor:
         """(weight, value, data vector) of every item of a plan, as SModelS gives them: the
         kernel's ambiguous lookups and zero-dimensional grids are answered by SciPy."""
         n = len(plan.item_topology)
-        refs = [
-            self._grid_ref(r, d, t)
-            for r, d, t in zip(
-                plan.item_result.tolist(),
-                plan.item_dataset.tolist(),
-                plan.item_txname.tolist(),
-                strict=True,
-            )
-        ]
+        refs = self._grid_refs_of(plan)
         dim = np.asarray([-1 if r is None else r[0] for r in refs], np.int64)
         k = np.asarray([0 if r is None else r[1] for r in refs], np.int64)
         offset = np.asarray([0 if r is None else r[2] for r in refs], np.int64)
