@@ -2,8 +2,8 @@
 
 :class:`GridIndex` keeps, for every triangulated point set in use, the SModelS rotation
 (:class:`~protomodels.theory.interpolation.Triangulation`), its simplices with their barycentric
-transforms and neighbours, and a bucket grid over the rotated space that names, per cell, a
-simplex overlapping it (the start of the walk). The point sets of one dimension are stacked into
+transforms and neighbours, and a bucket grid over the rotated space that lists, per cell, the
+simplices whose bounding box touches it (the candidates that can hold a point of the cell). The point sets of one dimension are stacked into
 one :class:`~protomodels.theory.lookup.SimplexStack` of flat arrays, padded to power-of-two
 capacities so that jitted code recompiles only when a capacity doubles. Lookups run in
 :func:`protomodels.theory.lookup.interpolate`; the few queries it flags as ambiguous (a point on a
@@ -14,6 +14,7 @@ face where the value jumps) are answered by SciPy as SModelS does
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from protomodels.theory.interpolation import Triangulation, rescale_width
-from protomodels.theory.lookup import SimplexStack, interpolate
+from protomodels.theory.lookup import MAX_CANDIDATES, SimplexStack, interpolate
 
 __all__ = ["GridIndex", "Query", "barycentric_transforms"]
 
@@ -293,11 +294,11 @@ class GridIndex:
         cell = np.ones((n_k, d))
         shape = np.ones((n_k, d), np.int64)
         cell_base = np.zeros(n_k, np.int64)
-        cell_start = np.zeros(n_c, np.int64)
-        members = np.zeros(n_m, np.int64)
+        cell_start = np.zeros(n_c, np.int32)
+        members = np.zeros(n_m, np.int32)
         transform = np.zeros((n_s, d + 1, d))
-        simplices = np.zeros((n_s, d + 1), np.int64)
-        neighbors = np.full((n_s, d + 1), -1, np.int64)
+        simplices = np.zeros((n_s, d + 1), np.int32)
+        neighbors = np.full((n_s, d + 1), -1, np.int32)
         c0 = s0 = m0 = 0
         for i, e in enumerate(entries):
             lo, size, shp, start, mem, tr, sx, nb = e.arrays
@@ -316,13 +317,17 @@ class GridIndex:
             m0 += len(mem)
         cell_start[c0:] = m0
         strides = np.cumprod(np.concatenate([np.ones((n_k, 1), np.int64), shape[:, :-1]], 1), 1)
+        counts = np.concatenate([np.diff(e.arrays[3]) for e in entries])
+        counts = counts[counts > 0]
+        typical = float(np.percentile(counts, 99)) if len(counts) else 1.0
+        slots = np.arange(min(MAX_CANDIDATES, _capacity(int(math.ceil(typical)), 8)))
         with jax.enable_x64(True):
             host.device = SimplexStack(
                 *(
                     jnp.asarray(a)
                     for a in (
                         shift, rotation, lower, cell, shape, strides, cell_base, cell_start,
-                        members, transform, simplices, neighbors,
+                        members, transform, simplices, neighbors, slots,
                     )
                 )
             )
@@ -362,11 +367,7 @@ class GridIndex:
         """Run the jitted lookup of one dimension; (values, ambiguity flags) per row."""
         with jax.enable_x64(True):
             f, flag = self._kernel(
-                self.stack(query.dim),
-                self.values,
-                jnp.asarray(query.k),
-                jnp.asarray(query.x),
-                jnp.asarray(query.offsets),
+                self.stack(query.dim), self.values, query.k, query.x, query.offsets
             )
             n = len(query.rows)
             return np.asarray(f)[:n], np.asarray(flag)[:n]

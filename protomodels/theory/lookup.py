@@ -4,10 +4,11 @@ query point inside a simplex).
 The triangulations of all grids of one dimension ``d`` are stacked into one
 :class:`SimplexStack` (built on the host by :class:`~protomodels.theory.locator.GridIndex`).
 A query -- (stack row, point, offset of the grid's values) -- is rotated onto the grid's
-principal axes, started in the bucket cell that holds it and walked from simplex to neighbour
-(towards the most negative barycentric coordinate, as SciPy's directed search) until a simplex
-contains it within SModelS's tolerance (``find_simplex(tol=1e-6)``) or the walk leaves the convex
-hull (no value, NaN). Points off the grid's plane get SModelS's 5 % gradient test
+principal axes and tested against the simplices listed in the bucket cell that holds it: one that
+contains it within SModelS's tolerance (``find_simplex(tol=1e-6)``) gives the value, none means
+outside the convex hull (no value, NaN). Points in crowded cells, or a hair outside every
+candidate, are walked from simplex to neighbour (towards the most negative barycentric
+coordinate, as SciPy's directed search). Points off the grid's plane get SModelS's 5 % gradient test
 (``docs/predictions.md`` §4.5). Values are rounded to 6 significant digits as in SModelS.
 
 Where several simplices hold a point with different values (flat simplices, or a point within
@@ -23,7 +24,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-__all__ = ["SimplexStack", "interpolate", "round_significant"]
+__all__ = ["MAX_CANDIDATES", "SimplexStack", "interpolate", "round_significant"]
 
 
 def __dir__() -> list[str]:
@@ -34,8 +35,8 @@ ZERO = 1e-4  # |rotated coordinate| below this is "in the plane"
 TOLERANCE = 1e-6  # barycentric tolerance of find_simplex
 NEAR = 1e-3  # simplices holding a point within this are checked for another value
 OFFPLANE_TOLERANCE = 0.05
-MAX_STEPS = 512
-MAX_CANDIDATES = 64  # simplices of a cell checked; fuller cells flag points near a face
+MAX_STEPS = 64  # walks left unfinished are flagged
+MAX_CANDIDATES = 64  # most simplices of a cell tested at once; fuller cells are walked
 
 
 class SimplexStack(NamedTuple):
@@ -52,6 +53,8 @@ class SimplexStack(NamedTuple):
         transform: (S, d+1, d) barycentric transforms (SciPy's ``Delaunay.transform``).
         simplices: (S, d+1) vertex indices into the point set (hence into the grid's values).
         neighbors: (S, d+1) global index of the simplex opposite each vertex, -1 at the hull.
+        slots: (M,) ``arange(M)``: its length is the number of a cell's simplices tested
+            directly (static); points in fuller cells are walked.
     """
 
     shift: jax.Array
@@ -66,6 +69,7 @@ class SimplexStack(NamedTuple):
     transform: jax.Array
     simplices: jax.Array
     neighbors: jax.Array
+    slots: jax.Array
 
 
 # exact powers of ten, as NumPy's pow gives them
@@ -93,10 +97,38 @@ def _round_significant_jvp(
 
 
 def _barycentric(transform: jax.Array, p: jax.Array) -> jax.Array:
-    """(Q, d+1) barycentric coordinates of points p (Q, d) in simplices with ``transform``."""
+    """(Q, d+1) barycentric coordinates of points p (Q, d) in simplices with ``transform``,
+    summed in SciPy's order (unrolled over the few coordinates: XLA's CPU code for many tiny
+    matrix products is several times slower)."""
     d = p.shape[1]
-    head = jnp.einsum("qij,qj->qi", transform[:, :d], p - transform[:, d])
-    return jnp.concatenate([head, 1.0 - head.sum(1, keepdims=True)], axis=1)
+    diff = [p[:, j] - transform[:, d, j] for j in range(d)]
+    head = [transform[:, i, 0] * diff[0] for i in range(d)]
+    for i in range(d):
+        for j in range(1, d):
+            head[i] = head[i] + transform[:, i, j] * diff[j]
+    last = 1.0 - head[0]
+    for i in range(1, d):
+        last = last - head[i]
+    return jnp.stack([*head, last], axis=1)
+
+
+def _rotate(centred: jax.Array, rotation: jax.Array) -> jax.Array:
+    """(Q, W) points times their (Q, W, W) rotation, summed in a fixed order (a batched dot's
+    order depends on the batch size, and a last-bit change can flip the 6-digit rounding of a
+    value that falls on a tie)."""
+    out = centred[:, :1] * rotation[:, 0, :]
+    for i in range(1, centred.shape[1]):
+        out = out + centred[:, i : i + 1] * rotation[:, i, :]
+    return out
+
+
+def _dot_rows(a: jax.Array, b: jax.Array) -> jax.Array:
+    """Row-wise dot product of (Q, n) arrays, summed left to right (an XLA reduction's order,
+    hence its last bit, depends on the array shape)."""
+    out = a[:, 0] * b[:, 0]
+    for i in range(1, a.shape[1]):
+        out = out + a[:, i] * b[:, i]
+    return out
 
 
 def _cell_of(stack: SimplexStack, k: jax.Array, p: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -109,14 +141,34 @@ def _cell_of(stack: SimplexStack, k: jax.Array, p: jax.Array) -> tuple[jax.Array
     return (cell * stack.strides[k]).sum(1) + stack.cell_base[k], outside
 
 
-def _walk(stack: SimplexStack, k: jax.Array, p: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """(simplex, status) per point: status 1 = found, 2 = outside, 0 = walk not finished."""
+def _candidates(
+    stack: SimplexStack, k: jax.Array, p: jax.Array
+) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array, jax.Array]:
+    """The first M (``len(stack.slots)``) simplices listed in each point's bucket cell.
+
+    Returns:
+        (around, listed, coordinates, outside, crowded): (Q, M) simplex indices, whether each
+        slot holds a listed simplex, (Q, M, d+1) barycentric coordinates of the point in them,
+        whether the point is outside the bucket grid, whether its cell lists more than M.
+    """
     flat, outside = _cell_of(stack, k, p)
-    p = jnp.where(jnp.isfinite(p), p, 0.0)
-    empty = stack.cell_start[flat + 1] == stack.cell_start[flat]
-    start = stack.members[jnp.minimum(stack.cell_start[flat], stack.members.shape[0] - 1)]
-    status = jnp.where(outside | empty, 2, 0)
-    simplex = jnp.where(status == 0, start, 0)
+    first, last = stack.cell_start[flat], stack.cell_start[flat + 1]
+    m = stack.slots.shape[0]
+    slot = first[:, None] + stack.slots[None, :]
+    listed = (slot < last[:, None]) & ~outside[:, None]
+    around = stack.members[jnp.minimum(slot, stack.members.shape[0] - 1)]
+    coordinates = _barycentric(
+        stack.transform[around].reshape(-1, *stack.transform.shape[1:]), jnp.repeat(p, m, axis=0)
+    ).reshape(p.shape[0], m, -1)
+    coordinates = jnp.where(jnp.isnan(coordinates), -jnp.inf, coordinates)
+    return around, listed, coordinates, outside, last - first > m
+
+
+def _walk(
+    stack: SimplexStack, p: jax.Array, simplex: jax.Array, status: jax.Array
+) -> tuple[jax.Array, jax.Array]:
+    """Directed walk from ``simplex`` for the points with status 0 (towards the most negative
+    barycentric coordinate); status 1 = found, 2 = left the hull, 0 = not found in MAX_STEPS."""
 
     def step(state: tuple[jax.Array, jax.Array, jax.Array]) -> tuple[jax.Array, ...]:
         simplex, status, n = state
@@ -136,6 +188,25 @@ def _walk(stack: SimplexStack, k: jax.Array, p: jax.Array) -> tuple[jax.Array, j
     return simplex, status
 
 
+def _locate(stack: SimplexStack, k: jax.Array, p: jax.Array) -> tuple[jax.Array, ...]:
+    """(simplex, status, candidates) per point: status 1 = inside ``simplex``, 2 = outside the
+    hull, 0 = undecided (flagged).
+
+    Every simplex that can hold a point is listed in the point's bucket cell, so the cell's
+    candidates decide at once; only crowded cells (more than M simplices) and
+    points a hair outside every candidate are walked, from the nearest candidate."""
+    around, listed, cn, outside, crowded = _candidates(stack, k, p)
+    worst = jnp.where(listed, cn.min(2), -jnp.inf)
+    best = worst.argmax(1)
+    best_worst = jnp.take_along_axis(worst, best[:, None], 1)[:, 0]
+    found = best_worst >= -TOLERANCE
+    walk = ~found & ~outside & listed.any(1) & (crowded | (best_worst >= -NEAR))
+    start = jnp.take_along_axis(around, best[:, None], 1)[:, 0]
+    status = jnp.where(found, 1, jnp.where(walk, 0, 2))
+    simplex, status = _walk(stack, jnp.where(jnp.isfinite(p), p, 0.0), start, status)
+    return simplex, status, (around, listed, cn, crowded)
+
+
 def _project(
     stack: SimplexStack,
     values: jax.Array,
@@ -147,33 +218,22 @@ def _project(
     """Interpolated value (NaN outside) and ambiguity flag of in-plane points p (Q, d);
     ``check=False`` skips the search for other simplices holding the point (only unfinished
     walks are flagged)."""
-    simplex, status = _walk(stack, k, p)
+    simplex, status, (around, listed, cn, crowded) = _locate(stack, k, p)
     p = jnp.where(jnp.isfinite(p), p, 0.0)
     c = _barycentric(stack.transform[simplex], p)
     corner = values[offsets[:, None] + stack.simplices[simplex]]
-    linear = (c * corner).sum(1)
+    linear = _dot_rows(c, corner)
     f = jnp.where(status == 1, jnp.maximum(linear, corner.min(1)), jnp.nan)
     if not check:
         return f, status == 0
     # the other simplices of the point's cell that hold it within NEAR: do they give another
     # value there? (flat simplices make SciPy's answer depend on its walk)
-    flat, _ = _cell_of(stack, k, p)
-    first, last = stack.cell_start[flat], stack.cell_start[flat + 1]
-    slot = first[:, None] + jnp.arange(MAX_CANDIDATES)[None, :]
-    listed = slot < last[:, None]
-    around = stack.members[jnp.minimum(slot, stack.members.shape[0] - 1)]
-    m = MAX_CANDIDATES
-    cn = _barycentric(
-        stack.transform[around].reshape(-1, *stack.transform.shape[1:]), jnp.repeat(p, m, axis=0)
-    ).reshape(p.shape[0], m, -1)
     fn = (cn * values[offsets[:, None, None] + stack.simplices[around]]).sum(2)
     near = listed & (cn >= -NEAR).all(2)
     scale = 1e-9 * jnp.maximum(jnp.abs(linear), 1e-300)
     differ = ~(jnp.abs(fn - linear[:, None]) <= scale[:, None])
-    crowded = (last - first > m) & (c.min(1) < NEAR)
-    jump = (status == 1) & ((near & differ).any(1) | crowded)
-    flag = jump | (status == 0)
-    return f, flag
+    jump = (status == 1) & ((near & differ).any(1) | (crowded & (c.min(1) < NEAR)))
+    return f, jump | (status == 0)
 
 
 def interpolate(
@@ -197,7 +257,7 @@ def interpolate(
         choice is ambiguous (see the module docstring).
     """
     d = stack.lower.shape[1]
-    rotated = jnp.einsum("qi,qij->qj", x - stack.shift[k], stack.rotation[k])
+    rotated = _rotate(x - stack.shift[k], stack.rotation[k])
     base = rotated[:, :d]
     f, flag = _project(stack, values, k, base, offsets)
     off = ((jnp.abs(rotated) > ZERO).sum(1) > d) & jnp.isfinite(f)

@@ -297,10 +297,10 @@ class Predictor:
         weight, value, vector = self.item_values(plan)
         how, n_datasets, n_groups, slots = _aggregation(plan)
         with jax.enable_x64(True):
-            aggregated = _aggregate(
-                jnp.asarray(_pad(weight)),
-                jnp.asarray(_pad(value, np.nan)),
-                Aggregation(*(jnp.asarray(a) for a in how)),
+            aggregated = _aggregate(  # (NumPy arguments: jit's transfer is the cheap one)
+                _pad(weight),
+                _pad(value, np.nan),
+                how,
                 n_datasets,
                 n_groups,
             )
@@ -403,18 +403,11 @@ class Predictor:
         value = np.full(n, np.nan)
         with jax.enable_x64(True):
             topology_weights = _weights(
-                jnp.asarray(plan.sigma),
-                jnp.asarray(plan.br),
-                jnp.asarray(plan.topology_pair),
-                jnp.asarray(plan.topology_decays),
+                plan.sigma, plan.br, plan.topology_pair, plan.topology_decays
             )
             weight = np.asarray(topology_weights)[plan.item_topology, plan.item_sqrts]
             vector = np.asarray(
-                _vectors(
-                    jnp.asarray(plan.masses),
-                    jnp.asarray(plan.item_source),
-                    jnp.asarray(plan.item_const),
-                )
+                _vectors(plan.masses, plan.item_source, plan.item_const)
             )
         flagged: list[int] = []
         for d in sorted(set(dim.tolist()) - {-1}):

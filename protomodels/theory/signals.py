@@ -78,7 +78,11 @@ def weights(sigma: jax.Array, br: jax.Array, pair: jax.Array, decays: jax.Array)
         decays: (T, L) indices into ``br`` of the decays making each topology (padded with
             the index of the trailing 1).
     """
-    return sigma[pair] * jnp.prod(br[decays], axis=1)[:, None]
+    factors = br[decays]
+    product = jnp.ones(factors.shape[0], sigma.dtype)
+    for j in range(factors.shape[1]):  # left to right, whatever the padding (no reduction)
+        product = product * factors[:, j]
+    return sigma[pair] * product[:, None]
 
 
 def data_vectors(masses: jax.Array, source: jax.Array, const: jax.Array) -> jax.Array:
