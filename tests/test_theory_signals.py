@@ -108,3 +108,54 @@ def test_missing_pyhf_json_gives_the_best_region(predictor: Predictor) -> None:
     found = [p for p in predictor.predict(model) if p.result_id == "ATLAS-SUSY-2019-08-eff"]
     assert found, "the model gives ATLAS-SUSY-2019-08 a signal"
     assert all(p.data_type == "efficiencyMap" and p.dataset != "(combined)" for p in found)
+
+
+def test_batch_equals_one_by_one_bit_for_bit(predictor: Predictor, shared: Path) -> None:
+    """Random protomodels as one batch give exactly the records of one-by-one predictions
+    (no sum whose order depends on the batch size)."""
+    from protomodels.theory.particles import load_template
+    from protomodels.theory.sampling import random_protomodel
+
+    template = load_template(shared / "data" / "templates" / "protomodel_template.slha")
+    rng = np.random.default_rng(3)
+    models = [random_protomodel(rng, template) for _ in range(40)]
+    one = [[p.to_json() for p in predictor.predict(m)] for m in models]
+    batch = [[p.to_json() for p in ps] for ps in predictor.predict_batch(models)]
+    assert sum(map(len, one)) > 20, "the sample gives predictions"
+    assert batch == one
+
+
+def test_lookup_does_not_depend_on_the_batch_size(predictor: Predictor) -> None:
+    """Queries give the same bits (before the 6-digit rounding, which would hide most
+    differences) alone and among thousands: XLA's reductions change their order with the array
+    shape, so the kernel avoids them where a value is computed."""
+    from protomodels.theory.lookup import _project
+
+    grid_index = predictor.grid_index
+    entry = next(
+        e
+        for result in predictor.database.results
+        for dataset in result.datasets
+        for txname in dataset.topologies
+        for grid in txname.grids.values()
+        if grid.points.shape[1] == 2 and (e := grid_index.entry(grid.points, ())).tri.dim == 2
+    )
+    stack = grid_index.stack(2)
+    rotated = entry.tri._rotated[:, :2]
+    rng = np.random.default_rng(0)
+    corners = rotated[rng.choice(len(rotated), (16, 3))]
+    weights = rng.dirichlet(np.ones(3), 16)
+    inside = np.einsum("qk,qkd->qd", weights, corners)  # points of the hull
+    values = rng.uniform(0.01, 1.0, len(rotated))
+    project = jax.jit(_project)
+    with jax.enable_x64(True):
+        all_values = jnp.concatenate([grid_index.values, jnp.asarray(values)])
+        offset = grid_index.values.shape[0]
+        answers = []
+        for n in (16, 8192):
+            p = np.tile(inside, (n // 16, 1))
+            f, _ = project(stack, all_values, np.full(n, entry.stack_index), p,
+                           np.full(n, offset))
+            answers.append(np.asarray(f).reshape(-1, 16))
+    assert np.isfinite(answers[0]).all()
+    assert (answers[1] == answers[0][0]).all()
