@@ -24,7 +24,12 @@ VALUE_RE = re.compile(
 def eff_source(tarball: Path, factory: pytest.TempPathFactory) -> Path:
     """A database folder holding only CMS-SUS-20-004-eff (efficiency maps with a covariance),
     unpacked from the tarball once per session (conftest's subset has the UL result only)."""
-    root = factory.getbasetemp() / "cms-sus-20-004-eff-db"
+    return single_result_source(tarball, factory, EFF_RESULT)
+
+
+def single_result_source(tarball: Path, factory: pytest.TempPathFactory, folder: str) -> Path:
+    """A database folder holding only one result folder of the tarball (once per session)."""
+    root = factory.getbasetemp() / (folder.rsplit("/", 1)[-1].lower() + "-db")
     if root.exists():
         return root
     tmp = Path(tempfile.mkdtemp(dir=factory.getbasetemp()))
@@ -32,7 +37,7 @@ def eff_source(tarball: Path, factory: pytest.TempPathFactory) -> Path:
         members, seen = [], False
         for member in tar:
             name = member.name.removeprefix("./")
-            if name == EFF_RESULT or name.startswith(EFF_RESULT + "/"):
+            if name == folder or name.startswith(folder + "/"):
                 members.append(member)
                 seen = True
             elif seen:

@@ -220,9 +220,36 @@ class Matcher:
                             self.unsupported.append((result.result_id, topology.name))
                             continue
                         self.usages[key].append(Usage(ri, di, ti, coefficient, positions))
+        self._conditions: dict[tuple[int, int, int], dict[int, Pattern]] = {}
         self._by_shape: dict[object, list[str]] = defaultdict(list)
         for key, pattern in self.patterns.items():
             self._by_shape[pattern.shape].append(key)
+
+    def condition_patterns(self, result: int, dataset: int, topology: int) -> dict[int, Pattern]:
+        """Compiled patterns of the SMS that a txname's conditions use, by index into its
+        ``constraint.sms`` (cached; SMS that are not two chains are left out)."""
+        key = (result, dataset, topology)
+        found = self._conditions.get(key)
+        if found is None:
+            constraint = (
+                self.database.results[result].datasets[dataset].topologies[topology].constraint
+            )
+            used = sorted({i for c in constraint.conditions for a in c.args for i, _ in a.terms})
+            found = {}
+            for i in used:
+                pattern = compile_pattern(constraint.sms[i])
+                if pattern is not None:
+                    found[i] = pattern
+            self._conditions[key] = found
+        return found
+
+    def matches(self, topology: Topology, pattern: Pattern) -> bool:
+        """Whether a theory topology is the SMS of a pattern (either branch assignment)."""
+        return any(
+            branch_matches(topology.branches[first], pattern.branches[0])
+            and branch_matches(topology.branches[1 - first], pattern.branches[1])
+            for first in (0, 1)
+        )
 
     def candidates(self, topology: Topology) -> list[str]:
         """Pattern keys that may match (same shape, or with inclusive lists)."""

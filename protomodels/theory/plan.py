@@ -81,6 +81,7 @@ class _Matches:
     pdg: np.ndarray  # (U, 2, W) PDG id on each axis (0 for padding)
     kind: np.ndarray  # (U, 2, W) _PAD / _MASS / _WIDTH / _WIDTH_LAST
     sqrts: np.ndarray  # (U,) index into SQRTS
+    condition_sms: list[tuple[int, ...]]  # per item: condition SMS (constraint.sms index) it is
 
 
 @dataclass
@@ -112,6 +113,7 @@ class Plan:
     item_source: np.ndarray  # (I, 2, W)
     item_const: np.ndarray  # (I, 2, W)
     item_efficiency: np.ndarray  # bool
+    item_condition_sms: list[tuple[int, ...]]  # the txname's condition SMS the topology is
 
 
 class PlanBuilder:
@@ -136,6 +138,7 @@ class PlanBuilder:
         results = self.database.results
         rows: list[tuple[int, int, int, float, int]] = []
         pdg_rows, kind_rows = [], []
+        condition_sms: list[tuple[int, ...]] = []
         w = self.width
         for pattern in self.matcher.candidates(topology):
             assignments = self.matcher.assignments(topology, pattern)
@@ -169,6 +172,15 @@ class PlanBuilder:
                 )
                 pdg_rows.append(pdg)
                 kind_rows.append(kind)
+                if txname.constraint.conditions:
+                    patterns = self.matcher.condition_patterns(
+                        usage.result, usage.dataset, usage.topology
+                    )
+                    condition_sms.append(
+                        tuple(i for i, p in patterns.items() if self.matcher.matches(topology, p))
+                    )
+                else:
+                    condition_sms.append(())
         n = len(rows)
         columns = list(zip(*rows, strict=True)) if rows else [()] * 5
         found = _Matches(
@@ -179,6 +191,7 @@ class PlanBuilder:
             pdg=np.asarray(pdg_rows, np.int64).reshape(n, 2, w),
             kind=np.asarray(kind_rows, np.int64).reshape(n, 2, w),
             sqrts=np.asarray(columns[4], np.int64),
+            condition_sms=condition_sms,
         )
         self._cache[key] = found
         return found
@@ -226,6 +239,7 @@ class PlanBuilder:
         columns: dict[str, list[np.ndarray]] = {k: [] for k in (
             "topology", "model", "result", "dataset", "txname", "coefficient", "sqrts",
             "source", "const")}
+        condition_sms: list[tuple[int, ...]] = []
         mass_base = np.cumsum([0] + [len(a.masses) + 1 for a in arrays])
         for m, t, matches, available, model in parts:
             keep = np.isin(matches.sqrts, list(available))
@@ -254,6 +268,7 @@ class PlanBuilder:
             columns["sqrts"].append(matches.sqrts[keep])
             columns["source"].append(source)
             columns["const"].append(const)
+            condition_sms.extend(c for c, k in zip(matches.condition_sms, keep, strict=True) if k)
 
         def cat(name: str, dtype: type, shape: tuple[int, ...] = ()) -> np.ndarray:
             if not columns[name]:
@@ -285,4 +300,5 @@ class PlanBuilder:
             item_source=cat("source", np.int64, (2, w)),
             item_const=cat("const", float, (2, w)),
             item_efficiency=efficiency,
+            item_condition_sms=condition_sms,
         )

@@ -25,6 +25,7 @@ from protomodels.database.database import Database
 from protomodels.database.records import Result
 from protomodels.database.records import Topology as TxName
 from protomodels.paths import triangulation_cache_dir
+from protomodels.theory.conditions import condition_values, max_condition, violates
 from protomodels.theory.decomposition import decompose
 from protomodels.theory.interpolation import round_significant
 from protomodels.theory.locator import GridIndex, Query
@@ -63,6 +64,8 @@ class PredictionSettings:
         combine: report combined predictions for results with a covariance or pyhf material.
         best_dataset: report only the best signal region (or the combination) per result.
         interpolation: reference-table interpolation, ``"log"`` or ``"linear"``.
+        maxcond: predictions whose txname conditions are violated by more than this are
+            dropped (SModelS's command-line default 0.2; None keeps them all).
     """
 
     sigmacut: float = 0.005
@@ -70,6 +73,7 @@ class PredictionSettings:
     combine: bool = True
     best_dataset: bool = True
     interpolation: str = "log"
+    maxcond: float | None = 0.2
 
 
 @dataclass
@@ -89,6 +93,8 @@ class TheoryPrediction:
             result's data-set order (0 for data sets without signal).
         masses: for UL predictions, the (averaged) data vector.
         particles: PDG ids (> 0) of the BSM particles in the topologies that contribute.
+        max_condition: the largest violation of the txnames' conditions (0: none, or none
+            defined; see :mod:`protomodels.theory.conditions`).
         extra: room for the statistics stage (likelihoods, mu-hat, ...).
     """
 
@@ -105,6 +111,7 @@ class TheoryPrediction:
     signals_fb: np.ndarray | None = None
     masses: tuple[float, ...] | None = None
     particles: frozenset[int] = frozenset()
+    max_condition: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -149,6 +156,7 @@ class _Item:
     vector: np.ndarray
     weight: float  # sigma x BR at the result's sqrt(s)
     value: float = math.nan  # efficiency, or UL for UL txnames
+    conditions: tuple[int, ...] = ()  # the txname's condition SMS this topology is
 
 
 _weights = jax.jit(weights)
@@ -307,7 +315,7 @@ class Predictor:
             signals = np.asarray(aggregated.signals)
             selected = np.asarray(aggregated.selected)[: len(weight)]
         batch: list[list[TheoryPrediction]] = [[] for _ in range(plan.n_models)]
-        self._em_reports(plan, signals, selected, slots, batch)
+        self._em_reports(plan, signals, selected, slots, batch, weight, value)
         self._ul_reports(plan, weight, value, vector, selected, batch)
         for predictions in batch:
             predictions.sort(key=lambda p: (p.r_obs is None, -(p.r_obs or 0.0)))
@@ -456,18 +464,29 @@ class Predictor:
         selected: np.ndarray,
         slots: dict[tuple[int, int, int], int],
         batch: list[list[TheoryPrediction]],
+        weight: np.ndarray,
+        value: np.ndarray,
     ) -> None:
         """Efficiency-map predictions (best region or combination) per model and result."""
         by_result: dict[tuple[int, int], dict[int, set[str]]] = defaultdict(dict)
         particles: dict[tuple[int, int, int], set[int]] = defaultdict(set)
+        # (model, result, data set) -> txname -> {condition SMS: sigma x BR x eff}
+        condition_weights: dict[tuple[int, int, int], dict[int, dict[int, float]]] = (
+            defaultdict(lambda: defaultdict(lambda: defaultdict(float)))
+        )
         for m, r, d in slots:
             if self.database.results[r].data_type == "efficiencyMap":
                 by_result[(m, r)].setdefault(d, set())
         for i in np.flatnonzero(selected & plan.item_efficiency):
             m, r, d = int(plan.item_model[i]), int(plan.item_result[i]), int(plan.item_dataset[i])
-            tx = self.database.results[r].datasets[d].topologies[plan.item_txname[i]]
+            t = int(plan.item_txname[i])
+            tx = self.database.results[r].datasets[d].topologies[t]
             by_result[(m, r)][d].add(tx.name)
             particles[(m, r, d)] |= plan.topology_particles[plan.item_topology[i]]
+            if tx.constraint.conditions:
+                sums = condition_weights[(m, r, d)][t]
+                for k in plan.item_condition_sms[i]:
+                    sums[k] += float(weight[i] * value[i])
         for (m, r), txnames in by_result.items():
             result = self.database.results[r]
             values = np.zeros(len(result.datasets))
@@ -481,7 +500,17 @@ class Predictor:
                          if (ds.data_id or ds.dataset_id) == p.dataset)
                 ]
                 p.particles = frozenset().union(*(particles[(m, r, d)] for d in shown))
-                batch[m].append(p)
+                if p.data_type != "combined":  # (SModelS gives combinations no conditions)
+                    d = shown[0]
+                    p.max_condition = max_condition(
+                        v
+                        for t, sums in condition_weights[(m, r, d)].items()
+                        for v in condition_values(
+                            result.datasets[d].topologies[t].constraint, sums
+                        )
+                    )
+                if not violates(p.max_condition, self.settings.maxcond):
+                    batch[m].append(p)
 
     def _ul_reports(
         self,
@@ -512,6 +541,7 @@ class Predictor:
                     vector[i, : len(tx.axes)],
                     float(weight[i]),
                     float(value[i]),
+                    plan.item_condition_sms[i],
                 )
             )
         requests, made = [], []
@@ -519,10 +549,20 @@ class Predictor:
             result = self.database.results[r]
             txname = result.datasets[d].topologies[t]
             items.sort(key=lambda it: it.topology)
-            for p in self._ul_predictions(result, txname, items):
+            for p, members in self._ul_predictions(result, txname, items):
                 p.particles = frozenset().union(
-                    *(plan.topology_particles[it.topology] for it in items)
+                    *(plan.topology_particles[it.topology] for it in members)
                 )
+                if txname.constraint.conditions:
+                    sums: dict[int, float] = defaultdict(float)
+                    for it in members:
+                        for k in it.conditions:
+                            sums[k] += it.weight
+                    p.max_condition = max_condition(
+                        condition_values(txname.constraint, sums)
+                    )
+                    if violates(p.max_condition, self.settings.maxcond):
+                        continue
                 batch[m].append(p)
                 made.append(p)
                 requests.append((txname, "expected_upper_limit", np.asarray(p.masses)))
@@ -531,28 +571,28 @@ class Predictor:
 
     def _ul_predictions(
         self, result: Result, txname: TxName, items: list[_Item]
-    ) -> list[TheoryPrediction]:
+    ) -> list[tuple[TheoryPrediction, list[_Item]]]:
+        """One prediction per mass cluster, with the cluster's items."""
         clusters = self._cluster(txname, items)
         predictions = []
         for members, vector, ul in clusters:
             xsec = sum(it.coefficient * it.weight for it in members)
             if xsec < _MIN_XSEC:
                 continue
-            predictions.append(
-                TheoryPrediction(
-                    analysis=result.analysis_id,
-                    result_id=result.result_id,
-                    dataset=None,
-                    data_type="upperLimit",
-                    txnames=(txname.name,),
-                    xsec_fb=xsec,
-                    upper_limit_fb=ul,
-                    expected_upper_limit_fb=None,
-                    sqrts_tev=result.sqrts_tev,
-                    lumi_ifb=result.lumi_ifb,
-                    masses=tuple(float(x) for x in vector),
-                )
+            prediction = TheoryPrediction(
+                analysis=result.analysis_id,
+                result_id=result.result_id,
+                dataset=None,
+                data_type="upperLimit",
+                txnames=(txname.name,),
+                xsec_fb=xsec,
+                upper_limit_fb=ul,
+                expected_upper_limit_fb=None,
+                sqrts_tev=result.sqrts_tev,
+                lumi_ifb=result.lumi_ifb,
+                masses=tuple(float(x) for x in vector),
             )
+            predictions.append((prediction, members))
         return predictions
 
     def _cluster(
