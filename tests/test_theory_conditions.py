@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from _helpers import single_result_source
 
 import protomodels.database as pdb
-from _helpers import single_result_source
 from protomodels.database import import_database
 from protomodels.database.constraints import Condition, Constraint, LinearExpression
 from protomodels.theory import Decay, PredictionSettings, Predictor, Protomodel

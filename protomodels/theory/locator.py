@@ -3,8 +3,9 @@
 :class:`GridIndex` keeps, for every triangulated point set in use, the SModelS rotation
 (:class:`~protomodels.theory.interpolation.Triangulation`), its simplices with their barycentric
 transforms and neighbours, and a bucket grid over the rotated space that lists, per cell, the
-simplices whose bounding box touches it (the candidates that can hold a point of the cell). The point sets of one dimension are stacked into
-one :class:`~protomodels.theory.lookup.SimplexStack` of flat arrays, padded to power-of-two
+simplices whose bounding box touches it (the candidates that can hold a point of the cell).
+The point sets of one dimension are stacked into one
+:class:`~protomodels.theory.lookup.SimplexStack` of flat arrays, padded to power-of-two
 capacities so that jitted code recompiles only when a capacity doubles. Lookups run in
 :func:`protomodels.theory.lookup.interpolate`; the few queries it flags as ambiguous (a point on a
 face where the value jumps) are answered by SciPy as SModelS does
