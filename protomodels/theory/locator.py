@@ -26,9 +26,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from protomodels.theory.interpolation import Triangulation, rescale_width
-from protomodels.theory.lookup import MAX_CANDIDATES, SimplexStack, interpolate
+from protomodels.theory.lookup import MAX_CANDIDATES, NEAR, SimplexStack, interpolate
 
-__all__ = ["GridIndex", "Query", "barycentric_transforms"]
+__all__ = ["GridIndex", "Query", "Request", "barycentric_transforms"]
 
 
 def __dir__() -> list[str]:
@@ -95,7 +95,8 @@ def _cell_lists(
     points: np.ndarray, simplices: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Bucket grid: cells sized like a typical simplex, each listing the simplices whose
-    bounding box touches it. Returns (lower, size, shape, cell_start, members) (CSR lists)."""
+    bounding box (widened) touches it. Returns (lower, size, shape, cell_start, members)
+    (CSR lists)."""
     d = points.shape[1]
     lower = points.min(0) - 1e-9
     upper = points.max(0) + 1e-9
@@ -107,8 +108,11 @@ def _cell_lists(
     while np.prod(shape.astype(float)) > _MAX_CELLS:
         shape = np.maximum(1, shape // 2)
     size = span / shape
-    lo = np.clip(np.floor((corners.min(1) - lower) / size).astype(np.int64), 0, shape - 1)
-    hi = np.clip(np.floor((corners.max(1) - lower) / size).astype(np.int64), 0, shape - 1)
+    # boxes widened so that a cell lists every simplex holding its points within NEAR (in
+    # barycentric terms: a distance below NEAR x the simplex's diameter)
+    pad = 2 * NEAR * np.sqrt(d) * extent.max(1, keepdims=True)
+    lo = np.clip(np.floor((corners.min(1) - pad - lower) / size).astype(np.int64), 0, shape - 1)
+    hi = np.clip(np.floor((corners.max(1) + pad - lower) / size).astype(np.int64), 0, shape - 1)
     boxes = hi - lo + 1
     n_each = boxes.prod(1)
     owners = np.repeat(np.arange(len(simplices)), n_each)
@@ -389,6 +393,10 @@ class GridIndex:
         for i in flat:
             out[i] = self._scipy(requests[i])
         return out
+
+    def scipy_lookup(self, requests: Sequence[Request]) -> np.ndarray:
+        """SModelS's own answers (SciPy's walk, point by point): for flagged or 0-d lookups."""
+        return np.asarray([self._scipy(r) for r in requests], dtype=float)
 
     def _scipy(self, request: Request) -> float:
         """SModelS's own answer for one request (SciPy's walk, one point)."""

@@ -4,17 +4,16 @@ query point inside a simplex).
 The triangulations of all grids of one dimension ``d`` are stacked into one
 :class:`SimplexStack` (built on the host by :class:`~protomodels.theory.locator.GridIndex`).
 A query -- (stack row, point, offset of the grid's values) -- is rotated onto the grid's
-principal axes and tested against the simplices listed in the bucket cell that holds it: one that
+principal axes and tested against the simplices listed in the bucket cell that holds it (every
+simplex whose bounding box, widened by the tolerance, touches the cell; in chunks of M): one that
 contains it within SModelS's tolerance (``find_simplex(tol=1e-6)``) gives the value, none means
-outside the convex hull (no value, NaN). Points in crowded cells, or a hair outside every
-candidate, are walked from simplex to neighbour (towards the most negative barycentric
-coordinate, as SciPy's directed search). Points off the grid's plane get SModelS's 5 % gradient test
+outside the convex hull (no value, NaN). Points off the grid's plane get SModelS's 5 % gradient test
 (``docs/predictions.md`` §4.5). Values are rounded to 6 significant digits as in SModelS.
 
 Where several simplices hold a point with different values (flat simplices, or a point within
 1e-3 of a face where the gradient jumps), SModelS's answer is whichever simplex SciPy's walk
-reaches; such queries are *flagged* so that a host-side caller can ask SciPy for them (the
-kernel itself stays free of host round-trips).
+reaches; such queries (and the rare ones in cells too crowded to scan) are *flagged* so that a
+host-side caller can ask SciPy for them (the kernel itself stays free of host round-trips).
 """
 
 from __future__ import annotations
@@ -24,7 +23,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-__all__ = ["MAX_CANDIDATES", "SimplexStack", "interpolate", "round_significant"]
+__all__ = ["MAX_CANDIDATES", "NEAR", "SimplexStack", "interpolate", "round_significant"]
 
 
 def __dir__() -> list[str]:
@@ -35,8 +34,8 @@ ZERO = 1e-4  # |rotated coordinate| below this is "in the plane"
 TOLERANCE = 1e-6  # barycentric tolerance of find_simplex
 NEAR = 1e-3  # simplices holding a point within this are checked for another value
 OFFPLANE_TOLERANCE = 0.05
-MAX_STEPS = 64  # walks left unfinished are flagged
-MAX_CANDIDATES = 64  # most simplices of a cell tested at once; fuller cells are walked
+MAX_CANDIDATES = 64  # most simplices of a cell tested at once (the chunk size M)
+MAX_CHUNKS = 64  # chunks scanned at most; fuller cells flag their points
 
 
 class SimplexStack(NamedTuple):
@@ -141,70 +140,105 @@ def _cell_of(stack: SimplexStack, k: jax.Array, p: jax.Array) -> tuple[jax.Array
     return (cell * stack.strides[k]).sum(1) + stack.cell_base[k], outside
 
 
-def _candidates(
-    stack: SimplexStack, k: jax.Array, p: jax.Array
-) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array, jax.Array]:
-    """The first M (``len(stack.slots)``) simplices listed in each point's bucket cell.
+def _chunk(
+    stack: SimplexStack, p: jax.Array, first: jax.Array, last: jax.Array, j: jax.Array | int
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Chunk ``j`` (M = ``len(stack.slots)`` entries) of each point's cell list.
 
     Returns:
-        (around, listed, coordinates, outside, crowded): (Q, M) simplex indices, whether each
-        slot holds a listed simplex, (Q, M, d+1) barycentric coordinates of the point in them,
-        whether the point is outside the bucket grid, whether its cell lists more than M.
+        (around, listed, coordinates): (Q, M) simplex indices, whether each slot holds a
+        listed simplex, (Q, M, d+1) barycentric coordinates of the point in them (-inf for NaN).
     """
-    flat, outside = _cell_of(stack, k, p)
-    first, last = stack.cell_start[flat], stack.cell_start[flat + 1]
     m = stack.slots.shape[0]
-    slot = first[:, None] + stack.slots[None, :]
-    listed = (slot < last[:, None]) & ~outside[:, None]
+    slot = first[:, None] + j * m + stack.slots[None, :]
+    listed = slot < last[:, None]
     around = stack.members[jnp.minimum(slot, stack.members.shape[0] - 1)]
     coordinates = _barycentric(
         stack.transform[around].reshape(-1, *stack.transform.shape[1:]), jnp.repeat(p, m, axis=0)
     ).reshape(p.shape[0], m, -1)
-    coordinates = jnp.where(jnp.isnan(coordinates), -jnp.inf, coordinates)
-    return around, listed, coordinates, outside, last - first > m
+    return around, listed, jnp.where(jnp.isnan(coordinates), -jnp.inf, coordinates)
 
 
-def _walk(
-    stack: SimplexStack, p: jax.Array, simplex: jax.Array, status: jax.Array
-) -> tuple[jax.Array, jax.Array]:
-    """Directed walk from ``simplex`` for the points with status 0 (towards the most negative
-    barycentric coordinate); status 1 = found, 2 = left the hull, 0 = not found in MAX_STEPS."""
-
-    def step(state: tuple[jax.Array, jax.Array, jax.Array]) -> tuple[jax.Array, ...]:
-        simplex, status, n = state
-        c = _barycentric(stack.transform[simplex], p)
-        c = jnp.where(jnp.isnan(c), -jnp.inf, c)
-        found = c.min(1) >= -TOLERANCE
-        nb = jnp.take_along_axis(stack.neighbors[simplex], c.argmin(1)[:, None], 1)[:, 0]
-        walking = status == 0
-        status = jnp.where(walking & found, 1, jnp.where(walking & (nb < 0), 2, status))
-        simplex = jnp.where((status == 0) & walking, nb, simplex)
-        return simplex, status, n + 1
-
-    def more(state: tuple[jax.Array, jax.Array, jax.Array]) -> jax.Array:
-        return (state[1] == 0).any() & (state[2] < MAX_STEPS)
-
-    simplex, status, _ = jax.lax.while_loop(more, step, (simplex, status, jnp.zeros((), int)))
-    return simplex, status
+def _cell_range(
+    stack: SimplexStack, k: jax.Array, p: jax.Array
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """(first, last, chunks): each point's range in ``members`` (empty outside the bucket grid)
+    and the number of chunks it spans, at most MAX_CHUNKS."""
+    flat, outside = _cell_of(stack, k, p)
+    first = stack.cell_start[flat]
+    last = jnp.where(outside, first, stack.cell_start[flat + 1])
+    m = stack.slots.shape[0]
+    return first, last, jnp.minimum((last - first + m - 1) // m, MAX_CHUNKS)
 
 
 def _locate(stack: SimplexStack, k: jax.Array, p: jax.Array) -> tuple[jax.Array, ...]:
-    """(simplex, status, candidates) per point: status 1 = inside ``simplex``, 2 = outside the
-    hull, 0 = undecided (flagged).
+    """(simplex, status, first chunk) per point: status 1 = inside ``simplex``, 2 = outside the
+    hull, 0 = undecided (a cell listing more than MAX_CHUNKS x M simplices: flagged).
 
-    Every simplex that can hold a point is listed in the point's bucket cell, so the cell's
-    candidates decide at once; only crowded cells (more than M simplices) and
-    points a hair outside every candidate are walked, from the nearest candidate."""
-    around, listed, cn, outside, crowded = _candidates(stack, k, p)
-    worst = jnp.where(listed, cn.min(2), -jnp.inf)
-    best = worst.argmax(1)
-    best_worst = jnp.take_along_axis(worst, best[:, None], 1)[:, 0]
-    found = best_worst >= -TOLERANCE
-    walk = ~found & ~outside & listed.any(1) & (crowded | (best_worst >= -NEAR))
-    start = jnp.take_along_axis(around, best[:, None], 1)[:, 0]
-    status = jnp.where(found, 1, jnp.where(walk, 0, 2))
-    simplex, status = _walk(stack, jnp.where(jnp.isfinite(p), p, 0.0), start, status)
-    return simplex, status, (around, listed, cn, crowded)
+    Every simplex that can hold a point (within the tolerance) is listed in the point's bucket
+    cell, so scanning the cell's list decides; most cells fit in the first chunk, and the loop
+    over further chunks runs only for points in crowded cells."""
+    p = jnp.where(jnp.isfinite(p), p, 0.0)
+    first, last, chunks = _cell_range(stack, k, p)
+
+    def best_of(around: jax.Array, listed: jax.Array, cn: jax.Array) -> tuple[jax.Array, ...]:
+        worst = jnp.where(listed, cn.min(2), -jnp.inf)
+        best = worst.argmax(1)
+        return (
+            jnp.take_along_axis(around, best[:, None], 1)[:, 0],
+            jnp.take_along_axis(worst, best[:, None], 1)[:, 0],
+        )
+
+    around, listed, cn = _chunk(stack, p, first, last, 0)
+    simplex, inside = best_of(around, listed, cn)
+
+    def more(state: tuple[jax.Array, jax.Array, jax.Array]) -> jax.Array:
+        j, _, inside = state
+        return ((inside < -TOLERANCE) & (j < chunks)).any()
+
+    def scan(state: tuple[jax.Array, jax.Array, jax.Array]) -> tuple[jax.Array, ...]:
+        j, simplex, inside = state
+        s, w = best_of(*_chunk(stack, p, first, last, j))
+        better = (inside < -TOLERANCE) & (w > inside)
+        return j + 1, jnp.where(better, s, simplex), jnp.where(better, w, inside)
+
+    _, simplex, inside = jax.lax.while_loop(more, scan, (jnp.ones((), int), simplex, inside))
+    found = inside >= -TOLERANCE
+    unscanned = (last - first) > chunks * stack.slots.shape[0]
+    status = jnp.where(found, 1, jnp.where(unscanned, 0, 2))
+    return simplex, status, (around, listed, cn, first, last, chunks)
+
+
+def _ambiguous(
+    stack: SimplexStack,
+    values: jax.Array,
+    p: jax.Array,
+    offsets: jax.Array,
+    linear: jax.Array,
+    located: tuple[jax.Array, ...],
+) -> jax.Array:
+    """Whether another simplex of the point's cell holds it within NEAR and gives another
+    value there (flat simplices make SciPy's answer depend on its walk)."""
+    around, listed, cn, first, last, chunks = located
+    scale = 1e-9 * jnp.maximum(jnp.abs(linear), 1e-300)
+
+    def other(around: jax.Array, listed: jax.Array, cn: jax.Array) -> jax.Array:
+        fn = (cn * values[offsets[:, None, None] + stack.simplices[around]]).sum(2)
+        near = listed & (cn >= -NEAR).all(2)
+        return (near & ~(jnp.abs(fn - linear[:, None]) <= scale[:, None])).any(1)
+
+    jump = other(around, listed, cn)
+
+    def more(state: tuple[jax.Array, jax.Array]) -> jax.Array:
+        j, jump = state
+        return (~jump & (j < chunks)).any()
+
+    def scan(state: tuple[jax.Array, jax.Array]) -> tuple[jax.Array, jax.Array]:
+        j, jump = state
+        return j + 1, jump | other(*_chunk(stack, p, first, last, j))
+
+    _, jump = jax.lax.while_loop(more, scan, (jnp.ones((), int), jump))
+    return jump
 
 
 def _project(
@@ -216,9 +250,9 @@ def _project(
     check: bool = True,
 ) -> tuple[jax.Array, jax.Array]:
     """Interpolated value (NaN outside) and ambiguity flag of in-plane points p (Q, d);
-    ``check=False`` skips the search for other simplices holding the point (only unfinished
-    walks are flagged)."""
-    simplex, status, (around, listed, cn, crowded) = _locate(stack, k, p)
+    ``check=False`` skips the search for other simplices holding the point (only points whose
+    cell was too crowded to scan are flagged)."""
+    simplex, status, located = _locate(stack, k, p)
     p = jnp.where(jnp.isfinite(p), p, 0.0)
     c = _barycentric(stack.transform[simplex], p)
     corner = values[offsets[:, None] + stack.simplices[simplex]]
@@ -226,13 +260,7 @@ def _project(
     f = jnp.where(status == 1, jnp.maximum(linear, corner.min(1)), jnp.nan)
     if not check:
         return f, status == 0
-    # the other simplices of the point's cell that hold it within NEAR: do they give another
-    # value there? (flat simplices make SciPy's answer depend on its walk)
-    fn = (cn * values[offsets[:, None, None] + stack.simplices[around]]).sum(2)
-    near = listed & (cn >= -NEAR).all(2)
-    scale = 1e-9 * jnp.maximum(jnp.abs(linear), 1e-300)
-    differ = ~(jnp.abs(fn - linear[:, None]) <= scale[:, None])
-    jump = (status == 1) & ((near & differ).any(1) | (crowded & (c.min(1) < NEAR)))
+    jump = (status == 1) & _ambiguous(stack, values, p, offsets, linear, located)
     return f, jump | (status == 0)
 
 

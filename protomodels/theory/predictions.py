@@ -28,7 +28,7 @@ from protomodels.paths import triangulation_cache_dir
 from protomodels.theory.conditions import condition_values, max_condition, violates
 from protomodels.theory.decomposition import decompose
 from protomodels.theory.interpolation import round_significant
-from protomodels.theory.locator import GridIndex, Query
+from protomodels.theory.locator import GridIndex, Query, Request
 from protomodels.theory.matching import Matcher
 from protomodels.theory.plan import ModelArrays, Plan, PlanBuilder
 from protomodels.theory.protomodel import Protomodel
@@ -188,20 +188,21 @@ def _aggregation(
     model, result, dataset, txname = (
         plan.item_model, plan.item_result, plan.item_dataset, plan.item_txname
     )
-    keys = np.stack([model, result, dataset], 1)
-    unique_ds, ds_index = np.unique(keys, axis=0, return_inverse=True)
-    ds_index = ds_index.reshape(-1)
+    # (one int64 key per row: np.unique over rows of a 2-D array is many times slower)
+    n_res = int(result.max()) + 1 if n else 1
+    n_set = int(dataset.max()) + 1 if n else 1
+    keys = (model * n_res + result) * n_set + dataset
+    unique_ds, ds_index = np.unique(keys, return_inverse=True)
     slots = {
-        (int(a), int(b), int(c)): i
-        for i, (a, b, c) in enumerate(unique_ds.tolist())
+        (int(k // (n_res * n_set)), int(k // n_set % n_res), int(k % n_set)): i
+        for i, k in enumerate(unique_ds.tolist())
     }
-    group_keys = np.stack([ds_index, np.where(em, -1, txname), family], 1)
-    _, group = np.unique(group_keys, axis=0, return_inverse=True)
-    group = group.reshape(-1)
+    n_tx = int(txname.max()) + 2 if n else 1
+    n_fam = int(family.max()) + 1 if n else 1
+    group_keys = (ds_index * n_tx + np.where(em, 0, txname + 1)) * n_fam + family
+    _, group = np.unique(group_keys, return_inverse=True)
     # order: per data set, txnames in the order they are first matched, then topologies
-    tx_keys = np.stack([ds_index, txname], 1)
-    _, tx_index = np.unique(tx_keys, axis=0, return_inverse=True)
-    tx_index = tx_index.reshape(-1)
+    _, tx_index = np.unique(ds_index * n_tx + txname, return_inverse=True)
     first_seen = np.full(tx_index.max() + 1 if n else 0, n)
     np.minimum.at(first_seen, tx_index, np.arange(n))
     rank = np.empty(n, np.int64)
@@ -217,6 +218,29 @@ def _aggregation(
         rank=_pad(rank, np.iinfo(np.int64).max - 1, size),
     )
     return how, n_ds, n_groups, slots
+
+
+def _width_columns(txname: TxName) -> tuple[int, ...]:
+    """Axes of a txname that are widths (rescaled before triangulation)."""
+    return tuple(j for j, a in enumerate(txname.axes) if a.attribute == "totalwidth")
+
+
+def _request(txname: TxName, kind: str, vector: np.ndarray) -> Request | None:
+    """A grid lookup of :class:`~protomodels.theory.locator.GridIndex` (None: no such grid)."""
+    grid = txname.grids.get(kind)
+    if grid is None:
+        return None
+    return (grid.points, _width_columns(txname), grid.values, vector)
+
+
+def _distinct(
+    keys: np.ndarray, values: np.ndarray
+) -> list[tuple[tuple[int, int, int], int]]:
+    """The distinct (key row, value) pairs of (n, 3) int keys and (n,) int values."""
+    if not len(values):
+        return []
+    both = np.unique(np.concatenate([keys, values[:, None]], 1), axis=0)
+    return [((a, b, c), v) for a, b, c, v in both.tolist()]
 
 
 class Predictor:
@@ -394,8 +418,7 @@ class Predictor:
         grid = tx.grids.get("upper_limit" if ds.data_type == "upperLimit" else "efficiency")
         ref = None
         if grid is not None:
-            widths = tuple(j for j, a in enumerate(tx.axes) if a.attribute == "totalwidth")
-            entry = self.grid_index.entry(grid.points, widths)
+            entry = self.grid_index.entry(grid.points, _width_columns(tx))
             ref = (entry.tri.dim, entry.stack_index, self.grid_index.offset(grid.values))
         self._grid_refs[key] = ref
         return ref
@@ -431,11 +454,14 @@ class Predictor:
             f, flag = self.grid_index.interpolate(query)
             value[rows] = f
             flagged += rows[flag].tolist()
+        requests = []
         for i in flagged:  # SciPy's answer, as SModelS
             ds = self.database.results[plan.item_result[i]].datasets[plan.item_dataset[i]]
             tx = ds.topologies[plan.item_txname[i]]
             kind = "upper_limit" if ds.data_type == "upperLimit" else "efficiency"
-            value[i] = self._batch_lookup([(tx, kind, vector[i, : len(tx.axes)])])[0]
+            requests.append(_request(tx, kind, vector[i, : len(tx.axes)]))
+        if requests:
+            value[flagged] = self.grid_index.scipy_lookup(requests)
         return weight, value, vector
 
     def _batch_lookup(self, requests: list[tuple[TxName, str, np.ndarray]]) -> np.ndarray:
@@ -443,12 +469,10 @@ class Predictor:
         out = np.full(len(requests), np.nan)
         batch, where = [], []
         for i, (txname, kind, vector) in enumerate(requests):
-            grid = txname.grids.get(kind)
-            if grid is None:
-                continue
-            widths = tuple(j for j, a in enumerate(txname.axes) if a.attribute == "totalwidth")
-            batch.append((grid.points, widths, grid.values, vector))
-            where.append(i)
+            request = _request(txname, kind, vector)
+            if request is not None:
+                batch.append(request)
+                where.append(i)
         if batch:
             out[where] = self.grid_index.lookup(batch)
         return out
@@ -477,14 +501,17 @@ class Predictor:
         for m, r, d in slots:
             if self.database.results[r].data_type == "efficiencyMap":
                 by_result[(m, r)].setdefault(d, set())
-        for i in np.flatnonzero(selected & plan.item_efficiency):
-            m, r, d = int(plan.item_model[i]), int(plan.item_result[i]), int(plan.item_dataset[i])
-            t = int(plan.item_txname[i])
-            tx = self.database.results[r].datasets[d].topologies[t]
-            by_result[(m, r)][d].add(tx.name)
-            particles[(m, r, d)] |= plan.topology_particles[plan.item_topology[i]]
-            if tx.constraint.conditions:
-                sums = condition_weights[(m, r, d)][t]
+        rows = np.flatnonzero(selected & plan.item_efficiency)
+        mrd = np.stack([plan.item_model[rows], plan.item_result[rows], plan.item_dataset[rows]], 1)
+        for key, t in _distinct(mrd, plan.item_txname[rows]):
+            m, r, d = key
+            by_result[(m, r)][d].add(self.database.results[r].datasets[d].topologies[t].name)
+        for key, t in _distinct(mrd, plan.item_topology[rows]):
+            particles[key] |= plan.topology_particles[t]
+        for i in rows.tolist():
+            if plan.item_condition_sms[i]:
+                key = (int(plan.item_model[i]), int(plan.item_result[i]), int(plan.item_dataset[i]))
+                sums = condition_weights[key][int(plan.item_txname[i])]
                 for k in plan.item_condition_sms[i]:
                     sums[k] += float(weight[i] * value[i])
         for (m, r), txnames in by_result.items():
