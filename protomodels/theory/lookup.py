@@ -18,7 +18,8 @@ host-side caller can ask SciPy for them (the kernel itself stays free of host ro
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -36,6 +37,7 @@ NEAR = 1e-3  # simplices holding a point within this are checked for another val
 OFFPLANE_TOLERANCE = 0.05
 MAX_CANDIDATES = 64  # most simplices of a cell tested at once (the chunk size M)
 MAX_CHUNKS = 64  # chunks scanned at most; fuller cells flag their points
+BLOCK = 32  # points per step of the scan beyond the first chunk
 
 
 class SimplexStack(NamedTuple):
@@ -143,14 +145,15 @@ def _cell_of(stack: SimplexStack, k: jax.Array, p: jax.Array) -> tuple[jax.Array
 def _chunk(
     stack: SimplexStack, p: jax.Array, first: jax.Array, last: jax.Array, j: jax.Array | int
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """Chunk ``j`` (M = ``len(stack.slots)`` entries) of each point's cell list.
+    """Chunk ``j`` (a number, or one per point; M = ``len(stack.slots)`` entries) of each
+    point's cell list.
 
     Returns:
         (around, listed, coordinates): (Q, M) simplex indices, whether each slot holds a
         listed simplex, (Q, M, d+1) barycentric coordinates of the point in them (-inf for NaN).
     """
     m = stack.slots.shape[0]
-    slot = first[:, None] + j * m + stack.slots[None, :]
+    slot = first[:, None] + jnp.reshape(j, (-1, 1)) * m + stack.slots[None, :]
     listed = slot < last[:, None]
     around = stack.members[jnp.minimum(slot, stack.members.shape[0] - 1)]
     coordinates = _barycentric(
@@ -171,38 +174,68 @@ def _cell_range(
     return first, last, jnp.minimum((last - first + m - 1) // m, MAX_CHUNKS)
 
 
+def _scan_rest(
+    pending: Callable[[jax.Array, Any], jax.Array],
+    visit: Callable[[jax.Array, jax.Array, Any], Any],
+    n: int,
+    carry: Any,
+) -> Any:
+    """Visit the chunks after the first of the points that still need them, BLOCK points at a
+    time (compacted, so that a few crowded cells do not make every point scan).
+
+    ``pending(next_chunk, carry)`` says which points need their next chunk; ``visit(rows,
+    chunk, carry)`` processes chunk ``chunk`` of points ``rows`` (index n = no point) and returns
+    the new carry."""
+    block = min(n, BLOCK)
+
+    def more(state: tuple[jax.Array, Any]) -> jax.Array:
+        return pending(*state).any()
+
+    def step(state: tuple[jax.Array, Any]) -> tuple[jax.Array, Any]:
+        nxt, carry = state
+        rows = jnp.nonzero(pending(nxt, carry), size=block, fill_value=n)[0]
+        carry = visit(rows, nxt[jnp.minimum(rows, n - 1)], carry)
+        return nxt.at[rows].add(1, mode="drop"), carry
+
+    return jax.lax.while_loop(more, step, (jnp.ones(n, int), carry))[1]
+
+
+def _best_of(around: jax.Array, listed: jax.Array, cn: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """The listed simplex whose smallest barycentric coordinate is largest, and that value."""
+    worst = jnp.where(listed, cn.min(2), -jnp.inf)
+    best = worst.argmax(1)
+    return (
+        jnp.take_along_axis(around, best[:, None], 1)[:, 0],
+        jnp.take_along_axis(worst, best[:, None], 1)[:, 0],
+    )
+
+
 def _locate(stack: SimplexStack, k: jax.Array, p: jax.Array) -> tuple[jax.Array, ...]:
     """(simplex, status, first chunk) per point: status 1 = inside ``simplex``, 2 = outside the
     hull, 0 = undecided (a cell listing more than MAX_CHUNKS x M simplices: flagged).
 
     Every simplex that can hold a point (within the tolerance) is listed in the point's bucket
-    cell, so scanning the cell's list decides; most cells fit in the first chunk, and the loop
-    over further chunks runs only for points in crowded cells."""
-    p = jnp.where(jnp.isfinite(p), p, 0.0)
+    cell, so scanning the cell's list decides; most cells fit in the first chunk."""
+    p = jax.lax.stop_gradient(jnp.where(jnp.isfinite(p), p, 0.0))  # (piecewise constant)
+    n = p.shape[0]
     first, last, chunks = _cell_range(stack, k, p)
+    around, listed, cn = _chunk(stack, p, first, last, 0)
+    simplex, inside = _best_of(around, listed, cn)
 
-    def best_of(around: jax.Array, listed: jax.Array, cn: jax.Array) -> tuple[jax.Array, ...]:
-        worst = jnp.where(listed, cn.min(2), -jnp.inf)
-        best = worst.argmax(1)
+    def pending(nxt: jax.Array, carry: tuple[jax.Array, jax.Array]) -> jax.Array:
+        return (carry[1] < -TOLERANCE) & (nxt < chunks)
+
+    def visit(rows: jax.Array, j: jax.Array, carry: tuple[jax.Array, jax.Array]) -> tuple:
+        simplex, inside = carry
+        r = jnp.minimum(rows, n - 1)
+        s, w = _best_of(*_chunk(stack, p[r], first[r], last[r], j))
+        better = w > inside[r]
         return (
-            jnp.take_along_axis(around, best[:, None], 1)[:, 0],
-            jnp.take_along_axis(worst, best[:, None], 1)[:, 0],
+            simplex.at[rows].set(jnp.where(better, s, simplex[r]), mode="drop"),
+            inside.at[rows].set(jnp.where(better, w, inside[r]), mode="drop"),
         )
 
-    around, listed, cn = _chunk(stack, p, first, last, 0)
-    simplex, inside = best_of(around, listed, cn)
-
-    def more(state: tuple[jax.Array, jax.Array, jax.Array]) -> jax.Array:
-        j, _, inside = state
-        return ((inside < -TOLERANCE) & (j < chunks)).any()
-
-    def scan(state: tuple[jax.Array, jax.Array, jax.Array]) -> tuple[jax.Array, ...]:
-        j, simplex, inside = state
-        s, w = best_of(*_chunk(stack, p, first, last, j))
-        better = (inside < -TOLERANCE) & (w > inside)
-        return j + 1, jnp.where(better, s, simplex), jnp.where(better, w, inside)
-
-    _, simplex, inside = jax.lax.while_loop(more, scan, (jnp.ones((), int), simplex, inside))
+    simplex, inside = _scan_rest(pending, visit, n, (simplex, inside))
     found = inside >= -TOLERANCE
     unscanned = (last - first) > chunks * stack.slots.shape[0]
     status = jnp.where(found, 1, jnp.where(unscanned, 0, 2))
@@ -215,30 +248,33 @@ def _ambiguous(
     p: jax.Array,
     offsets: jax.Array,
     linear: jax.Array,
+    active: jax.Array,
     located: tuple[jax.Array, ...],
 ) -> jax.Array:
     """Whether another simplex of the point's cell holds it within NEAR and gives another
-    value there (flat simplices make SciPy's answer depend on its walk)."""
+    value there (flat simplices make SciPy's answer depend on its walk); ``active`` points only.
+    """
     around, listed, cn, first, last, chunks = located
+    n = p.shape[0]
     scale = 1e-9 * jnp.maximum(jnp.abs(linear), 1e-300)
 
-    def other(around: jax.Array, listed: jax.Array, cn: jax.Array) -> jax.Array:
-        fn = (cn * values[offsets[:, None, None] + stack.simplices[around]]).sum(2)
+    def other(rows: jax.Array, around: jax.Array, listed: jax.Array, cn: jax.Array) -> jax.Array:
+        fn = (cn * values[offsets[rows][:, None, None] + stack.simplices[around]]).sum(2)
         near = listed & (cn >= -NEAR).all(2)
-        return (near & ~(jnp.abs(fn - linear[:, None]) <= scale[:, None])).any(1)
+        differ = ~(jnp.abs(fn - linear[rows][:, None]) <= scale[rows][:, None])
+        return (near & differ).any(1)
 
-    jump = other(around, listed, cn)
+    jump = active & other(jnp.arange(n), around, listed, cn)
 
-    def more(state: tuple[jax.Array, jax.Array]) -> jax.Array:
-        j, jump = state
-        return (~jump & (j < chunks)).any()
+    def pending(nxt: jax.Array, jump: jax.Array) -> jax.Array:
+        return active & ~jump & (nxt < chunks)
 
-    def scan(state: tuple[jax.Array, jax.Array]) -> tuple[jax.Array, jax.Array]:
-        j, jump = state
-        return j + 1, jump | other(*_chunk(stack, p, first, last, j))
+    def visit(rows: jax.Array, j: jax.Array, jump: jax.Array) -> jax.Array:
+        r = jnp.minimum(rows, n - 1)
+        found = other(r, *_chunk(stack, p[r], first[r], last[r], j))
+        return jump.at[rows].set(jump[r] | found, mode="drop")
 
-    _, jump = jax.lax.while_loop(more, scan, (jnp.ones((), int), jump))
-    return jump
+    return _scan_rest(pending, visit, n, jump)
 
 
 def _project(
@@ -260,8 +296,55 @@ def _project(
     f = jnp.where(status == 1, jnp.maximum(linear, corner.min(1)), jnp.nan)
     if not check:
         return f, status == 0
-    jump = (status == 1) & _ambiguous(stack, values, p, offsets, linear, located)
+    jump = _ambiguous(stack, values, p, offsets, linear, status == 1, located)
     return f, jump | (status == 0)
+
+
+def _offplane(
+    stack: SimplexStack,
+    values: jax.Array,
+    k: jax.Array,
+    base: jax.Array,
+    rest: jax.Array,
+    f: jax.Array,
+    offsets: jax.Array,
+) -> tuple[jax.Array, jax.Array]:
+    """SModelS's off-plane acceptance of points with in-plane part ``base``, off-plane part
+    ``rest`` and projected value ``f``: a gradient estimate must say that the projection changes
+    the value by less than 5 % (the 5 % test itself decides; the shifted lookups are not checked
+    for ambiguous simplices). Returns (accepted, flag)."""
+    n, d = base.shape
+    alpha = jnp.linalg.norm(rest, axis=1)
+    alpha_safe = jnp.where(alpha > 0, alpha, 1.0)
+    shifted = base[:, None, :] + alpha_safe[:, None, None] * jnp.eye(d)[None]
+    fs, flag_s = _project(
+        stack, values, jnp.repeat(k, d), shifted.reshape(-1, d), jnp.repeat(offsets, d),
+        check=False,
+    )
+    fs, flag_s = fs.reshape(n, d), flag_s.reshape(n, d).any(1)
+    grad = (fs - f[:, None]) / alpha_safe[:, None]
+    norm = jnp.linalg.norm(grad, axis=1)
+    step = (alpha_safe[:, None] * grad / jnp.where(norm > 0, norm, 1.0)[:, None]).sum(1)
+    unit = jnp.zeros(d).at[d - 1].set(1.0)
+    both, flag_b = _project(
+        stack,
+        values,
+        jnp.concatenate([k, k]),
+        jnp.concatenate([base + step[:, None] * unit, base - step[:, None] * unit]),
+        jnp.concatenate([offsets, offsets]),
+        check=False,
+    )
+    f_plus, f_minus = both[:n], both[n:]
+
+    def rel(shifted_value: jax.Array) -> jax.Array:
+        safe = jnp.where(f == 0, 1.0, f)
+        return jnp.where(
+            f == 0, jnp.where(shifted_value == 0, 0.0, 1.0), jnp.abs(shifted_value - f) / safe
+        )
+
+    error = jnp.where(jnp.isnan(f_minus), rel(f_plus), jnp.maximum(rel(f_plus), rel(f_minus)))
+    accept = (error < OFFPLANE_TOLERANCE) & ~jnp.isnan(f_plus) & ~jnp.isnan(fs).any(1)
+    return accept | (norm == 0), flag_s | flag_b[:n] | flag_b[n:]
 
 
 def interpolate(
@@ -290,52 +373,27 @@ def interpolate(
     f, flag = _project(stack, values, k, base, offsets)
     off = ((jnp.abs(rotated) > ZERO).sum(1) > d) & jnp.isfinite(f)
 
-    def offplane(f: jax.Array) -> tuple[jax.Array, jax.Array]:
-        # SModelS's off-plane acceptance: a gradient estimate must say that the projection
-        # changes the value by less than 5 % (the 5 % test itself decides; the shifted
-        # lookups are not checked for ambiguous simplices)
-        n = x.shape[0]
-        alpha = jnp.linalg.norm(rotated[:, d:], axis=1)
-        alpha_safe = jnp.where(alpha > 0, alpha, 1.0)
-        shifted = base[:, None, :] + alpha_safe[:, None, None] * jnp.eye(d)[None]
-        fs, flag_s = _project(
-            stack, values, jnp.repeat(k, d), shifted.reshape(-1, d), jnp.repeat(offsets, d),
-            check=False,
-        )
-        fs, flag_s = fs.reshape(n, d), flag_s.reshape(n, d).any(1)
-        grad = (fs - f[:, None]) / alpha_safe[:, None]
-        norm = jnp.linalg.norm(grad, axis=1)
-        step = (alpha_safe[:, None] * grad / jnp.where(norm > 0, norm, 1.0)[:, None]).sum(1)
-        unit = jnp.zeros(d).at[d - 1].set(1.0)
-        both, flag_b = _project(
-            stack,
-            values,
-            jnp.concatenate([k, k]),
-            jnp.concatenate([base + step[:, None] * unit, base - step[:, None] * unit]),
-            jnp.concatenate([offsets, offsets]),
-            check=False,
-        )
-        f_plus, f_minus = both[:n], both[n:]
+    # off-plane points, a block at a time (a few per batch: the others do not pay for them);
+    # the test only decides (its loop carries no derivative)
+    n = x.shape[0]
+    block = min(n, max(16, n // 8))
+    held = jax.lax.stop_gradient((base, rotated[:, d:], f))
 
-        def rel(shifted_value: jax.Array) -> jax.Array:
-            safe = jnp.where(f == 0, 1.0, f)
-            return jnp.where(
-                f == 0, jnp.where(shifted_value == 0, 0.0, 1.0), jnp.abs(shifted_value - f) / safe
-            )
+    def more(state: tuple[jax.Array, jax.Array, jax.Array]) -> jax.Array:
+        return state[0].any()
 
-        error = jnp.where(
-            jnp.isnan(f_minus), rel(f_plus), jnp.maximum(rel(f_plus), rel(f_minus))
-        )
-        accept = (error < OFFPLANE_TOLERANCE) & ~jnp.isnan(f_plus) & ~jnp.isnan(fs).any(1)
-        accept = accept | (norm == 0)
+    def step(state: tuple[jax.Array, jax.Array, jax.Array]) -> tuple[jax.Array, ...]:
+        remaining, reject, flag = state
+        rows = jnp.nonzero(remaining, size=block, fill_value=n)[0]
+        r = jnp.minimum(rows, n - 1)
+        accept, flag_r = _offplane(stack, values, k[r], *(a[r] for a in held), offsets[r])
         return (
-            jnp.where(off, jnp.where(accept, f, jnp.nan), f),
-            off & (flag_s | flag_b[:n] | flag_b[n:]),
+            remaining.at[rows].set(False, mode="drop"),
+            reject.at[rows].set(~accept, mode="drop"),
+            flag.at[rows].set(flag[r] | flag_r, mode="drop"),
         )
 
-    f, flag_off = jax.lax.cond(
-        off.any(), offplane, lambda f: (f, jnp.zeros_like(flag)), f
-    )
-    flag = flag | flag_off
+    _, reject, flag = jax.lax.while_loop(more, step, (off, jnp.zeros_like(off), flag))
+    f = jnp.where(reject, jnp.nan, f)
     f = jnp.where(jnp.abs(f) < 100 * jnp.finfo(f.dtype).eps, 0.0, f)
     return round_significant(f), flag
