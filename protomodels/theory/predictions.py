@@ -236,11 +236,23 @@ def _request(txname: TxName, kind: str, vector: np.ndarray) -> Request | None:
 def _distinct(
     keys: np.ndarray, values: np.ndarray
 ) -> list[tuple[tuple[int, int, int], int]]:
-    """The distinct (key row, value) pairs of (n, 3) int keys and (n,) int values."""
+    """The distinct (key row, value) pairs of (n, 3) non-negative int keys and (n,) values."""
     if not len(values):
         return []
-    both = np.unique(np.concatenate([keys, values[:, None]], 1), axis=0)
-    return [((a, b, c), v) for a, b, c, v in both.tolist()]
+    columns = [*keys.T, values]
+    sizes = [int(c.max()) + 1 for c in columns]
+    code = np.zeros(len(values), np.int64)
+    for c, size in zip(columns, sizes, strict=True):  # one int64 code per row
+        code = code * size + c
+    out = []
+    for v in np.unique(code).tolist():
+        parts = []
+        for size in reversed(sizes):
+            v, rest = divmod(v, size)
+            parts.append(rest)
+        a, b, c, t = reversed(parts)
+        out.append(((a, b, c), t))
+    return out
 
 
 class Predictor:
