@@ -31,6 +31,8 @@ def _fmt(x: float | None, digits: int = 4) -> str:
               help="Write the predictions as JSON (reference-file keys); '-' for stdout.")
 @click.option("--sigmacut", type=float, default=0.005, show_default=True, help="fb")
 @click.option("--minmassgap", type=float, default=5.0, show_default=True, help="GeV")
+@click.option("--maxcond", type=float, default=0.2, show_default=True,
+              help="Drop predictions violating their txname conditions by more (0: keep all).")
 @click.option("--no-combine", is_flag=True, help="No combined predictions (best region only).")
 @click.option("--all-datasets", is_flag=True, help="Every signal region, not only the best.")
 @click.option("--sqrts", type=float, default=None, help="Only results at this sqrt(s) (TeV).")
@@ -45,9 +47,9 @@ def _fmt(x: float | None, digits: int = 4) -> str:
 @reports_errors
 def predict(
     ctx: Context, model: str, json_out: str | None, sigmacut: float, minmassgap: float,
-    no_combine: bool, all_datasets: bool, sqrts: float | None, collaboration: str | None,
-    data_type: str | None, ids: tuple[str, ...], no_superseded: bool, limit: int,
-    statistics: bool,
+    maxcond: float, no_combine: bool, all_datasets: bool, sqrts: float | None,
+    collaboration: str | None, data_type: str | None, ids: tuple[str, ...],
+    no_superseded: bool, limit: int, statistics: bool,
 ) -> None:
     """Theory predictions (sigma x BR (x eff), upper limits, r) of an SLHA MODEL."""
     protomodel = Protomodel.from_slha(model)
@@ -58,7 +60,7 @@ def predict(
     )
     settings = PredictionSettings(
         sigmacut=sigmacut, minmassgap=minmassgap, combine=not no_combine,
-        best_dataset=not all_datasets,
+        best_dataset=not all_datasets, maxcond=maxcond or None,
     )
     predictor = Predictor(database, settings=settings, results=results)
     t0 = time.perf_counter()
