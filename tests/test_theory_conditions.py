@@ -70,3 +70,17 @@ def test_selectrons_alone_violate_the_muon_condition(sleptons_store: Path) -> No
     both = [p for p in filtered.predict(_sleptons(SEL, SMU)) if "TSlepSlep" in p.txnames]
     assert len(both) == 1 and both[0].max_condition == 0.0
     assert both[0].xsec_fb == pytest.approx(2 * found[0].xsec_fb)
+
+
+def test_long_lived_particles_are_reported(tmp_path: Path) -> None:
+    """Lifetime reweighting is not implemented: an SLHA file with a long-lived particle says so."""
+    slha = tmp_path / "long_lived.slha"
+    model = Protomodel(
+        masses={SEL: 300.0, N1: 100.0},
+        decays={SEL: (Decay(N1, (11,), 1.0),)},
+        widths={SEL: 1e-16},
+        xsecs={(-SEL, SEL): {13.0: 20.0}},
+    )
+    model.to_slha(slha)
+    with pytest.warns(UserWarning, match="long-lived"):
+        Protomodel.from_slha(slha)

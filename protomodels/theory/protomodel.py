@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +55,9 @@ Pair = tuple[int, int]
 
 def _pair(a: int, b: int) -> Pair:
     return (a, b) if a <= b else (b, a)
+
+
+_STABLE_WIDTH, _PROMPT_WIDTH = 1e-25, 1e-11  # GeV, SModelS's defaults
 
 
 @dataclass(frozen=True, eq=False)
@@ -222,6 +226,16 @@ class Protomodel:
             decays[pdg] = tuple(channels)
         lsp = min(masses, key=lambda p: (masses[p], p)) if masses else None
         decays = {p: d for p, d in decays.items() if p != lsp}
+        long_lived = sorted(
+            p for p, w in widths.items() if decays.get(p) and _STABLE_WIDTH < w < _PROMPT_WIDTH
+        )
+        if long_lived:
+            warnings.warn(
+                f"{path}: {long_lived} have widths between {_STABLE_WIDTH} and {_PROMPT_WIDTH} "
+                "GeV (long-lived); they are treated as decaying promptly (SModelS's lifetime "
+                "reweighting is not implemented), so their predictions are too large",
+                stacklevel=2,
+            )
         xsecs: dict[Pair, dict[float, float]] = {}
         for process, entry in doc.xsections.items():
             final = [p for p in process[2:]]
