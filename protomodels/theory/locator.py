@@ -15,7 +15,6 @@ face where the value jumps) are answered by SciPy as SModelS does
 from __future__ import annotations
 
 import hashlib
-import math
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -36,6 +35,7 @@ def __dir__() -> list[str]:
 
 
 _MAX_CELLS = 4_000_000
+_CHUNK = {1: 8, 2: 32}  # simplices per chunk by dimension (else MAX_CANDIDATES)
 
 Request = tuple[np.ndarray, tuple[int, ...], np.ndarray, np.ndarray]
 
@@ -322,10 +322,9 @@ class GridIndex:
             m0 += len(mem)
         cell_start[c0:] = m0
         strides = np.cumprod(np.concatenate([np.ones((n_k, 1), np.int64), shape[:, :-1]], 1), 1)
-        counts = np.concatenate([np.diff(e.arrays[3]) for e in entries])
-        counts = counts[counts > 0]
-        typical = float(np.percentile(counts, 99)) if len(counts) else 1.0
-        slots = np.arange(min(MAX_CANDIDATES, _capacity(int(math.ceil(typical)), 8)))
+        # simplices tested per chunk: fixed per dimension (a size that grew with the stack
+        # would recompile the kernels); about the 99th percentile of the database's cells
+        slots = np.arange(_CHUNK.get(d, MAX_CANDIDATES))
         with jax.enable_x64(True):
             host.device = SimplexStack(
                 *(
