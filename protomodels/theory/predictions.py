@@ -188,15 +188,9 @@ def _aggregation(
     model, result, dataset, txname = (
         plan.item_model, plan.item_result, plan.item_dataset, plan.item_txname
     )
-    # (one int64 key per row: np.unique over rows of a 2-D array is many times slower)
-    n_res = int(result.max()) + 1 if n else 1
-    n_set = int(dataset.max()) + 1 if n else 1
-    keys = (model * n_res + result) * n_set + dataset
+    keys, sizes = _encode([model, result, dataset])
     unique_ds, ds_index = np.unique(keys, return_inverse=True)
-    slots = {
-        (int(k // (n_res * n_set)), int(k // n_set % n_res), int(k % n_set)): i
-        for i, k in enumerate(unique_ds.tolist())
-    }
+    slots = {_decode(k, sizes): i for i, k in enumerate(unique_ds.tolist())}
     n_tx = int(txname.max()) + 2 if n else 1
     n_fam = int(family.max()) + 1 if n else 1
     group_keys = (ds_index * n_tx + np.where(em, 0, txname + 1)) * n_fam + family
@@ -233,26 +227,33 @@ def _request(txname: TxName, kind: str, vector: np.ndarray) -> Request | None:
     return (grid.points, _width_columns(txname), grid.values, vector)
 
 
+def _encode(columns: list[np.ndarray]) -> tuple[np.ndarray, list[int]]:
+    """One int64 code per row of non-negative int columns (mixed radix), and the radices:
+    ``np.unique`` over rows of a 2-D array is many times slower than over codes."""
+    sizes = [int(c.max()) + 1 if len(c) else 1 for c in columns]
+    code = np.zeros(len(columns[0]), np.int64)
+    for c, size in zip(columns, sizes, strict=True):
+        code = code * size + c
+    return code, sizes
+
+
+def _decode(code: int, sizes: list[int]) -> tuple[int, ...]:
+    """The row of an :func:`_encode` code."""
+    parts = []
+    for size in reversed(sizes):
+        code, rest = divmod(code, size)
+        parts.append(rest)
+    return tuple(reversed(parts))
+
+
 def _distinct(
     keys: np.ndarray, values: np.ndarray
 ) -> list[tuple[tuple[int, int, int], int]]:
     """The distinct (key row, value) pairs of (n, 3) non-negative int keys and (n,) values."""
     if not len(values):
         return []
-    columns = [*keys.T, values]
-    sizes = [int(c.max()) + 1 for c in columns]
-    code = np.zeros(len(values), np.int64)
-    for c, size in zip(columns, sizes, strict=True):  # one int64 code per row
-        code = code * size + c
-    out = []
-    for v in np.unique(code).tolist():
-        parts = []
-        for size in reversed(sizes):
-            v, rest = divmod(v, size)
-            parts.append(rest)
-        a, b, c, t = reversed(parts)
-        out.append(((a, b, c), t))
-    return out
+    code, sizes = _encode([*keys.T, values])
+    return [((a, b, c), t) for a, b, c, t in (_decode(v, sizes) for v in np.unique(code).tolist())]
 
 
 class Predictor:
@@ -520,9 +521,8 @@ class Predictor:
             by_result[(m, r)][d].add(self.database.results[r].datasets[d].topologies[t].name)
         for key, t in _distinct(mrd, plan.item_topology[rows]):
             particles[key] |= plan.topology_particles[t]
-        for i in rows.tolist():
+        for i, key in zip(rows.tolist(), map(tuple, mrd.tolist()), strict=True):
             if plan.item_condition_sms[i]:
-                key = (int(plan.item_model[i]), int(plan.item_result[i]), int(plan.item_dataset[i]))
                 sums = condition_weights[key][int(plan.item_txname[i])]
                 for k in plan.item_condition_sms[i]:
                     sums[k] += float(weight[i] * value[i])
