@@ -35,7 +35,7 @@ def __dir__() -> list[str]:
 
 
 _MAX_CELLS = 4_000_000
-_CHUNK = {1: 8, 2: 32}  # simplices per chunk by dimension (else MAX_CANDIDATES)
+_CHUNK = {1: 8, 2: 16, 3: 32}  # simplices per chunk by dimension (else MAX_CANDIDATES)
 
 Request = tuple[np.ndarray, tuple[int, ...], np.ndarray, np.ndarray]
 
@@ -91,11 +91,29 @@ def _segments(tri: Triangulation) -> tuple[np.ndarray, np.ndarray, np.ndarray, n
     return tri._rotated[:, :1], simplices, transform, neighbors
 
 
+def _faces_clear(
+    transform: np.ndarray, owners: np.ndarray, centre: np.ndarray, half: np.ndarray
+) -> np.ndarray:
+    """Whether the cell (centre, half widths) of each (simplex, cell) pair lies, with a margin
+    of 2 NEAR, beyond one face of the simplex: barycentric coordinates are affine, so their
+    largest value over a box is that at its centre plus the sum of |gradient| x half width; a
+    coordinate whose largest value is below -2 NEAR means no point of the cell is (nearly)
+    inside."""
+    tr = transform[owners]  # (n, d+1, d): rows 0..d-1 = T, row d = the last vertex
+    grad = np.concatenate([tr[:, :-1], -tr[:, :-1].sum(1, keepdims=True)], 1)  # (n, d+1, d)
+    rel = centre - tr[:, -1]
+    at_centre = np.einsum("nij,nj->ni", grad, rel)
+    at_centre[:, -1] += 1.0
+    highest = at_centre + np.einsum("nij,j->ni", np.abs(grad), half)
+    return (highest < -2 * NEAR).any(1)  # (NaN transforms: False, kept)
+
+
 def _cell_lists(
-    points: np.ndarray, simplices: np.ndarray
+    points: np.ndarray, simplices: np.ndarray, transform: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Bucket grid: cells sized like a typical simplex, each listing the simplices whose
-    bounding box (widened) touches it. Returns (lower, size, shape, cell_start, members)
+    bounding box (widened) touches it -- and, given the barycentric ``transform``, that do not
+    lie wholly beyond one of their faces. Returns (lower, size, shape, cell_start, members)
     (CSR lists)."""
     d = points.shape[1]
     lower = points.min(0) - 1e-9
@@ -124,6 +142,14 @@ def _cell_lists(
         size_k = boxes[owners, k]
         cells += (lo[owners, k] + (local // radix) % size_k) * strides[k]
         radix = radix * size_k
+    if transform is not None and d >= 2:  # thin simplices have boxes much larger than they
+        keep = np.ones(len(owners), bool)
+        index = np.stack(np.unravel_index(cells, shape[::-1])[::-1], 1)
+        for start in range(0, len(owners), 1 << 20):
+            part = slice(start, start + (1 << 20))
+            centre = lower + (index[part] + 0.5) * size
+            keep[part] = ~_faces_clear(transform, owners[part], centre, size / 2)
+        owners, cells = owners[keep], cells[keep]
     order = np.lexsort((owners, cells))
     counts = np.bincount(cells, minlength=int(np.prod(shape)))
     cell_start = np.concatenate([[0], np.cumsum(counts)])
@@ -276,7 +302,7 @@ class GridIndex:
             return found
         if saved is None and file is not None and tri.dim >= 2:
             _write(file, tri, simplices, neighbors)
-        lower, size, shape, start, members = _cell_lists(rotated, simplices)
+        lower, size, shape, start, members = _cell_lists(rotated, simplices, transform)
         found.arrays = (lower, size, shape, start, members, transform, simplices, neighbors)
         return found
 

@@ -216,9 +216,10 @@ def _locate(stack: SimplexStack, k: jax.Array, p: jax.Array) -> tuple[jax.Array,
 
     Every simplex that can hold a point (within the tolerance) is listed in the point's bucket
     cell, so scanning the cell's list decides; most cells fit in the first chunk."""
-    p = jax.lax.stop_gradient(jnp.where(jnp.isfinite(p), p, 0.0))  # (piecewise constant)
+    p = jax.lax.stop_gradient(p)  # (piecewise constant)
+    first, last, chunks = _cell_range(stack, k, p)  # (empty for non-finite points)
+    p = jnp.where(jnp.isfinite(p), p, 0.0)
     n = p.shape[0]
-    first, last, chunks = _cell_range(stack, k, p)
     around, listed, cn = _chunk(stack, p, first, last, 0)
     simplex, inside = _best_of(around, listed, cn)
 

@@ -35,10 +35,10 @@ from protomodels.theory.protomodel import Protomodel
 from protomodels.theory.signals import (
     Aggregation,
     ItemGroup,
+    Items,
     Kernel,
     aggregate,
-    data_vectors,
-    weights,
+    item_weights,
 )
 from protomodels.theory.xsec import XsecTables, load_tables, production_channels, table_xsec
 
@@ -157,11 +157,11 @@ class _Item:
     weight: float  # sigma x BR at the result's sqrt(s)
     value: float = math.nan  # efficiency, or UL for UL txnames
     conditions: tuple[int, ...] = ()  # the txname's condition SMS this topology is
+    expected: float = math.nan  # expected UL at ``vector`` (UL txnames)
 
 
-_weights = jax.jit(weights)
-_vectors = jax.jit(data_vectors)
 _aggregate = jax.jit(aggregate, static_argnums=(3, 4))
+_item_weights = jax.jit(item_weights)
 
 
 def _capacity(n: int, minimum: int = 16) -> int:
@@ -212,6 +212,27 @@ def _aggregation(
         rank=_pad(rank, np.iinfo(np.int64).max - 1, size),
     )
     return how, n_ds, n_groups, slots
+
+
+def _items(plan: Plan, size: int) -> Items:
+    """A plan's parameters and items, padded to capacities (no recompiles for each new model
+    size): sigma rows 0, BR entries 1, masses 0; padding items look up nothing."""
+    n_br = _capacity(len(plan.br) + 1)
+    n_top = _capacity(len(plan.topology_pair))
+    length = plan.topology_decays.shape[1]
+    decays = np.full((n_top, _capacity(length, 4)), n_br - 1, np.int64)
+    decays[: len(plan.topology_pair), :length] = plan.topology_decays
+    return Items(
+        sigma=_pad(plan.sigma, 0.0, _capacity(len(plan.sigma) + 1)),
+        br=_pad(plan.br, 1.0, n_br),
+        masses=_pad(plan.masses, 0.0, _capacity(len(plan.masses) + 1)),
+        topology_pair=_pad(plan.topology_pair, 0, n_top),
+        topology_decays=decays,
+        topology=_pad(plan.item_topology, 0, size),
+        sqrts=_pad(plan.item_sqrts, 0, size),
+        source=_pad(plan.item_source, -1, size),
+        const=_pad(plan.item_const, 0.0, size),
+    )
 
 
 def _width_columns(txname: TxName) -> tuple[int, ...]:
@@ -281,7 +302,20 @@ class Predictor:
         self._chosen = {r.result_id for r in chosen}
         self.matcher = Matcher(database)
         self.plans = PlanBuilder(database, self.matcher, self._chosen)
-        self._grid_refs: dict[tuple[int, int, int], tuple[int, int, int] | None] = {}
+        results = database.results
+        self._dataset_base = np.cumsum([0] + [len(r.datasets) for r in results])
+        self._txnames = [
+            (r, d, t)
+            for r, result in enumerate(results)
+            for d, ds in enumerate(result.datasets)
+            for t in range(len(ds.topologies))
+        ]
+        self._txname_base = np.cumsum(
+            [0] + [len(ds.topologies) for r in results for ds in r.datasets]
+        )
+        # (dimension, stack row, value offset) of each txname's grid (observed, expected):
+        # dimension -1 = no such grid, -2 = not triangulated yet
+        self._refs = np.full((2, len(self._txnames), 3), -2, np.int64)
         self.grid_index = GridIndex(
             (
                 grid.values
@@ -339,21 +373,13 @@ class Predictor:
     def predict_batch(self, models: Iterable[Protomodel]) -> list[list[TheoryPrediction]]:
         """Predictions of many protomodels: one kernel call for the whole batch."""
         plan = self.plan(models)
-        weight, value, vector = self.item_values(plan)
         how, n_datasets, n_groups, slots = _aggregation(plan)
-        with jax.enable_x64(True):
-            aggregated = _aggregate(  # (NumPy arguments: jit's transfer is the cheap one)
-                _pad(weight),
-                _pad(value, np.nan),
-                how,
-                n_datasets,
-                n_groups,
-            )
-            signals = np.asarray(aggregated.signals)
-            selected = np.asarray(aggregated.selected)[: len(weight)]
+        weight, value, vector, expected, signals, selected = self._evaluate(
+            plan, how, n_datasets, n_groups
+        )
         batch: list[list[TheoryPrediction]] = [[] for _ in range(plan.n_models)]
         self._em_reports(plan, signals, selected, slots, batch, weight, value)
-        self._ul_reports(plan, weight, value, vector, selected, batch)
+        self._ul_reports(plan, weight, value, vector, expected, selected, batch)
         for predictions in batch:
             predictions.sort(key=lambda p: (p.r_obs is None, -(p.r_obs or 0.0)))
         return batch
@@ -372,7 +398,8 @@ class Predictor:
             :mod:`protomodels.theory.lookup`.)
         """
         plan = self.plan(models)
-        refs = self._grid_refs_of(plan)
+        observed = self._item_refs(plan)[0]
+        refs = [None if r[0] < 0 else tuple(r) for r in observed.tolist()]
         how, n_datasets, n_groups, slots = _aggregation(plan)
         with jax.enable_x64(True):
             stacks, groups, rows_how = {}, {}, {}
@@ -409,73 +436,76 @@ class Predictor:
         return kernel, params, n_datasets, n_groups, slots
 
     # -- numbers ----------------------------------------------------------------------------
-    def _grid_refs_of(self, plan: Plan) -> list[tuple[int, int, int] | None]:
-        """The grid reference (:meth:`_grid_ref`) of every item of a plan."""
-        return [
-            self._grid_ref(r, d, t)
-            for r, d, t in zip(
-                plan.item_result.tolist(),
-                plan.item_dataset.tolist(),
-                plan.item_txname.tolist(),
-                strict=True,
+    def _item_refs(self, plan: Plan) -> tuple[np.ndarray, np.ndarray]:
+        """(I, 3) (dimension, stack row, value offset) of every item's grid: its UL or efficiency
+        grid, and its expected-UL grid (upper-limit items); dimension -1 where there is none."""
+        ids = self._txname_base[self._dataset_base[plan.item_result] + plan.item_dataset]
+        ids = ids + plan.item_txname
+        for i in np.unique(ids[self._refs[0, ids, 0] == -2]).tolist():
+            r, d, t = self._txnames[i]
+            ds = self.database.results[r].datasets[d]
+            kinds = (
+                ("upper_limit", "expected_upper_limit")
+                if ds.data_type == "upperLimit"
+                else ("efficiency", None)
             )
-        ]
+            for j, kind in enumerate(kinds):
+                grid = ds.topologies[t].grids.get(kind) if kind else None
+                if grid is None:
+                    self._refs[j, i] = (-1, 0, 0)
+                else:
+                    entry = self.grid_index.entry(grid.points, _width_columns(ds.topologies[t]))
+                    self._refs[j, i] = (
+                        entry.tri.dim, entry.stack_index, self.grid_index.offset(grid.values)
+                    )
+        return self._refs[0, ids], self._refs[1, ids]
 
-    def _grid_ref(self, result: int, dataset: int, txname: int) -> tuple[int, int, int] | None:
-        """(dimension, stack row, value offset) of an item's grid (UL or efficiency)."""
-        key = (result, dataset, txname)
-        if key in self._grid_refs:
-            return self._grid_refs[key]
-        ds = self.database.results[result].datasets[dataset]
-        tx = ds.topologies[txname]
-        grid = tx.grids.get("upper_limit" if ds.data_type == "upperLimit" else "efficiency")
-        ref = None
-        if grid is not None:
-            entry = self.grid_index.entry(grid.points, _width_columns(tx))
-            ref = (entry.tri.dim, entry.stack_index, self.grid_index.offset(grid.values))
-        self._grid_refs[key] = ref
-        return ref
-
-    def item_values(self, plan: Plan) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(weight, value, data vector) of every item of a plan, as SModelS gives them: the
-        kernel's ambiguous lookups and zero-dimensional grids are answered by SciPy."""
+    def _evaluate(
+        self, plan: Plan, how: Aggregation, n_datasets: int, n_groups: int
+    ) -> tuple[np.ndarray, ...]:
+        """(weight, value, vector, expected UL, signals, selected) of the items of a plan, as
+        SModelS gives them: one kernel call per grid dimension (observed and expected grids
+        together); its ambiguous lookups and zero-dimensional grids are answered by SciPy."""
         n = len(plan.item_topology)
-        refs = self._grid_refs_of(plan)
-        dim = np.asarray([-1 if r is None else r[0] for r in refs], np.int64)
-        k = np.asarray([0 if r is None else r[1] for r in refs], np.int64)
-        offset = np.asarray([0 if r is None else r[2] for r in refs], np.int64)
-        value = np.full(n, np.nan)
+        size = _capacity(n)
+        observed, expected_refs = self._item_refs(plan)
+        refs = np.concatenate([observed, expected_refs])
+        rows = np.concatenate([np.arange(n), np.arange(n)])
         with jax.enable_x64(True):
-            topology_weights = _weights(
-                plan.sigma, plan.br, plan.topology_pair, plan.topology_decays
-            )
-            weight = np.asarray(topology_weights)[plan.item_topology, plan.item_sqrts]
-            vector = np.asarray(
-                _vectors(plan.masses, plan.item_source, plan.item_const)
-            )
-        flagged: list[int] = []
-        for d in sorted(set(dim.tolist()) - {-1}):
-            rows = np.flatnonzero(dim == d)
-            if d == 0:
-                flagged += rows.tolist()
-                continue
+            weight, vector = _item_weights(_items(plan, size))
+            weight, vector = np.asarray(weight)[:n], np.asarray(vector)[:n]
+        both = np.full(2 * n, np.nan)  # values, then expected ULs
+        dims = refs[:, 0]
+        flagged = [np.flatnonzero(dims == 0)]
+        for d in np.unique(dims[dims > 0]).tolist():
+            sel = np.flatnonzero(dims == d)
             width = self.grid_index.stack(d).shift.shape[1]
-            m = _capacity(len(rows))
-            x = np.zeros((m, width))
-            x[: len(rows)] = vector[rows, :width]
-            query = Query(d, rows, _pad(k[rows], 0, m), x, _pad(offset[rows], 0, m))
+            m = _capacity(len(sel))
+            x = np.full((m, width), np.nan)  # (padding rows: outside every grid, cheap)
+            x[: len(sel)] = vector[rows[sel], :width]
+            query = Query(d, sel, _pad(refs[sel, 1], 0, m), x, _pad(refs[sel, 2], 0, m))
             f, flag = self.grid_index.interpolate(query)
-            value[rows] = f
-            flagged += rows[flag].tolist()
-        requests = []
-        for i in flagged:  # SciPy's answer, as SModelS
-            ds = self.database.results[plan.item_result[i]].datasets[plan.item_dataset[i]]
-            tx = ds.topologies[plan.item_txname[i]]
-            kind = "upper_limit" if ds.data_type == "upperLimit" else "efficiency"
-            requests.append(_request(tx, kind, vector[i, : len(tx.axes)]))
-        if requests:
-            value[flagged] = self.grid_index.scipy_lookup(requests)
-        return weight, value, vector
+            both[sel] = f
+            flagged.append(sel[flag])
+        flagged_rows = np.concatenate(flagged)
+        if len(flagged_rows):  # SciPy's answer, as SModelS
+            requests = []
+            for j in flagged_rows.tolist():
+                i = j % n
+                ds = self.database.results[plan.item_result[i]].datasets[plan.item_dataset[i]]
+                tx = ds.topologies[plan.item_txname[i]]
+                kind = ("upper_limit" if ds.data_type == "upperLimit" else "efficiency",
+                        "expected_upper_limit")[j // n]
+                requests.append(_request(tx, kind, vector[i, : len(tx.axes)]))
+            both[flagged_rows] = self.grid_index.scipy_lookup(requests)
+        value, expected = both[:n], both[n:]
+        with jax.enable_x64(True):
+            aggregated = _aggregate(
+                _pad(weight, 0.0, size), _pad(value, np.nan, size), how, n_datasets, n_groups
+            )
+            signals = np.asarray(aggregated.signals)
+            selected = np.asarray(aggregated.selected)[:n]
+        return weight, value, vector, expected, signals, selected
 
     def _batch_lookup(self, requests: list[tuple[TxName, str, np.ndarray]]) -> np.ndarray:
         """Values of many (txname, grid kind, point) lookups in one batched call."""
@@ -557,6 +587,7 @@ class Predictor:
         weight: np.ndarray,
         value: np.ndarray,
         vector: np.ndarray,
+        expected: np.ndarray,
         selected: np.ndarray,
         batch: list[list[TheoryPrediction]],
     ) -> None:
@@ -581,6 +612,7 @@ class Predictor:
                     float(weight[i]),
                     float(value[i]),
                     plan.item_condition_sms[i],
+                    float(expected[i]),
                 )
             )
         requests, made = [], []
@@ -603,8 +635,11 @@ class Predictor:
                     if violates(p.max_condition, self.settings.maxcond):
                         continue
                 batch[m].append(p)
-                made.append(p)
-                requests.append((txname, "expected_upper_limit", np.asarray(p.masses)))
+                if p.expected_upper_limit_fb is None:  # a merged cluster: at its mean masses
+                    made.append(p)
+                    requests.append((txname, "expected_upper_limit", np.asarray(p.masses)))
+                elif not math.isfinite(p.expected_upper_limit_fb):
+                    p.expected_upper_limit_fb = None
         for p, v in zip(made, self._batch_lookup(requests), strict=True):
             p.expected_upper_limit_fb = float(v) if np.isfinite(v) else None
 
@@ -614,7 +649,7 @@ class Predictor:
         """One prediction per mass cluster, with the cluster's items."""
         clusters = self._cluster(txname, items)
         predictions = []
-        for members, vector, ul in clusters:
+        for members, vector, ul, expected in clusters:
             xsec = sum(it.coefficient * it.weight for it in members)
             if xsec < _MIN_XSEC:
                 continue
@@ -626,7 +661,7 @@ class Predictor:
                 txnames=(txname.name,),
                 xsec_fb=xsec,
                 upper_limit_fb=ul,
-                expected_upper_limit_fb=None,
+                expected_upper_limit_fb=expected,
                 sqrts_tev=result.sqrts_tev,
                 lumi_ifb=result.lumi_ifb,
                 masses=tuple(float(x) for x in vector),
@@ -636,12 +671,16 @@ class Predictor:
 
     def _cluster(
         self, txname: TxName, items: list[_Item]
-    ) -> list[tuple[list[_Item], np.ndarray, float]]:
-        """SModelS mass clustering of UL txnames (§3.7)."""
+    ) -> list[tuple[list[_Item], np.ndarray, float, float | None]]:
+        """SModelS mass clustering of UL txnames (§3.7): (members, masses, UL, expected UL)
+        per cluster; the expected UL is None for merged clusters (not looked up here)."""
         groups: dict[tuple, list[_Item]] = defaultdict(list)
         for it in sorted(items, key=lambda i: i.value):
             groups[(it.value, tuple(it.vector))].append(it)
-        clusters = [(members, members[0].vector, members[0].value) for members in groups.values()]
+        clusters = [
+            (members, members[0].vector, members[0].value, members[0].expected)
+            for members in groups.values()
+        ]
         clusters.sort(key=lambda c: c[2])
         invalid: set[tuple[frozenset[int], frozenset[int]]] = set()
 
@@ -667,7 +706,7 @@ class Predictor:
             average = round_significant((weights[:, None] * vectors).sum(0) / weights.sum(), 5)
             ul = float(self._lookup(txname, "upper_limit", average[None, :])[0])
             if np.isfinite(ul) and all(distance(ul, m.value) <= _CLUSTER_DISTANCE for m in members):
-                merged = (members, average, ul)
+                merged = (members, average, ul, None)
                 clusters = [c for k, c in enumerate(clusters) if k not in (i, j)] + [merged]
             else:
                 invalid.add(key)

@@ -31,10 +31,12 @@ __all__ = [
     "Aggregated",
     "Aggregation",
     "ItemGroup",
+    "Items",
     "Kernel",
     "aggregate",
     "data_vectors",
     "item_values",
+    "item_weights",
     "signals",
     "weights",
 ]
@@ -170,6 +172,34 @@ def aggregate(
     contribution = jnp.where(selected & eff, how.coefficient * score, 0.0)
     signals = jax.ops.segment_sum(contribution, how.dataset, num_segments=n_datasets)
     return Aggregated(signals, selected)
+
+
+class Items(NamedTuple):
+    """The matched items of a plan and the parameters they need (a JAX pytree, padded).
+
+    Attributes:
+        sigma, br, masses: the parameters (see the module docstring).
+        topology_pair, topology_decays: see :func:`weights`.
+        topology, sqrts, source, const: per item, see :class:`ItemGroup`.
+    """
+
+    sigma: jax.Array
+    br: jax.Array
+    masses: jax.Array
+    topology_pair: jax.Array
+    topology_decays: jax.Array
+    topology: jax.Array
+    sqrts: jax.Array
+    source: jax.Array
+    const: jax.Array
+
+
+def item_weights(items: Items) -> tuple[jax.Array, jax.Array]:
+    """(weight, data vector) of every item: sigma x BR at the item's sqrt(s), (I,), and the
+    point to look up in its grid, (I, W)."""
+    topology_weights = weights(items.sigma, items.br, items.topology_pair, items.topology_decays)
+    weight = topology_weights[items.topology, items.sqrts]
+    return weight, data_vectors(items.masses, items.source, items.const)
 
 
 class Kernel(NamedTuple):
