@@ -18,6 +18,7 @@ from protomodels.combiner.test_statistic import KResult, KSettings, compute_k
 from protomodels.critics import CriticContext, Verdict, run_critics
 from protomodels.database.database import Database
 from protomodels.exceptions import ProtomodelsError
+from protomodels.statistics.evaluate import Evaluator as StatisticsEvaluator
 from protomodels.statistics.evaluate import attach_statistics
 from protomodels.theory.predictions import PredictionSettings, Predictor, TheoryPrediction
 from protomodels.theory.protomodel import Protomodel
@@ -154,6 +155,7 @@ class Evaluator:
         self.database = database
         self.settings = settings or EvaluationSettings()
         self.predictor = Predictor(database, settings=self.settings.predictions, tables=tables)
+        self.statistics = StatisticsEvaluator(database)
         self.graph = self.settings.k.graph()
         self.k_settings = KSettings(
             combinability=self.graph,
@@ -180,7 +182,7 @@ class Evaluator:
     def predictions(self, model: Protomodel) -> list[TheoryPrediction]:
         """Predictions with their likelihoods."""
         predictions = self.predictor.predict(model)
-        attach_statistics(predictions, self.database)
+        attach_statistics(predictions, self.database, evaluator=self.statistics)
         if self._full is not None:
             self._full(predictions, self.database)
         return predictions

@@ -32,6 +32,7 @@ from numpy.typing import ArrayLike
 
 from protomodels.combiner.graph import analysis_base
 from protomodels.exceptions import ProtomodelsError
+from protomodels.statistics.curves import CurveSet, CurveShapeError
 from protomodels.theory.predictions import TheoryPrediction
 
 __all__ = [
@@ -120,17 +121,25 @@ class Candidate:
         return 2.0 * (self.nll0 - self.nll1)
 
 
-def _evaluate(prediction: TheoryPrediction) -> Candidate | None:
-    likelihood = likelihood_of(prediction)
-    if likelihood is None:
-        return None
-    values = np.asarray(likelihood.nll(np.array([0.0, 1.0])), dtype=float).reshape(-1)
-    if values.shape != (2,) or not np.isfinite(values).all():
-        return None
-    nll0, nll1 = float(values[0]), float(values[1])
-    if abs(math.expm1(min(nll0 - nll1, 700.0))) < FLAT_TOLERANCE:
-        return None
-    return Candidate(prediction, likelihood, nll0, nll1)
+def _evaluate(predictions: Sequence[TheoryPrediction]) -> list[Candidate | None]:
+    """The candidate of each prediction (None: no likelihood, no finite L(0), L(1), or a flat
+    one), with nll(0) and nll(1) from one batched evaluation."""
+    likelihoods = [likelihood_of(p) for p in predictions]
+    rows = [i for i, lik in enumerate(likelihoods) if lik is not None]
+    out: list[Candidate | None] = [None] * len(predictions)
+    if not rows:
+        return out
+    try:
+        values = CurveSet([likelihoods[i] for i in rows]).grid(np.arange(len(rows)), [0.0, 1.0])
+    except CurveShapeError as err:
+        raise ProtomodelsError(str(err)) from err
+    for i, (nll0, nll1) in zip(rows, values.tolist(), strict=True):
+        if not (math.isfinite(nll0) and math.isfinite(nll1)):
+            continue
+        if abs(math.expm1(min(nll0 - nll1, 700.0))) < FLAT_TOLERANCE:
+            continue
+        out[i] = Candidate(predictions[i], likelihoods[i], nll0, nll1)
+    return out
 
 
 #: how many regions of one analysis and data type become candidates
@@ -171,8 +180,7 @@ def select_candidates(
         combined = {p.result_id for p in chosen if p.data_type == "combined"}
         chosen = [p for p in chosen if p.data_type == "combined" or p.result_id not in combined]
     groups: dict[tuple[str, str], list[Candidate]] = {}
-    for prediction in chosen:
-        candidate = _evaluate(prediction)
+    for prediction, candidate in zip(chosen, _evaluate(chosen), strict=True):
         if candidate is not None:
             key = (analysis_base(prediction.analysis), prediction.data_type)
             groups.setdefault(key, []).append(candidate)

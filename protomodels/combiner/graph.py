@@ -22,7 +22,7 @@ import json
 import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache, lru_cache
 from pathlib import Path
 from typing import Protocol
@@ -111,6 +111,10 @@ class CombinabilityGraph:
     graph: nx.Graph
     wildcards: tuple[tuple[str, str], ...]
     source: str
+    _codes: dict[tuple[str, str | None, float], int] = field(
+        default_factory=dict, init=False, repr=False
+    )
+    _table: list[np.ndarray] = field(default_factory=list, init=False, repr=False)
 
     @classmethod
     def from_mapping(
@@ -182,13 +186,37 @@ class CombinabilityGraph:
         return self.listed(self.labels(a.analysis, a.dataset), self.labels(b.analysis, b.dataset))
 
     def matrix(self, results: Sequence[ResultLike]) -> np.ndarray:
-        """The symmetric (n, n) bool matrix of :meth:`combinable` (False on the diagonal)."""
-        n = len(results)
-        out = np.zeros((n, n), dtype=bool)
-        for i in range(n):
-            for j in range(i + 1, n):
-                out[i, j] = out[j, i] = self.combinable(results[i], results[j])
+        """The symmetric (n, n) bool matrix of :meth:`combinable` (False on the diagonal).
+
+        Pairs are decided once per (analysis, data set, sqrt(s)) and remembered, so a walk
+        that meets the same results again pays for the look-ups only once."""
+        codes = np.fromiter((self._code(r) for r in results), np.int64, len(results))
+        table = self._table[0] if self._table else np.zeros((0, 0), np.int8)
+        out = table[np.ix_(codes, codes)]
+        for i, j in zip(*np.nonzero(np.triu(out < 0, 1)), strict=True):
+            a, b = int(codes[i]), int(codes[j])
+            if table[a, b] < 0:
+                table[a, b] = table[b, a] = self.combinable(results[i], results[j])
+            out[i, j] = out[j, i] = table[a, b]
+        out = out > 0
+        np.fill_diagonal(out, False)
         return out
+
+    def _code(self, result: ResultLike) -> int:
+        """Row of a result's label in the table of decided pairs (-1: not decided yet)."""
+        key = (result.analysis, result.dataset, round(float(result.sqrts_tev), 5))
+        code = self._codes.get(key)
+        if code is None:
+            code = self._codes[key] = len(self._codes)
+            if not self._table or code >= len(self._table[0]):
+                grown = np.full((max(64, 2 * (code + 1)),) * 2, -1, dtype=np.int8)
+                if self._table:
+                    old = self._table[0]
+                    grown[: len(old), : len(old)] = old
+                    self._table[0] = grown
+                else:
+                    self._table.append(grown)
+        return code
 
     def __call__(self, results: Sequence[ResultLike]) -> np.ndarray:
         """Same as :meth:`matrix` (so the graph is a critics ``CombinabilityFunction``)."""

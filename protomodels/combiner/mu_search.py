@@ -36,6 +36,7 @@ import numpy as np
 from protomodels.combiner.candidates import Likelihood
 from protomodels.combiner.graph import CombinabilityError
 from protomodels.combiner.search import _as_inputs, _bits, _CliqueSolver
+from protomodels.statistics.curves import CurveSet, CurveShapeError
 
 __all__ = ["CombinationFit", "MuSearchSettings", "best_combination_in_mu"]
 
@@ -106,33 +107,33 @@ class CombinationFit:
 
 
 class _Curves:
-    """The weight curves w_i(mu) of the candidates, counting likelihood calls."""
+    """The weight curves w_i(mu) of the candidates, evaluated in batches of (candidate, mu)
+    pairs (:class:`~protomodels.statistics.curves.CurveSet`), counting the batched calls."""
 
-    def __init__(self, likelihoods: Sequence[Likelihood]) -> None:
+    def __init__(self, likelihoods: Sequence[Likelihood], curves: CurveSet | None = None) -> None:
         self.likelihoods = list(likelihoods)
+        self.set = curves if curves is not None else CurveSet(self.likelihoods)
         self.calls = 0
         self.nll0 = np.zeros(len(self.likelihoods))
 
-    def nll(self, i: int, mu: np.ndarray) -> np.ndarray:
-        """nll of candidate i at mu; mu is padded to a power-of-two length so that jitted
-        likelihoods see few distinct shapes."""
+    def pairs(self, rows: np.ndarray, mu: np.ndarray) -> np.ndarray:
+        """nll at (rows[k], mu[k]) (NaN read as inf: no likelihood there)."""
         self.calls += 1
-        size = 1 << max(len(mu) - 1, 0).bit_length()
-        padded = np.concatenate([mu, np.full(size - len(mu), mu[-1])]) if size > len(mu) else mu
-        values = np.asarray(self.likelihoods[i].nll(padded), dtype=float).reshape(-1)
-        if values.shape != padded.shape:
-            msg = (
-                f"likelihood {i}: nll returned {values.shape[0]} values for {padded.shape[0]} "
-                "mu values; nll(mu) must be vectorised over mu"
-            )
-            raise CombinabilityError(msg)
-        values = values[: len(mu)]
+        try:
+            values = self.set.nll(rows, mu)
+        except CurveShapeError as err:
+            raise CombinabilityError(str(err)) from err
         return np.where(np.isnan(values), np.inf, values)
+
+    def raw(self, mu: np.ndarray, rows: Sequence[int]) -> np.ndarray:
+        """nll of the given rows on the grid mu: shape (len(rows), len(mu))."""
+        rows = np.asarray(rows, dtype=np.int64)
+        values = self.pairs(np.repeat(rows, len(mu)), np.tile(mu, len(rows)))
+        return values.reshape(len(rows), len(mu))
 
     def start(self, mu: np.ndarray) -> np.ndarray:
         """w on a grid that holds mu = 0 (fixes nll(0)); shape (n, len(mu))."""
-        raw = np.array([self.nll(i, mu) for i in range(len(self.likelihoods))])
-        raw = raw.reshape(len(self.likelihoods), len(mu))
+        raw = self.raw(mu, range(len(self.likelihoods)))
         self.nll0 = raw[:, int(np.flatnonzero(mu == 0.0)[0])]
         if not np.isfinite(self.nll0).all():
             i = int(np.flatnonzero(~np.isfinite(self.nll0))[0])
@@ -142,10 +143,7 @@ class _Curves:
 
     def weights(self, mu: np.ndarray, rows: Sequence[int]) -> np.ndarray:
         """w_i(mu) for the given rows: shape (len(rows), len(mu))."""
-        out = np.empty((len(rows), len(mu)))
-        for k, i in enumerate(rows):
-            out[k] = 2.0 * (self.nll0[i] - self.nll(i, mu))
-        return out
+        return 2.0 * (self.nll0[np.asarray(rows, dtype=np.int64)][:, None] - self.raw(mu, rows))
 
 
 class _Graph:
@@ -258,8 +256,9 @@ class _Search:
             return False
         alive = self.alive(mu)
         w = np.full((len(self.w), len(mu)), np.nan)
-        for i in np.flatnonzero(alive.any(axis=1)):
-            w[i, alive[i]] = self.curves.weights(mu[alive[i]], [i])[0]
+        rows, cols = np.nonzero(alive)
+        if len(rows):
+            w[rows, cols] = 2.0 * (self.curves.nll0[rows] - self.curves.pairs(rows, mu[cols]))
         return self._insert(mu, w)
 
     def _fresh(self, mu: np.ndarray) -> np.ndarray:
@@ -437,6 +436,7 @@ def best_combination_in_mu(
     analyses: Sequence[str],
     *,
     settings: MuSearchSettings | None = None,
+    curves: CurveSet | None = None,
 ) -> CombinationFit:
     """The combination and mu >= 0 with the largest summed weight (see module docs).
 
@@ -446,6 +446,8 @@ def best_combination_in_mu(
         combinable: (n, n) symmetric bool matrix.
         analyses: analysis id of each candidate (at most one candidate per analysis enters).
         settings: grid, tolerance and round limits.
+        curves: the likelihoods' :class:`~protomodels.statistics.curves.CurveSet`, if the
+            caller has one already (built here otherwise).
 
     Raises:
         CombinabilityError: inconsistent inputs or a likelihood returning the wrong shape.
@@ -453,7 +455,7 @@ def best_combination_in_mu(
     settings = settings or MuSearchSettings()
     n = len(likelihoods)
     _, adj = _as_inputs(np.zeros(n), combinable, analyses)
-    curves = _Curves(likelihoods)
+    curves = _Curves(likelihoods, curves)
     if n == 0:
         return CombinationFit((), 0.0, 0.0, (), (), 0.0, (), True, 0.0, 0)
     mu_hat = np.array([float(getattr(lik, "mu_hat", math.nan)) for lik in likelihoods])
