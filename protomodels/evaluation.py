@@ -181,11 +181,23 @@ class Evaluator:
 
     def predictions(self, model: Protomodel) -> list[TheoryPrediction]:
         """Predictions with their likelihoods."""
-        predictions = self.predictor.predict(model)
+        return self._attach(self.predictor.predict(model))
+
+    def _attach(self, predictions: list[TheoryPrediction]) -> list[TheoryPrediction]:
         attach_statistics(predictions, self.database, evaluator=self.statistics)
         if self._full is not None:
             self._full(predictions, self.database)
         return predictions
+
+    def rescaled_predictions(
+        self, model: Protomodel, predictions: list[TheoryPrediction], factor: float
+    ) -> list[TheoryPrediction]:
+        """Predictions (with likelihoods) of ``model.scaled(factor)``: the given ones scaled
+        where that is exact (:meth:`Predictor.rescale`), else a new prediction pass."""
+        scaled = self.predictor.rescale(model, predictions, factor)
+        if scaled is None:
+            scaled = self.predictor.predict(model.scaled(factor))
+        return self._attach(scaled)
 
     def __call__(self, model: Protomodel) -> Evaluation:
         """Evaluate one model (errors of the engine become a NaN K with the reason)."""
@@ -201,7 +213,11 @@ class Evaluator:
             muhat = k.muhat if k.combination else 1.0
             rescaled = model.scaled(muhat) if muhat != 1.0 else model
             t2 = time.perf_counter()
-            final = self.predictions(rescaled) if rescaled is not model else predictions
+            final = (
+                self.rescaled_predictions(model, predictions, muhat)
+                if rescaled is not model
+                else predictions
+            )
             seconds["rescaled_predictions"] = time.perf_counter() - t2
             t3 = time.perf_counter()
             verdict = run_critics(final, self.context)

@@ -258,3 +258,57 @@ def test_reference_predictions(shared: Path) -> None:
     assert len(deviations) == 18 + 43 + 5
     assert (deviations < 0.05).mean() >= 0.95, np.sort(deviations)[-10:]
     assert np.median(deviations) < 0.01
+
+
+def _summary(predictions: list) -> list:
+    return sorted(
+        (p.result_id, p.dataset, p.data_type, p.txnames, p.xsec_fb, p.upper_limit_fb,
+         p.expected_upper_limit_fb, None if p.signals_fb is None else tuple(p.signals_fb))
+        for p in predictions
+    )
+
+
+@pytest.mark.parametrize("factor", [0.37, 1.0, 2.5])
+def test_rescale_equals_a_new_prediction_pass(predictor: Predictor, factor: float) -> None:
+    """Scaling the predictions of a model by mu equals predicting the model scaled by mu (same
+    predictions, sigma x BR (x eff) times mu to rounding, the same limits)."""
+    model = Protomodel(
+        masses={STOP: 700.0, SBOTTOM: 900.0, N1: 200.0},
+        decays={STOP: (Decay(N1, (6,), 1.0),), SBOTTOM: (Decay(N1, (5,), 1.0),)},
+    )
+    scaled = predictor.rescale(model, predictor.predict(model), factor)
+    assert scaled is not None
+    again = predictor.predict(model.scaled(factor))
+    ours, theirs = _summary(scaled), _summary(again)
+    assert [row[:4] for row in ours] == [row[:4] for row in theirs]
+    for a, b in zip(ours, theirs, strict=True):
+        assert a[4] == pytest.approx(b[4], rel=1e-12)
+        assert a[5:7] == b[5:7]
+        if a[7] is not None:
+            assert np.allclose(a[7], b[7], rtol=1e-12, atol=0)
+
+
+def test_rescale_refuses_when_the_sigmacut_selection_changes(predictor: Predictor) -> None:
+    """A channel just above the sigmacut would be dropped by a scaled model: no shortcut."""
+    tiny = predictor.settings.sigmacut * 1.5
+    model = stop_model({(-STOP, STOP): {13.0: tiny, 8.0: tiny / 4}})
+    predictions = predictor.predict(model)
+    assert predictor.rescale(model, predictions, 0.5) is None
+    assert predictor.rescale(model, predictions, 1.2) is not None
+
+
+def test_prepare_grids_stacks_every_grid_once(database: pdb.Database, shared: Path) -> None:
+    """After prepare_grids, predictions build no new triangulation and no new stack."""
+    predictor = Predictor(database, tables=load_tables(shared))
+    predictor.prepare_grids()
+    stacks = {d: s.device for d, s in predictor.grid_index._stacks.items()}
+    assert stacks and all(v is not None for v in stacks.values())
+    count = len(predictor.grid_index.entries)
+    model = Protomodel(
+        masses={STOP: 700.0, SBOTTOM: 900.0, N1: 200.0},
+        decays={STOP: (Decay(N1, (6,), 1.0),), SBOTTOM: (Decay(N1, (5,), 1.0),)},
+    )
+    first = _summary(predictor.predict(model))
+    assert len(predictor.grid_index.entries) == count
+    assert all(predictor.grid_index._stacks[d].device is v for d, v in stacks.items())
+    assert first == _summary(Predictor(database, tables=load_tables(shared)).predict(model))

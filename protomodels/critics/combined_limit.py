@@ -10,13 +10,14 @@ combination's r is then 1 / mu_UL. Works on any objects with a vectorised
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy.optimize import brentq, minimize_scalar
 from scipy.special import ndtr
+
+from protomodels.statistics.curves import CurveSet
 
 __all__ = ["NllFunction", "cls", "combined_nll", "combined_upper_limit", "fit_mu"]
 
@@ -27,6 +28,8 @@ def __dir__() -> list[str]:
 
 _MU_CEILING = 1e9
 _GRID = 129
+_ZOOM_POINTS = 16
+_ZOOM_ROUNDS = 10
 
 
 class NllFunction(Protocol):
@@ -35,23 +38,48 @@ class NllFunction(Protocol):
     def nll(self, mu: ArrayLike, expected: bool = False) -> np.ndarray: ...
 
 
+def _curves(likelihoods: Sequence[NllFunction] | CurveSet) -> CurveSet:
+    return likelihoods if isinstance(likelihoods, CurveSet) else CurveSet(likelihoods)
+
+
 def combined_nll(
-    likelihoods: Sequence[NllFunction], mu: ArrayLike, *, expected: bool = False
+    likelihoods: Sequence[NllFunction] | CurveSet, mu: ArrayLike, *, expected: bool = False
 ) -> np.ndarray:
-    """Sum of the nll's at mu (observed, or a-priori expected data)."""
+    """Sum of the nll's at mu (observed, or a-priori expected data), one batched evaluation
+    (:class:`~protomodels.statistics.curves.CurveSet`)."""
+    curves = _curves(likelihoods)
     mu = np.asarray(mu, dtype=float)
-    total = np.zeros_like(mu)
-    for likelihood in likelihoods:
-        value = np.asarray(likelihood.nll(mu, expected=expected), dtype=float)
-        total = total + value.reshape(mu.shape)
-    return total
+    rows = np.arange(len(curves))
+    return curves.grid(rows, mu.reshape(-1), expected=expected).sum(axis=0).reshape(mu.shape)
 
 
-def fit_mu(likelihoods: Sequence[NllFunction], *, expected: bool = False) -> tuple[float, float]:
-    """(mu-hat >= 0, nll at mu-hat) of the summed nll: bracket, grid, then a bounded refinement."""
+def _zoom(
+    f: Callable[[np.ndarray], np.ndarray], lo: float, hi: float, best: tuple[float, float]
+) -> tuple[float, float]:
+    """Minimise f on [lo, hi] by vectorised grids, each round zooming on the best point
+    (starting from ``best`` = (mu, f(mu)))."""
+    best_mu, best_f = best
+    for _ in range(_ZOOM_ROUNDS):
+        if hi - lo <= 1e-12 * max(1.0, abs(best_mu)):
+            break
+        mu = np.linspace(lo, hi, _ZOOM_POINTS)
+        values = f(mu)
+        k = int(np.argmin(values))
+        if values[k] < best_f:
+            best_mu, best_f = float(mu[k]), float(values[k])
+        step = (hi - lo) / (_ZOOM_POINTS - 1)
+        lo, hi = max(lo, best_mu - step), min(hi, best_mu + step)
+    return best_mu, best_f
 
-    def f(mu: ArrayLike) -> np.ndarray:
-        return combined_nll(likelihoods, mu, expected=expected)
+
+def fit_mu(
+    likelihoods: Sequence[NllFunction] | CurveSet, *, expected: bool = False
+) -> tuple[float, float]:
+    """(mu-hat >= 0, nll at mu-hat) of the summed nll: bracket, grid, then zoom."""
+    curves = _curves(likelihoods)
+
+    def f(mu: np.ndarray) -> np.ndarray:
+        return combined_nll(curves, mu, expected=expected)
 
     hi = 1.0
     while hi < _MU_CEILING:
@@ -63,13 +91,7 @@ def fit_mu(likelihoods: Sequence[NllFunction], *, expected: bool = False) -> tup
     values = f(grid)
     i = int(np.argmin(values))
     lo_b, hi_b = grid[max(i - 1, 0)], grid[min(i + 1, _GRID - 1)]
-    best_mu, best_nll = float(grid[i]), float(values[i])
-    refined = minimize_scalar(
-        lambda m: float(f(m)), bounds=(lo_b, hi_b), method="bounded", options={"xatol": 1e-10}
-    )
-    if refined.success and float(refined.fun) < best_nll:
-        best_mu, best_nll = float(refined.x), float(refined.fun)
-    return best_mu, best_nll
+    return _zoom(f, float(lo_b), float(hi_b), (float(grid[i]), float(values[i])))
 
 
 def cls(q: ArrayLike, q_asimov: ArrayLike) -> np.ndarray:
@@ -85,36 +107,54 @@ def cls(q: ArrayLike, q_asimov: ArrayLike) -> np.ndarray:
         return np.where(clb > 0, clsb / np.where(clb > 0, clb, 1.0), 0.0)
 
 
+def _root(
+    f: Callable[[np.ndarray], np.ndarray], lo: float, hi: float, *, rtol: float = 1e-9
+) -> float:
+    """A root of f (f(lo) > 0 >= f(hi)) by vectorised grids: each round keeps the first
+    interval where f changes sign (as a bisection would, with 15 points per round)."""
+    while hi - lo > rtol * max(1.0, abs(hi)):
+        mu = np.linspace(lo, hi, _ZOOM_POINTS)
+        values = f(mu)
+        below = np.flatnonzero(values <= 0)
+        k = int(below[0]) if len(below) else _ZOOM_POINTS - 1
+        if k == 0:
+            return float(mu[0])
+        lo, hi = float(mu[k - 1]), float(mu[k])
+    return 0.5 * (lo + hi)
+
+
 def combined_upper_limit(
-    likelihoods: Sequence[NllFunction], *, expected: bool = False, cl: float = 0.95
+    likelihoods: Sequence[NllFunction] | CurveSet, *, expected: bool = False, cl: float = 0.95
 ) -> float | None:
     """Upper limit on mu of the product of the likelihoods (None if no limit is found).
 
     Args:
-        likelihoods: objects with ``nll(mu, expected)``.
+        likelihoods: objects with ``nll(mu, expected)`` (or their
+            :class:`~protomodels.statistics.curves.CurveSet`).
         expected: a-priori expected limit (the expected likelihoods play the data).
         cl: confidence level.
     """
-    if not likelihoods:
+    if not len(likelihoods):
         msg = "combined_upper_limit needs at least one likelihood"
         raise ValueError(msg)
-    mu_hat, nll_hat = fit_mu(likelihoods, expected=expected)
-    mu_hat_a, nll_hat_a = fit_mu(likelihoods, expected=True)
+    curves = _curves(likelihoods)
+    mu_hat, nll_hat = fit_mu(curves, expected=expected)
+    mu_hat_a, nll_hat_a = fit_mu(curves, expected=True)
     alpha = 1.0 - cl
 
-    def excess(mu: float) -> float:
-        q = 2.0 * (combined_nll(likelihoods, mu, expected=expected) - nll_hat)
-        qa = 2.0 * (combined_nll(likelihoods, mu, expected=True) - nll_hat_a)
-        return float(cls(q, qa)) - alpha
+    def excess(mu: np.ndarray) -> np.ndarray:
+        q = 2.0 * (combined_nll(curves, mu, expected=expected) - nll_hat)
+        qa = 2.0 * (combined_nll(curves, mu, expected=True) - nll_hat_a)
+        return cls(q, qa) - alpha
 
     lo = mu_hat
-    if excess(lo) <= 0:
+    if float(excess(np.array([lo]))[0]) <= 0:
         return None
     step = max(mu_hat, mu_hat_a, 1.0)
     hi = lo + step
-    while excess(hi) > 0:
+    while float(excess(np.array([hi]))[0]) > 0:
         step *= 2.0
         hi = lo + step
         if hi > _MU_CEILING:
             return None
-    return float(brentq(excess, lo, hi, xtol=1e-10, rtol=1e-7))
+    return _root(excess, lo, hi)

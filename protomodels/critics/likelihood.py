@@ -25,6 +25,7 @@ import numpy as np
 from protomodels.critics.combined_limit import combined_upper_limit
 from protomodels.critics.context import CriticContext
 from protomodels.critics.verdict import CriticEntry, CriticInputError, Verdict, mu_cap
+from protomodels.statistics.curves import CurveSet
 from protomodels.theory.predictions import TheoryPrediction
 
 __all__ = ["LIKELIHOOD_KEY", "LikelihoodCritic", "exclusion_weight"]
@@ -45,6 +46,19 @@ def exclusion_weight(likelihood: Any) -> float:
         return 2.0 * float(values.reshape(-1)[0] - values.reshape(-1)[1])
     except (TypeError, ValueError, ArithmeticError, IndexError):
         return math.nan
+
+
+def _exclusion_weights(predictions: Sequence[TheoryPrediction]) -> list[float]:
+    """:func:`exclusion_weight` of every prediction's likelihood, in one batched evaluation
+    (NaN where one cannot be evaluated)."""
+    if not predictions:
+        return []
+    try:
+        curves = CurveSet([p.extra[LIKELIHOOD_KEY] for p in predictions])
+        values = curves.grid(np.arange(len(curves)), [1.0, 0.0], expected=True)
+    except (TypeError, ValueError, ArithmeticError, IndexError):
+        return [exclusion_weight(p.extra[LIKELIHOOD_KEY]) for p in predictions]
+    return (2.0 * (values[:, 0] - values[:, 1])).tolist()
 
 
 def _label(p: TheoryPrediction) -> str:
@@ -74,6 +88,7 @@ class LikelihoodCritic:
         candidates: list[TheoryPrediction] = []
         weights: list[float] = []
         below_cut = 0
+        sensitive: list[TheoryPrediction] = []
         for p in predictions:
             if p.data_type not in ("efficiencyMap", "combined"):
                 continue
@@ -83,11 +98,11 @@ class LikelihoodCritic:
             if p.r_exp < self.min_r_exp:
                 below_cut += 1
                 continue
-            likelihood = p.extra.get(LIKELIHOOD_KEY)
-            if likelihood is None:
+            if p.extra.get(LIKELIHOOD_KEY) is None:
                 notes.append(f"{_label(p)}: no likelihood object in extra, left out")
                 continue
-            weight = exclusion_weight(likelihood)
+            sensitive.append(p)
+        for p, weight in zip(sensitive, _exclusion_weights(sensitive), strict=True):
             if not math.isfinite(weight):
                 notes.append(f"{_label(p)}: expected likelihood not finite, left out")
                 continue

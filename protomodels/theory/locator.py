@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -156,6 +156,11 @@ def _cell_lists(
     return lower, size, shape, cell_start, owners[order]
 
 
+#: version of the cached bucket-cell lists (bump when _cell_lists or its constants change)
+_CELLS_VERSION = 2
+_CELL_KEYS = ("lower", "size", "shape", "cell_start", "members")
+
+
 def _read(file: Path) -> dict[str, np.ndarray] | None:
     try:
         with np.load(file) as data:
@@ -164,19 +169,83 @@ def _read(file: Path) -> dict[str, np.ndarray] | None:
         return None  # absent or unreadable: triangulate again
 
 
-def _write(file: Path, tri: Triangulation, simplices: np.ndarray, neighbors: np.ndarray) -> None:
+def _write(file: Path, arrays: dict[str, np.ndarray]) -> None:
     """Save atomically (a partial file is never read); a read-only cache is skipped."""
     try:
         file.parent.mkdir(parents=True, exist_ok=True)
         part = file.with_suffix(f".{os.getpid()}.part")
         with open(part, "wb") as handle:
-            np.savez(
-                handle, shift=tri.shift, rotation=tri.rotation, rotated=tri._rotated,
-                simplices=simplices.astype(np.int32), neighbors=neighbors.astype(np.int32),
-            )
+            np.savez(handle, **arrays)
         part.replace(file)
     except OSError:
         pass
+
+
+def _cache_file(cache: Path | None, coordinates: np.ndarray) -> Path | None:
+    if cache is None:
+        return None
+    digest = hashlib.blake2b(coordinates.tobytes(), digest_size=20)
+    digest.update(repr(coordinates.shape).encode())
+    return cache / f"{digest.hexdigest()}.npz"
+
+
+def _coordinates(points: np.ndarray, widths: tuple[int, ...]) -> np.ndarray:
+    """Grid coordinates as triangulated: width columns rescaled."""
+    coordinates = np.array(points, dtype=float)
+    if widths:
+        coordinates[:, widths] = rescale_width(coordinates[:, widths])
+    return coordinates
+
+
+def _triangulated(coordinates: np.ndarray, saved: dict[str, np.ndarray] | None) -> tuple:
+    """(triangulation, arrays to save or None, lookup arrays or ()) of a point set; from the
+    saved arrays when they hold it all, else Qhull (and the bucket cells) computed here."""
+    if saved is not None:
+        tri = Triangulation.from_arrays(
+            saved["shift"], saved["rotation"], saved["rotated"], len(coordinates)
+        )
+        simplices = saved["simplices"].astype(np.int64)
+        neighbors = saved["neighbors"].astype(np.int64)
+    else:
+        tri = Triangulation(coordinates)
+        simplices = neighbors = None
+        if tri.dim >= 2:
+            assert tri._tri is not None
+            simplices, neighbors = tri._tri.simplices, tri._tri.neighbors
+    if tri.dim == 0:
+        return tri, None, ()
+    if tri.dim == 1:
+        rotated, simplices, transform, neighbors = _segments(tri)
+    else:
+        assert simplices is not None and neighbors is not None
+        rotated = tri._rotated
+        transform = barycentric_transforms(rotated, simplices)
+        tri._transform = transform
+        if tri._tri is not None:
+            tri._tri._transform = transform  # SciPy's find_simplex uses it as its own
+    fresh = None
+    if saved is not None and int(saved.get("cells_version", -1)) == _CELLS_VERSION:
+        cells = tuple(saved[k] for k in _CELL_KEYS)
+    else:
+        cells = _cell_lists(rotated, simplices, transform)
+        if tri.dim >= 2:
+            fresh = {
+                "shift": tri.shift, "rotation": tri.rotation, "rotated": tri._rotated,
+                "simplices": simplices.astype(np.int32), "neighbors": neighbors.astype(np.int32),
+                "cells_version": np.asarray(_CELLS_VERSION),
+                **{k: (v.astype(np.int32) if k == "members" else v)
+                   for k, v in zip(_CELL_KEYS, cells, strict=True)},
+            }
+    lower, size, shape, start, members = cells
+    members = members.astype(np.int64)
+    return tri, fresh, (lower, size, shape, start, members, transform, simplices, neighbors)
+
+
+def _triangulate_file(coordinates: np.ndarray, file: str) -> None:
+    """Worker of :meth:`GridIndex.reserve`: triangulate one point set into the cache."""
+    _, fresh, _ = _triangulated(coordinates, _read(Path(file)))
+    if fresh is not None:
+        _write(Path(file), fresh)
 
 
 @dataclass
@@ -267,44 +336,62 @@ class GridIndex:
 
     def _build(self, points: np.ndarray, widths: tuple[int, ...]) -> _Entry:
         """Triangulate a point set (or read it from the cache) and make its lookup arrays."""
-        coordinates = points.copy()
-        if widths:
-            coordinates[:, widths] = rescale_width(coordinates[:, widths])
-        file = None
-        if self.cache is not None:
-            digest = hashlib.blake2b(coordinates.tobytes(), digest_size=20)
-            digest.update(repr(coordinates.shape).encode())
-            file = self.cache / f"{digest.hexdigest()}.npz"
+        coordinates = _coordinates(points, widths)
+        file = _cache_file(self.cache, coordinates)
         saved = _read(file) if file is not None else None
-        if saved is not None:
-            tri = Triangulation.from_arrays(
-                saved["shift"], saved["rotation"], saved["rotated"], len(coordinates)
-            )
-            simplices = saved["simplices"].astype(np.int64)
-            neighbors = saved["neighbors"].astype(np.int64)
-        else:
-            tri = Triangulation(coordinates)
-            simplices = neighbors = None
-            if tri.dim >= 2:
-                assert tri._tri is not None
-                simplices, neighbors = tri._tri.simplices, tri._tri.neighbors
-        found = _Entry(tri)
-        if tri.dim == 1:
-            rotated, simplices, transform, neighbors = _segments(tri)
-        elif tri.dim >= 2:
-            assert simplices is not None and neighbors is not None
-            rotated = tri._rotated
-            transform = barycentric_transforms(rotated, simplices)
-            tri._transform = transform
-            if tri._tri is not None:
-                tri._tri._transform = transform  # SciPy's find_simplex uses it as its own
-        else:
-            return found
-        if saved is None and file is not None and tri.dim >= 2:
-            _write(file, tri, simplices, neighbors)
-        lower, size, shape, start, members = _cell_lists(rotated, simplices, transform)
-        found.arrays = (lower, size, shape, start, members, transform, simplices, neighbors)
-        return found
+        tri, fresh, arrays = _triangulated(coordinates, saved)
+        if fresh is not None and file is not None:
+            _write(file, fresh)
+        return _Entry(tri, arrays=arrays)
+
+    def reserve(
+        self,
+        point_sets: Iterable[tuple[np.ndarray, tuple[int, ...]]],
+        *,
+        workers: int = 1,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> None:
+        """Triangulate every point set that lookups may name, once, and stack them: later
+        lookups then never rebuild a stack, so the jitted kernels keep their shapes.
+
+        Args:
+            point_sets: (points, width columns) pairs (repeats are skipped).
+            workers: processes that triangulate the point sets missing from the cache (the
+                Qhull step of a large grid takes seconds); 1: all in this process.
+            progress: called with (done, total) after each point set.
+        """
+        todo: dict[tuple[int, tuple[int, ...]], np.ndarray] = {}
+        for points, widths in point_sets:
+            key = (id(points), widths)
+            if key not in self.entries and key not in todo:
+                todo[key] = points
+        total = len(todo)
+        missing = []
+        if workers > 1 and self.cache is not None:
+            for (_, widths), points in todo.items():
+                coordinates = _coordinates(points, widths)
+                file = _cache_file(self.cache, coordinates)
+                if file is not None and not file.exists() and len(points) > 2:
+                    missing.append((coordinates, str(file)))
+        done = 0
+        if missing:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            context = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(workers, mp_context=context) as pool:
+                futures = [pool.submit(_triangulate_file, c, f) for c, f in missing]
+                for future in futures:
+                    future.result()
+                    done += 1
+                    if progress is not None:
+                        progress(done, total + len(missing))
+        for k, ((_, widths), points) in enumerate(todo.items()):
+            self.entry(points, widths)
+            if progress is not None:
+                progress(done + k + 1, total + len(missing))
+        for dim in self._stacks:
+            self.stack(dim)
 
     def stack(self, dim: int) -> SimplexStack:
         """The stacked triangulations of dimension ``dim`` on the device (rebuilt when new

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -327,6 +327,30 @@ class Predictor:
             cache=triangulation_cache_dir() if triangulation_cache else None,
         )
 
+    def prepare_grids(
+        self, *, workers: int = 1, progress: Callable[[int, int], None] | None = None
+    ) -> None:
+        """Triangulate and stack every grid of the chosen results now (see
+        :meth:`GridIndex.reserve`): a long run (the walk) then meets no new grid, so no stack
+        is rebuilt and no kernel recompiled on the way; a first run on a machine triangulates
+        the grids missing from the cache with ``workers`` processes."""
+        point_sets = []
+        for result in self.database.results:
+            if result.result_id not in self._chosen:
+                continue
+            for ds in result.datasets:
+                kinds = (
+                    ("upper_limit", "expected_upper_limit")
+                    if ds.data_type == "upperLimit"
+                    else ("efficiency",)
+                )
+                for txname in ds.topologies:
+                    for kind in kinds:
+                        grid = txname.grids.get(kind)
+                        if grid is not None:
+                            point_sets.append((grid.points, _width_columns(txname)))
+        self.grid_index.reserve(point_sets, workers=workers, progress=progress)
+
     @property
     def tables(self) -> XsecTables:
         """Reference cross-section tables (loaded on first use)."""
@@ -353,6 +377,33 @@ class Predictor:
     def predict(self, model: Protomodel) -> list[TheoryPrediction]:
         """All theory predictions of a protomodel, sorted by r_obs (largest first)."""
         return self.predict_batch([model])[0]
+
+    def rescale(
+        self, model: Protomodel, predictions: Iterable[TheoryPrediction], factor: float
+    ) -> list[TheoryPrediction] | None:
+        """The predictions of ``model.scaled(factor)`` from those of ``model``, without a new
+        prediction pass: every sigma x BR (x eff) times ``factor`` (upper limits,
+        efficiencies, conditions, clusters and best regions do not change with a common
+        factor). None when that would not be exact: the sigmacut would keep another set of
+        topologies, or a prediction would fall below the smallest cross section kept.
+        (Predictions that the scaling would lift above that smallest cross section, 1e-6 fb,
+        are not recovered.) The copies carry no statistics (``extra`` is empty)."""
+        if not (math.isfinite(factor) and factor > 0):
+            return None
+        rounded = replace(model, masses={p: round(m, 1) for p, m in model.masses.items()})
+        xsecs = self.cross_sections(rounded)
+        cut, gap = self.settings.sigmacut, self.settings.minmassgap
+        kept = len(decompose(rounded, xsecs, sigmacut=cut, minmassgap=gap))
+        if len(decompose(rounded, xsecs, sigmacut=cut / factor, minmassgap=gap)) != kept:
+            return None
+        out = []
+        for p in predictions:
+            xsec = p.xsec_fb * factor
+            if xsec < _MIN_XSEC:
+                return None
+            signals = None if p.signals_fb is None else np.asarray(p.signals_fb) * factor
+            out.append(replace(p, xsec_fb=xsec, signals_fb=signals, extra={}))
+        return out
 
     def plan(self, models: Iterable[Protomodel]) -> Plan:
         """Decompose and match a batch of models into the kernel's index arrays."""
