@@ -157,7 +157,7 @@ def _cell_lists(
 
 
 #: version of the cached bucket-cell lists (bump when _cell_lists or its constants change)
-_CELLS_VERSION = 2
+_CELLS_VERSION = 3
 _CELL_KEYS = ("lower", "size", "shape", "cell_start", "members")
 
 
@@ -197,6 +197,20 @@ def _coordinates(points: np.ndarray, widths: tuple[int, ...]) -> np.ndarray:
     return coordinates
 
 
+def _current(saved: dict[str, np.ndarray] | None) -> bool:
+    """Do saved arrays hold this version's transforms and cell lists?"""
+    return saved is not None and int(saved.get("cells_version", -1)) == _CELLS_VERSION
+
+
+def _current_file(file: Path) -> bool:
+    """Is the cached file there and of this version (reads only its version entry)?"""
+    try:
+        with np.load(file) as data:
+            return "cells_version" in data.files and int(data["cells_version"]) == _CELLS_VERSION
+    except (OSError, ValueError, KeyError):
+        return False
+
+
 def _triangulated(coordinates: np.ndarray, saved: dict[str, np.ndarray] | None) -> tuple:
     """(triangulation, arrays to save or None, lookup arrays or ()) of a point set; from the
     saved arrays when they hold it all, else Qhull (and the bucket cells) computed here."""
@@ -219,12 +233,13 @@ def _triangulated(coordinates: np.ndarray, saved: dict[str, np.ndarray] | None) 
     else:
         assert simplices is not None and neighbors is not None
         rotated = tri._rotated
-        transform = barycentric_transforms(rotated, simplices)
+        current = _current(saved)
+        transform = saved["transform"] if current else barycentric_transforms(rotated, simplices)
         tri._transform = transform
         if tri._tri is not None:
             tri._tri._transform = transform  # SciPy's find_simplex uses it as its own
     fresh = None
-    if saved is not None and int(saved.get("cells_version", -1)) == _CELLS_VERSION:
+    if _current(saved):
         cells = tuple(saved[k] for k in _CELL_KEYS)
     else:
         cells = _cell_lists(rotated, simplices, transform)
@@ -232,7 +247,7 @@ def _triangulated(coordinates: np.ndarray, saved: dict[str, np.ndarray] | None) 
             fresh = {
                 "shift": tri.shift, "rotation": tri.rotation, "rotated": tri._rotated,
                 "simplices": simplices.astype(np.int32), "neighbors": neighbors.astype(np.int32),
-                "cells_version": np.asarray(_CELLS_VERSION),
+                "cells_version": np.asarray(_CELLS_VERSION), "transform": transform,
                 **{k: (v.astype(np.int32) if k == "members" else v)
                    for k, v in zip(_CELL_KEYS, cells, strict=True)},
             }
@@ -371,7 +386,7 @@ class GridIndex:
             for (_, widths), points in todo.items():
                 coordinates = _coordinates(points, widths)
                 file = _cache_file(self.cache, coordinates)
-                if file is not None and not file.exists() and len(points) > 2:
+                if file is not None and len(points) > 2 and not _current_file(file):
                     missing.append((coordinates, str(file)))
         done = 0
         if missing:
