@@ -9,6 +9,7 @@ only the two results left out of the reference), so pyhf is the yardstick here.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import warnings
 from pathlib import Path
@@ -20,6 +21,13 @@ from scipy.stats import norm, poisson
 
 import protomodels.database as pdb
 from protomodels.database.records import DataSet, PyhfChannel, PyhfWorkspace, Result
+from protomodels.exceptions import ProtomodelsError
+from protomodels.statistics.evaluate import (
+    NO_FULL_LIKELIHOOD,
+    attach_statistics,
+    likelihood_value,
+    store_likelihoods,
+)
 from protomodels.statistics.full_likelihood import (
     MODIFIER_SETTINGS,
     PyhfLikelihood,
@@ -434,6 +442,106 @@ def test_bad_signals_and_missing_json() -> None:
     assert "signals_fb" in bad.extra["likelihood_error"] and math.isnan(bad.extra["muhat"])
 
 
+# -- attach_statistics(full_likelihoods=...) --------------------------------------------------
+def _counted(name: str, n: float, b: float, sigma: float) -> DataSet:
+    return dataclasses.replace(
+        _dataset(name), observed_n=n, expected_bg=b, bg_error=sigma, upper_limit_fb=0.1,
+        expected_upper_limit_fb=0.08,
+    )
+
+
+def _two_bins(**kwargs) -> Result:
+    spec = _workspace(
+        [_channel("SR1", [5.0], systematic=True), _channel("SR2", [3.0], systematic=True)],
+        {"SR1": [9.0], "SR2": [4.0]},
+    )
+    entries = (PyhfChannel("A", None, "SR"), PyhfChannel("B", None, "SR"))
+    datasets = [_counted("A", 9.0, 5.0, 1.0), _counted("B", 4.0, 3.0, 0.6)]
+    return _result(datasets, [PyhfWorkspace("two.json", entries, spec, False)], **kwargs)
+
+
+def test_attach_statistics_runs_the_pyhf_stage() -> None:
+    """full_likelihoods=True: the combined prediction of a pyhf result gets the full likelihood
+    (the numbers of PyhfLikelihood, limits included) next to the other kinds; the default
+    leaves it without a likelihood and says so."""
+    result = _two_bins()
+    database = _OneResult(result)
+    signals = [0.03, 0.01]
+    region = dataclasses.replace(
+        _prediction(result, signals), dataset="A", data_type="efficiencyMap", xsec_fb=0.03
+    )
+    combined = _prediction(result, signals)
+    attach_statistics([region, combined], database, full_likelihoods=True)  # type: ignore[arg-type]
+    expected = PyhfLikelihood(result, signals)
+    nll1, nll0 = expected.nll([1.0, 0.0])
+    assert isinstance(combined.extra["likelihood"], PyhfLikelihood)
+    assert combined.extra["nll1"] == pytest.approx(float(nll1), abs=1e-9)
+    assert combined.extra["nll_SM"] == pytest.approx(float(nll0), abs=1e-9)
+    assert combined.extra["muhat"] == pytest.approx(expected.mu_hat, abs=1e-6)
+    assert combined.extra["L1"] == pytest.approx(math.exp(-float(nll1)), rel=1e-9)
+    assert combined.extra["pyhf_workspace"] == "two.json"
+    assert combined.upper_limit_fb == pytest.approx(expected.upper_limit_fb(), rel=1e-6)
+    assert combined.r_obs == pytest.approx(combined.xsec_fb / expected.upper_limit_fb(), rel=1e-6)
+    assert "fallback" not in combined.extra and "likelihood_error" not in combined.extra
+    assert "nll1" in region.extra and "fallback" not in region.extra  # the single region too
+    # the default: no pyhf stage, the prediction says so
+    fast = _prediction(result, signals)
+    attach_statistics([fast], database)  # type: ignore[arg-type]
+    assert fast.extra == {"fallback": NO_FULL_LIKELIHOOD}
+    assert fast.upper_limit_fb is None
+    # evaluation.py's order (attach_statistics, then attach_full_likelihoods) clears the label
+    attach_full_likelihoods([fast], database)  # type: ignore[arg-type]
+    assert "fallback" not in fast.extra
+    assert fast.extra["nll1"] == pytest.approx(combined.extra["nll1"], abs=1e-9)
+
+
+def test_missing_json_reports_its_fallback() -> None:
+    """A result whose pyhf JSON is missing: its best-region prediction carries the result's
+    fallback, with or without full likelihoods, and gets the single-region likelihood."""
+    fallback = "pyhf JSON files missing: best signal region instead"
+    missing = _result(
+        [_counted("A", 9.0, 5.0, 1.0), _counted("B", 4.0, 3.0, 0.6)],
+        [PyhfWorkspace("gone.json", (PyhfChannel("A", None, "SR"),), None, True)],
+        likelihood="single_region",
+        fallback=fallback,
+    )
+    for full in (False, True):
+        p = dataclasses.replace(
+            _prediction(missing, [0.03, 0.0]), dataset="A", data_type="efficiencyMap",
+            xsec_fb=0.03,
+        )
+        attach_statistics([p], _OneResult(missing), full_likelihoods=full)  # type: ignore[arg-type]
+        assert p.extra["fallback"] == fallback
+        assert p.extra["likelihood"].__class__.__name__ == "SingleRegionLikelihood"
+        assert p.to_json()["fallback"] == fallback
+
+
+def test_full_likelihoods_need_the_workspaces() -> None:
+    """A database opened with workspaces=False: a clear error, not a NaN per prediction."""
+    loaded = _one_bin()
+    unloaded = dataclasses.replace(
+        loaded, pyhf=tuple(dataclasses.replace(w, workspace=None) for w in loaded.pyhf)
+    )
+    p = _prediction(unloaded, [0.02])
+    with pytest.raises(ProtomodelsError, match="workspaces=True"):
+        attach_statistics([p], _OneResult(unloaded), full_likelihoods=True)  # type: ignore[arg-type]
+    attach_statistics([p], _OneResult(unloaded))  # type: ignore[arg-type] - fine without pyhf
+
+
+def test_one_store_helper_for_every_backend() -> None:
+    """L = exp(-nll), 0 where it underflows, NaN where nll is NaN (kinds 1-3 and pyhf alike)."""
+    assert likelihood_value(2.0) == pytest.approx(math.exp(-2.0))
+    assert likelihood_value(800.0) == 0.0
+    assert math.isnan(likelihood_value(math.nan))
+    p = _prediction(_one_bin(), [0.02])
+    store_likelihoods(p, 800.0, 1.0, math.nan, 0.5)
+    assert p.extra == {
+        "L1": 0.0, "L_SM": pytest.approx(math.exp(-1.0)), "L_max": pytest.approx(math.nan,
+        nan_ok=True), "muhat": 0.5, "nll1": 800.0, "nll_SM": 1.0,
+        "nll_max": pytest.approx(math.nan, nan_ok=True),
+    }
+
+
 # -- the real database ------------------------------------------------------------------------
 def test_atlas_susy_2018_14_against_pyhf(subset_store: Path) -> None:
     """Three overlapping JSON files (SRee, SRmm, Comb): the chosen file has the smallest
@@ -468,9 +576,10 @@ def test_atlas_susy_2018_14_against_pyhf(subset_store: Path) -> None:
 @pytest.mark.slow
 def test_reference_model_with_pyhf_results(shared: Path) -> None:
     """protomodels_ewkinos.slha reaches ATLAS-SUSY-2018-32 (pyhf) and ATLAS-SUSY-2019-08 (JSON
-    missing): the first gets likelihoods equal to pyhf's fits and a limit where pyhf's CLs is
-    0.05, the second says which fallback applies. The reference file itself has no pyhf
-    combined prediction to compare with (both results are left out of it)."""
+    missing): through attach_statistics(full_likelihoods=True), the first gets likelihoods equal
+    to pyhf's fits and a limit where pyhf's CLs is 0.05, the second (its best signal region)
+    says which fallback applies. The reference file itself has no pyhf combined prediction to
+    compare with (both results are left out of it)."""
     import json
 
     from protomodels.theory.predictions import Predictor
@@ -482,9 +591,11 @@ def test_reference_model_with_pyhf_results(shared: Path) -> None:
     by_id = {r.result_id: r for r in database.results}
     assert not [q for q in reference if q["dataType"] == "combined" and by_id[q["analysis"]].pyhf]
     predictions = Predictor(database).predict(Protomodel.from_slha(slha))
-    attach_full_likelihoods(predictions, database)
+    attach_statistics(predictions, database, full_likelihoods=True)
     combined = {p.result_id: p for p in predictions if p.data_type == "combined"}
-    assert "best signal region" in combined["ATLAS-SUSY-2019-08-eff"].extra["fallback"]
+    (missing,) = [p for p in predictions if p.result_id == "ATLAS-SUSY-2019-08-eff"]
+    assert missing.data_type == "efficiencyMap"
+    assert "best signal region" in missing.extra["fallback"]
     p = combined["ATLAS-SUSY-2018-32-eff"]
     assert "likelihood_error" not in p.extra
     likelihood = p.extra["likelihood"]

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from pathlib import Path
 
 import click
+import numpy as np
 from rich.table import Table
 
 from protomodels._version import __version__
 from protomodels.cli.common import Context, console, open_database, reports_errors
-from protomodels.theory.predictions import PredictionSettings, Predictor
+from protomodels.theory.predictions import PredictionSettings, Predictor, TheoryPrediction
 from protomodels.theory.protomodel import Protomodel
 
 __all__ = ["predict"]
@@ -21,8 +23,36 @@ def __dir__() -> list[str]:
     return __all__
 
 
+#: ``extra["fallback"]`` of the best-region predictions that replace a pyhf combination
+BEST_REGION_FALLBACK = "full likelihoods off: best signal region instead of the pyhf combination"
+REGIONS_FALLBACK = "full likelihoods off: signal regions instead of the pyhf combination"
+#: short names of the likelihood objects (table column, ``likelihood_kind`` in the JSON)
+KINDS = {
+    "TruncatedGaussianLikelihood": "UL",
+    "SingleRegionLikelihood": "SR",
+    "SimplifiedLikelihood": "SL",
+    "PyhfLikelihood": "pyhf",
+}
+
+
 def _fmt(x: float | None, digits: int = 4) -> str:
     return "-" if x is None else f"{x:.{digits}g}"
+
+
+def _kind(p: TheoryPrediction) -> str | None:
+    """Which likelihood a prediction has (None: none)."""
+    likelihood = p.extra.get("likelihood")
+    if likelihood is None:
+        return None
+    return KINDS.get(type(likelihood).__name__, type(likelihood).__name__)
+
+
+def _record(p: TheoryPrediction, statistics: bool) -> dict:
+    """The JSON record: the reference keys, the statistics' values and the likelihood kind."""
+    record = p.to_json()
+    if statistics:
+        record["likelihood_kind"] = _kind(p)
+    return record
 
 
 @click.command()
@@ -43,17 +73,28 @@ def _fmt(x: float | None, digits: int = 4) -> str:
 @click.option("--limit", type=int, default=40, show_default=True, help="Rows shown in the table.")
 @click.option("--statistics/--no-statistics", default=True, show_default=True,
               help="Likelihoods (L1, L_SM, L_max, muhat) and combined limits.")
+@click.option("--full-likelihoods/--no-full-likelihoods", default=True, show_default=True,
+              help="pyhf full likelihoods for the combinations of results with pyhf workspaces "
+                   "(as SModelS; slow for the large ones); off: their best signal region.")
 @click.pass_obj
 @reports_errors
 def predict(
     ctx: Context, model: str, json_out: str | None, sigmacut: float, minmassgap: float,
     maxcond: float, no_combine: bool, all_datasets: bool, sqrts: float | None,
     collaboration: str | None, data_type: str | None, ids: tuple[str, ...],
-    no_superseded: bool, limit: int, statistics: bool,
+    no_superseded: bool, limit: int, statistics: bool, full_likelihoods: bool,
 ) -> None:
-    """Theory predictions (sigma x BR (x eff), upper limits, r) of an SLHA MODEL."""
+    """Theory predictions (sigma x BR (x eff), upper limits, r) of an SLHA MODEL.
+
+    Results with pyhf workspaces get the full likelihood of their combination, as SModelS
+    does; with --no-full-likelihoods their best signal region instead (all regions with
+    --all-datasets), marked in the "fallback" key and the table's notes.
+    """
+    from protomodels.statistics.evaluate import pyhf_backend
+
     protomodel = Protomodel.from_slha(model)
-    database = open_database(ctx, workspaces=False)
+    full = statistics and full_likelihoods
+    database = open_database(ctx, workspaces=full)
     results = database.select(
         sqrts=sqrts, collaboration=collaboration, data_type=data_type, ids=list(ids) or None,
         superseded=not no_superseded,
@@ -62,13 +103,27 @@ def predict(
         sigmacut=sigmacut, minmassgap=minmassgap, combine=not no_combine,
         best_dataset=not all_datasets, maxcond=maxcond or None,
     )
-    predictor = Predictor(database, settings=settings, results=results)
+    # without full likelihoods, a pyhf result is predicted as SModelS does without combining
+    split = statistics and not full and settings.combine
+    pyhf_results = [r for r in results if split and r.likelihood == "pyhf" and pyhf_backend(r)]
+    split_ids = {r.result_id for r in pyhf_results}
+    others = [r for r in results if r.result_id not in split_ids]
+    predictor = Predictor(database, settings=settings, results=others)
     t0 = time.perf_counter()
     predictions = predictor.predict(protomodel)
+    if pyhf_results:
+        regions = Predictor(
+            database, settings=dataclasses.replace(settings, combine=False), results=pyhf_results
+        ).predict(protomodel)
+        note = BEST_REGION_FALLBACK if settings.best_dataset else REGIONS_FALLBACK
+        for p in regions:
+            if np.count_nonzero(p.signals_fb) > 1:  # (one region with signal: no combination)
+                p.extra["fallback"] = note
+        predictions += regions
     if statistics:
         from protomodels.statistics.evaluate import attach_statistics
 
-        attach_statistics(predictions, database)
+        attach_statistics(predictions, database, full_likelihoods=full)
         predictions.sort(key=lambda p: (p.r_obs is None, -(p.r_obs or 0.0)))
     seconds = time.perf_counter() - t0
     if json_out is not None:
@@ -77,8 +132,9 @@ def predict(
             "protomodels_version": __version__,
             "database_version": database.version,
             "seconds": seconds,
-            "settings": settings.__dict__,
-            "predictions": [p.to_json() for p in predictions],
+            "settings": {**settings.__dict__, "statistics": statistics,
+                         "full_likelihoods": full},
+            "predictions": [_record(p, statistics) for p in predictions],
         }
         text = json.dumps(payload, indent=1)
         if json_out == "-":
@@ -90,7 +146,7 @@ def predict(
                         f"({len(results)} results, {seconds:.2f} s)")
     columns = ["result", "data set", "type", "topologies", "σ×BR(×ε) [fb]", "r_obs", "r_exp"]
     if statistics:
-        columns += ["-2ln(L1/L_SM)", "μ̂"]
+        columns += ["-2ln(L1/L_SM)", "μ̂", "likelihood"]
     for column in columns:
         table.add_column(column, overflow="fold")
     for p in predictions[:limit]:
@@ -102,9 +158,20 @@ def predict(
         if statistics:
             e = p.extra
             t_l = 2 * (e["nll1"] - e["nll_SM"]) if "nll1" in e else None
-            row += [_fmt(t_l, 3), _fmt(e.get("muhat"), 3)]
+            kind = _kind(p) or "-"
+            if "fallback" in e or "likelihood_error" in e:
+                kind += " *"
+            row += [_fmt(t_l, 3), _fmt(e.get("muhat"), 3), kind]
         table.add_row(*row)
     out.print(table)
+    notes = {
+        f"{p.result_id}: {key.replace('_', ' ')}: {p.extra[key]}"
+        for p in predictions[:limit]
+        for key in ("fallback", "likelihood_error")
+        if key in p.extra
+    }
+    for line in sorted(notes):
+        out.print(f"* {line}")
     if len(predictions) > limit:
         out.print(f"... {len(predictions) - limit} more (--limit, or --json for all)")
     if json_out not in (None, "-"):

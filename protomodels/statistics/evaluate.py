@@ -6,8 +6,15 @@ files), ``muhat`` and the corresponding ``nll_*`` values (use those: exp(-nll) u
 the likelihood itself (a :class:`~protomodels.statistics.likelihood.Likelihood`) as
 ``likelihood``. Combined predictions with a covariance also get their observed and expected
 upper limits (CLs); when a limit search fails, the limit is None and ``limit_failed`` is set.
-Upper-limit predictions without an expected limit get no likelihood (r only); combined
-predictions without a covariance are left to the pyhf backend.
+Upper-limit predictions without an expected limit get no likelihood (r only).
+
+Combined predictions of results with pyhf workspaces and no covariance (SModelS's pyhf backend,
+:func:`pyhf_backend`) get the pyhf full likelihood
+(:mod:`~protomodels.statistics.full_likelihood`) when ``full_likelihoods=True``: a stage run
+after the others, slow (seconds per workspace), so off by default (the walk). Without it they get
+no likelihood and ``extra["fallback"]`` says so. Predictions of a result whose pyhf JSON is
+missing (the predictor then gives its best signal region, or the covariance's combination) carry
+the result's fallback in ``extra["fallback"]``.
 
 Upper-limit and single-region predictions are evaluated in one vectorised call each (lengths
 padded to a power of two); each combined prediction in one call compiled per padded number of
@@ -40,7 +47,19 @@ from protomodels.statistics.likelihood import (
 )
 from protomodels.theory.predictions import TheoryPrediction
 
-__all__ = ["Evaluator", "attach_statistics", "em_statistics", "ul_statistics"]
+__all__ = [
+    "NO_FULL_LIKELIHOOD",
+    "Evaluator",
+    "attach_statistics",
+    "em_statistics",
+    "likelihood_value",
+    "pyhf_backend",
+    "store_likelihoods",
+    "ul_statistics",
+]
+
+#: ``extra["fallback"]`` of a pyhf combination left without its full likelihood
+NO_FULL_LIKELIHOOD = "full likelihoods off: no likelihood for the pyhf combination"
 
 
 def __dir__() -> list[str]:
@@ -95,18 +114,43 @@ def _padded(columns: list[np.ndarray], fill: float) -> list[np.ndarray]:
     return [np.concatenate([c, np.full(size - len(c), fill)]) for c in columns]
 
 
-def _store(p: TheoryPrediction, nll1: float, nll0: float, nllmax: float, muhat: float) -> None:
-    def likelihood(nll: float) -> float:
-        return math.exp(-nll) if nll < 745 else 0.0
+def likelihood_value(nll: float) -> float:
+    """exp(-nll) for the stored L1, L_SM, L_max: 0 where it underflows (nll >= 745), NaN where
+    nll is NaN (a failed fit is not a likelihood of zero). The nll values are stored too."""
+    if math.isnan(nll):
+        return math.nan
+    return math.exp(-nll) if nll < 745 else 0.0
 
+
+def store_likelihoods(
+    p: TheoryPrediction, nll1: float, nll_sm: float, nll_max: float, muhat: float
+) -> None:
+    """Store L1, L_SM, L_max (:func:`likelihood_value`), muhat, nll1, nll_SM and nll_max in
+    ``p.extra``: every backend (kinds 1-3 here, pyhf in
+    :mod:`~protomodels.statistics.full_likelihood`) writes them through this function."""
     p.extra.update(
-        L1=likelihood(nll1),
-        L_SM=likelihood(nll0),
-        L_max=likelihood(nllmax),
+        L1=likelihood_value(nll1),
+        L_SM=likelihood_value(nll_sm),
+        L_max=likelihood_value(nll_max),
         muhat=muhat,
         nll1=nll1,
-        nll_SM=nll0,
-        nll_max=nllmax,
+        nll_SM=nll_sm,
+        nll_max=nll_max,
+    )
+
+
+def pyhf_backend(result: Result) -> bool:
+    """Whether SModelS computes the combination of this result with pyhf: ``jsonFiles`` but no
+    covariance (``TheoryPrediction.setStatsComputer`` prefers the covariance)."""
+    return getattr(result, "covariance", None) is None and any(
+        not w.full for w in getattr(result, "pyhf", ())
+    )
+
+
+def _json_missing(result: Result) -> bool:
+    """Some ``jsonFiles`` workspace of the result is missing (its fallback then applies)."""
+    return bool(getattr(result, "fallback", None)) and any(
+        w.missing and not w.full for w in getattr(result, "pyhf", ())
     )
 
 
@@ -125,18 +169,26 @@ class Evaluator:
     """Statistics of theory predictions for one database: build once, then :meth:`attach`.
 
     Keeps the checked counts of every data set and the prepared simplified likelihood of every
-    result with a covariance (zero signal; each prediction puts its own in).
+    result with a covariance (zero signal; each prediction puts its own in). The compiled pyhf
+    workspaces of full likelihoods are kept per database object by
+    :mod:`~protomodels.statistics.full_likelihood`.
 
     Args:
-        database: the database the predictions were made with.
+        database: the database the predictions were made with (opened with its pyhf
+            workspaces for ``full_likelihoods=True``).
         compilation_cache: turn on JAX's persistent compilation cache
             (:func:`~protomodels.statistics.compilation_cache.enable_compilation_cache`).
     """
 
     def __init__(self, database: Database, *, compilation_cache: bool = True) -> None:
+        self._database = database
         self._results: dict[str, Result] = {r.result_id: r for r in database.results}
         self._regions: dict[tuple[str, str | None], tuple[float, float, float]] = {}
         self._combined: dict[str, SimplifiedLikelihood] = {}
+        self._pyhf = {rid for rid, r in self._results.items() if pyhf_backend(r)}
+        self._fallbacks = {
+            rid: r.fallback for rid, r in self._results.items() if _json_missing(r)
+        }
         if compilation_cache:
             enable_compilation_cache()
 
@@ -173,8 +225,20 @@ class Evaluator:
             )
         return self._combined[result_id]
 
-    def attach(self, predictions: Sequence[TheoryPrediction]) -> None:
-        """Compute and store the likelihood quantities of every prediction (in place)."""
+    def attach(
+        self, predictions: Sequence[TheoryPrediction], *, full_likelihoods: bool = False
+    ) -> None:
+        """Compute and store the likelihood quantities of every prediction (in place).
+
+        With ``full_likelihoods``, combined predictions of results with pyhf workspaces (no
+        covariance) get the pyhf full likelihood in a last stage
+        (:func:`~protomodels.statistics.full_likelihood.attach_full_likelihoods`); without, they
+        get no likelihood and ``extra["fallback"] = NO_FULL_LIKELIHOOD``.
+
+        Raises:
+            ProtomodelsError: ``full_likelihoods`` on a database opened without its pyhf
+                workspaces.
+        """
         ul = [
             p
             for p in predictions
@@ -193,6 +257,29 @@ class Evaluator:
                 self._attach_em(em)
             for p in combined:
                 self._attach_combined(p)
+        if self._fallbacks:
+            for p in predictions:
+                fallback = self._fallbacks.get(p.result_id)
+                if fallback is not None and p.data_type != "upperLimit":
+                    p.extra["fallback"] = fallback
+        pyhf = [p for p in predictions if p.data_type == "combined" and p.result_id in self._pyhf]
+        if not pyhf:
+            return
+        if full_likelihoods:
+            self._attach_pyhf(pyhf)
+            return
+        for p in pyhf:
+            fallback = self._fallbacks.get(p.result_id)
+            p.extra["fallback"] = (
+                NO_FULL_LIKELIHOOD if fallback is None else f"{NO_FULL_LIKELIHOOD} ({fallback})"
+            )
+
+    def _attach_pyhf(self, pyhf: list[TheoryPrediction]) -> None:
+        """The pyhf stage (pyhf is imported here: the walk without it never loads it)."""
+        from protomodels.statistics.full_likelihood import attach_full_likelihoods
+
+        # compiled workspaces: full_likelihood keeps one set per database object
+        attach_full_likelihoods(pyhf, self._database)
 
     def _attach_ul(self, ul: list[TheoryPrediction]) -> None:
         x = np.asarray([p.xsec_fb for p in ul], dtype=float)
@@ -213,7 +300,7 @@ class Evaluator:
         for p, (nll1, nll0, nllmax, muhat, sigma), ui, ei in zip(
             ul, rows, u.tolist(), e.tolist(), strict=True
         ):
-            _store(p, nll1, nll0, nllmax, muhat)
+            store_likelihoods(p, nll1, nll0, nllmax, muhat)
             p.extra["likelihood"] = TruncatedGaussianLikelihood._fitted(
                 ui, ei, p.result_id, sigma, muhat, nllmax
             )
@@ -229,14 +316,14 @@ class Evaluator:
         rows = np.asarray(_em_rows(*_padded([s, b, sigma, n], 1.0)))[:, : len(em)].T.tolist()
         inputs = zip(s.tolist(), b.tolist(), sigma.tolist(), n.tolist(), strict=True)
         for p, (nll1, nll0, nllmax, muhat), row in zip(em, rows, inputs, strict=True):
-            _store(p, nll1, nll0, nllmax, muhat)
+            store_likelihoods(p, nll1, nll0, nllmax, muhat)
             p.extra["likelihood"] = SingleRegionLikelihood._fitted(*row, p.result_id, nllmax)
 
     def _attach_combined(self, p: TheoryPrediction) -> None:
         signal = np.asarray(p.signals_fb, dtype=float) * p.lumi_ifb
         backend = self.combined(p.result_id).with_signal(signal)
         summary = backend.summary
-        _store(p, summary.nll1, summary.nll_sm, summary.nll_max, summary.mu_hat)
+        store_likelihoods(p, summary.nll1, summary.nll_sm, summary.nll_max, summary.mu_hat)
         total = float(signal.sum()) / p.lumi_ifb
         limits = [_limit_or_none(mu, total) for mu in (summary.limit, summary.expected_limit)]
         p.upper_limit_fb, p.expected_upper_limit_fb = limits
@@ -251,9 +338,12 @@ def attach_statistics(
     database: Database,
     *,
     evaluator: Evaluator | None = None,
+    full_likelihoods: bool = False,
 ) -> None:
     """Compute and store the likelihood quantities of every prediction (in place).
 
     Pass an :class:`Evaluator` built once for the database when calling this in a loop.
+    ``full_likelihoods``: the pyhf full likelihood for the combined predictions of results with
+    pyhf workspaces (slow; see :meth:`Evaluator.attach`); off, they get no likelihood.
     """
-    (evaluator or Evaluator(database)).attach(predictions)
+    (evaluator or Evaluator(database)).attach(predictions, full_likelihoods=full_likelihoods)

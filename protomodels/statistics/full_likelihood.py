@@ -52,6 +52,11 @@ from scipy.special import ndtr
 from protomodels.database.database import Database
 from protomodels.database.records import Result
 from protomodels.exceptions import ProtomodelsError
+from protomodels.statistics.evaluate import (
+    NO_FULL_LIKELIHOOD,
+    pyhf_backend,
+    store_likelihoods,
+)
 from protomodels.statistics.pyhf_patch import (
     POI_NAME,
     SIGNAL_SAMPLE,
@@ -777,19 +782,8 @@ class PyhfLikelihood:
 
 def is_pyhf_prediction(p: TheoryPrediction, result: Result) -> bool:
     """A combined prediction whose SModelS backend is pyhf: ``jsonFiles`` but no covariance
-    (``TheoryPrediction.setStatsComputer`` prefers the covariance)."""
-    return (
-        p.data_type == "combined"
-        and result.covariance is None
-        and any(not w.full for w in result.pyhf)
-    )
-
-
-def _likelihood(nll: float) -> float:
-    """exp(-nll); NaN stays NaN, underflow gives 0."""
-    if math.isnan(nll):
-        return math.nan
-    return math.exp(-nll) if nll < 745 else 0.0
+    (:func:`~protomodels.statistics.evaluate.pyhf_backend`)."""
+    return p.data_type == "combined" and pyhf_backend(result)
 
 
 def _store(p: TheoryPrediction, likelihood: PyhfLikelihood) -> None:
@@ -797,16 +791,8 @@ def _store(p: TheoryPrediction, likelihood: PyhfLikelihood) -> None:
     nll1, nll0 = (float(v) for v in likelihood.nll(np.asarray([1.0, 0.0])))
     muhat, nll_max = likelihood.maximum()
     limits = [likelihood.upper_limit_fb(expected) for expected in (False, True)]
-    p.extra.update(
-        L1=_likelihood(nll1),
-        L_SM=_likelihood(nll0),
-        L_max=_likelihood(nll_max),
-        muhat=muhat,
-        nll1=nll1,
-        nll_SM=nll0,
-        nll_max=nll_max,
-        likelihood=likelihood,
-    )
+    store_likelihoods(p, nll1, nll0, nll_max, muhat)
+    p.extra["likelihood"] = likelihood
     used = likelihood.workspace
     p.extra["pyhf_workspace"] = used.plan.file_name if used is not None else None
     p.upper_limit_fb, p.expected_upper_limit_fb = (
@@ -832,7 +818,13 @@ def attach_full_likelihoods(
     ``likelihood`` (the :class:`PyhfLikelihood`); ``upper_limit_fb`` and
     ``expected_upper_limit_fb`` get the computed limits. Failures leave NaN values and
     ``extra["likelihood_error"]``; a result whose JSON is missing gets ``extra["fallback"]``.
-    ``models``, ``max_iterations`` and ``starts`` as for :class:`PyhfLikelihood`.
+    ``models``, ``max_iterations`` and ``starts`` as for :class:`PyhfLikelihood`. Usually
+    called through :func:`~protomodels.statistics.evaluate.attach_statistics` with
+    ``full_likelihoods=True`` (after the other kinds).
+
+    Raises:
+        ProtomodelsError: the database was opened without its pyhf workspaces
+            (``workspaces=False``).
     """
     by_id = {r.result_id: r for r in database.results}
     models = models if models is not None else _models_for(database)
@@ -843,19 +835,25 @@ def attach_full_likelihoods(
         if result.likelihood != "pyhf":
             p.extra["fallback"] = result.fallback or f"no pyhf workspace ({result.likelihood})"
             continue
+        used = [w for w in result.pyhf if not w.full and not w.missing]
+        if all(w.workspace is None for w in used):
+            msg = (
+                f"{result.result_id}: full likelihoods need the pyhf workspaces, but the "
+                "database was opened without them; open it with workspaces=True (or turn "
+                "full likelihoods off)"
+            )
+            raise ProtomodelsError(msg)
+        stale = p.extra.get("fallback")
+        if isinstance(stale, str) and stale.startswith(NO_FULL_LIKELIHOOD):
+            # from attach_statistics without full likelihoods: they are computed now
+            p.extra.pop("fallback")
+            if any(w.missing for w in result.pyhf if not w.full) and result.fallback:
+                p.extra["fallback"] = result.fallback
         try:
             likelihood = PyhfLikelihood(
                 result, p.signals_fb, models=models, max_iterations=max_iterations, starts=starts
             )
             _store(p, likelihood)
         except (ProtomodelsError, ValueError, ArithmeticError) as err:
-            p.extra.update(
-                L1=math.nan,
-                L_SM=math.nan,
-                L_max=math.nan,
-                muhat=math.nan,
-                nll1=math.nan,
-                nll_SM=math.nan,
-                nll_max=math.nan,
-                likelihood_error=str(err),
-            )
+            store_likelihoods(p, math.nan, math.nan, math.nan, math.nan)
+            p.extra["likelihood_error"] = str(err)
