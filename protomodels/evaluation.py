@@ -176,6 +176,13 @@ class Evaluator:
 
             self._full = attach_full_likelihoods
 
+    def prepare(
+        self, *, workers: int = 1, progress: Callable[[int, int], None] | None = None
+    ) -> None:
+        """Triangulate and stack every grid now (:meth:`Predictor.prepare_grids`), so that a
+        long run meets no new grid and recompiles no kernel on the way."""
+        self.predictor.prepare_grids(workers=workers, progress=progress)
+
     def _combinable(self, predictions: list[TheoryPrediction]) -> Any:
         return self.graph.matrix(predictions)
 

@@ -89,6 +89,7 @@ def _walk_share(
 
     database = open_database(store, build=False, workspaces=settings.evaluation.full_likelihoods)
     evaluator = Evaluator(database, settings.evaluation)
+    evaluator.prepare()
     start = Protomodel.from_slha(settings.start) if settings.start else None
     with RunStorage(run_file) as storage:
         done = set(storage.walkers())
@@ -115,15 +116,21 @@ def run_walk(
     *,
     resume: bool = False,
     on_progress: Callable[[RunStorage], None] | None = None,
+    on_prepare: Callable[[int, int], None] | None = None,
     poll_seconds: float = 0.5,
 ) -> Path:
     """Start or resume a run; returns the run file.
+
+    Before the walkers start, every grid of the database is triangulated (once per machine:
+    the triangulations are cached) with ``settings.processes`` processes, so that the walkers
+    only read them.
 
     Args:
         run_file: the SQLite run file (created; with ``resume``, continued).
         store: the database store (built beforehand).
         settings: what to run (with ``resume``: taken from the run file).
         on_progress: called with the open run storage while the walkers work (progress bar).
+        on_prepare: called with (done, total) while the grids are prepared.
 
     Raises:
         RunStorageError: a new run on an existing file, or resuming a file that is not a run.
@@ -158,6 +165,7 @@ def run_walk(
     assert settings is not None
     walkers = list(range(settings.walkers))
     processes = max(1, min(settings.processes, len(walkers)))
+    _prepare_cache(store, settings, processes, on_prepare)
     if processes == 1:
         _walk_share(str(path), str(store), settings, walkers, on_progress)
         return path
@@ -178,6 +186,25 @@ def run_walk(
         for f in futures:
             f.result()  # re-raise a worker's error
     return path
+
+
+def _prepare_cache(
+    store: str | os.PathLike[str],
+    settings: RunSettings,
+    workers: int,
+    progress: Callable[[int, int], None] | None,
+) -> None:
+    """Fill the triangulation cache for every grid (the walkers then only read it)."""
+    from protomodels.database import open as open_database
+    from protomodels.theory.predictions import Predictor
+
+    database = open_database(store, build=False, workspaces=False)
+    predictor = Predictor(database, settings=settings.evaluation.predictions)
+    if predictor.grid_index.cache is None:
+        return  # no cache to fill: each walker process triangulates for itself
+    predictor.grid_index.reserve(
+        predictor.grid_point_sets(), workers=max(2, workers), progress=progress, stack=False
+    )
 
 
 def _settings_from(config: dict[str, Any], override: RunSettings | None) -> RunSettings:

@@ -43,6 +43,7 @@ class _Bar:
         done = storage.count_steps()
         if self.start_steps is None:
             self.start_steps = done
+            self.t0 = time.perf_counter()
         row = storage._db.execute(  # one cheap query for the figures shown
             "SELECT AVG(accepted), (SELECT K_current FROM steps ORDER BY time DESC LIMIT 1), "
             "MAX(K_current) FROM steps"
@@ -139,8 +140,16 @@ def walk(
     )
     with Progress(*columns, console=console(), transient=False) as progress:
         bar = _Bar(progress, total)
+        grids: list[object] = []
+
+        def on_prepare(done: int, todo: int) -> None:  # first run on a machine only
+            if not grids:
+                grids.append(progress.add_task("triangulating grids (once)", total=todo,
+                                               K="-", best="-", acc="-", rate="-"))
+            progress.update(grids[0], completed=done)
+
         run_walk(path, database.path, settings, resume=resume_file is not None,
-                 on_progress=bar)
+                 on_progress=bar, on_prepare=on_prepare)
     with RunStorage(path) as storage:
         best = storage.hiscores()
     console().print(f"run file: {path}")

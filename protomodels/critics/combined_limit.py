@@ -10,11 +10,12 @@ combination's r is then 1 / mu_UL. Works on any objects with a vectorised
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Protocol
 
 import numpy as np
 from numpy.typing import ArrayLike
+from scipy.optimize import brentq, minimize_scalar
 from scipy.special import ndtr
 
 from protomodels.statistics.curves import CurveSet
@@ -27,9 +28,7 @@ def __dir__() -> list[str]:
 
 
 _MU_CEILING = 1e9
-_GRID = 129
-_ZOOM_POINTS = 16
-_ZOOM_ROUNDS = 10
+_GRID = 17
 
 
 class NllFunction(Protocol):
@@ -53,45 +52,45 @@ def combined_nll(
     return curves.grid(rows, mu.reshape(-1), expected=expected).sum(axis=0).reshape(mu.shape)
 
 
-def _zoom(
-    f: Callable[[np.ndarray], np.ndarray], lo: float, hi: float, best: tuple[float, float]
-) -> tuple[float, float]:
-    """Minimise f on [lo, hi] by vectorised grids, each round zooming on the best point
-    (starting from ``best`` = (mu, f(mu)))."""
-    best_mu, best_f = best
-    for _ in range(_ZOOM_ROUNDS):
-        if hi - lo <= 1e-12 * max(1.0, abs(best_mu)):
-            break
-        mu = np.linspace(lo, hi, _ZOOM_POINTS)
-        values = f(mu)
-        k = int(np.argmin(values))
-        if values[k] < best_f:
-            best_mu, best_f = float(mu[k]), float(values[k])
-        step = (hi - lo) / (_ZOOM_POINTS - 1)
-        lo, hi = max(lo, best_mu - step), min(hi, best_mu + step)
-    return best_mu, best_f
-
-
 def fit_mu(
-    likelihoods: Sequence[NllFunction] | CurveSet, *, expected: bool = False
+    likelihoods: Sequence[NllFunction] | CurveSet,
+    *,
+    expected: bool = False,
+    bracket: tuple[float, float] | None = None,
 ) -> tuple[float, float]:
-    """(mu-hat >= 0, nll at mu-hat) of the summed nll: bracket, grid, then zoom."""
+    """(mu-hat >= 0, nll at mu-hat) of the summed nll: a bracket (given, or doubled from
+    [0, 1] until the nll rises), a coarse grid on it, then SciPy's bounded Brent search
+    around the grid's best point (scalar evaluations: a profile fit costs per mu value, so
+    few values beat large vectorised grids)."""
     curves = _curves(likelihoods)
 
     def f(mu: np.ndarray) -> np.ndarray:
         return combined_nll(curves, mu, expected=expected)
 
-    hi = 1.0
-    while hi < _MU_CEILING:
-        half, full = f(np.array([0.5 * hi, hi]))
-        if not full < half:
-            break
-        hi *= 2.0
-    grid = np.linspace(0.0, hi, _GRID)
+    if bracket is None:
+        hi = 1.0
+        while hi < _MU_CEILING:
+            half, full = f(np.array([0.5 * hi, hi]))
+            if not full < half:
+                break
+            hi *= 2.0
+        lo = 0.0
+    else:
+        lo, hi = max(0.0, bracket[0]), max(bracket[1], bracket[0], 1e-9)
+    grid = np.linspace(lo, hi, _GRID)
     values = f(grid)
     i = int(np.argmin(values))
     lo_b, hi_b = grid[max(i - 1, 0)], grid[min(i + 1, _GRID - 1)]
-    return _zoom(f, float(lo_b), float(hi_b), (float(grid[i]), float(values[i])))
+    best_mu, best_nll = float(grid[i]), float(values[i])
+    refined = minimize_scalar(
+        lambda m: float(f(np.array([m]))[0]),
+        bounds=(lo_b, hi_b),
+        method="bounded",
+        options={"xatol": 1e-10},
+    )
+    if refined.success and float(refined.fun) < best_nll:
+        best_mu, best_nll = float(refined.x), float(refined.fun)
+    return best_mu, best_nll
 
 
 def cls(q: ArrayLike, q_asimov: ArrayLike) -> np.ndarray:
@@ -105,22 +104,6 @@ def cls(q: ArrayLike, q_asimov: ArrayLike) -> np.ndarray:
         clsb = np.where(first, 1 - ndtr(sq), 1 - ndtr((q + qa) / (2 * sqa)))
         clb = np.where(first, ndtr(sqa - sq), 1 - ndtr((q - qa) / (2 * sqa)))
         return np.where(clb > 0, clsb / np.where(clb > 0, clb, 1.0), 0.0)
-
-
-def _root(
-    f: Callable[[np.ndarray], np.ndarray], lo: float, hi: float, *, rtol: float = 1e-9
-) -> float:
-    """A root of f (f(lo) > 0 >= f(hi)) by vectorised grids: each round keeps the first
-    interval where f changes sign (as a bisection would, with 15 points per round)."""
-    while hi - lo > rtol * max(1.0, abs(hi)):
-        mu = np.linspace(lo, hi, _ZOOM_POINTS)
-        values = f(mu)
-        below = np.flatnonzero(values <= 0)
-        k = int(below[0]) if len(below) else _ZOOM_POINTS - 1
-        if k == 0:
-            return float(mu[0])
-        lo, hi = float(mu[k - 1]), float(mu[k])
-    return 0.5 * (lo + hi)
 
 
 def combined_upper_limit(
@@ -138,23 +121,34 @@ def combined_upper_limit(
         msg = "combined_upper_limit needs at least one likelihood"
         raise ValueError(msg)
     curves = _curves(likelihoods)
-    mu_hat, nll_hat = fit_mu(curves, expected=expected)
+    bracket = None if expected else _members_bracket(curves)
+    mu_hat, nll_hat = fit_mu(curves, expected=expected, bracket=bracket)
     mu_hat_a, nll_hat_a = fit_mu(curves, expected=True)
     alpha = 1.0 - cl
 
-    def excess(mu: np.ndarray) -> np.ndarray:
-        q = 2.0 * (combined_nll(curves, mu, expected=expected) - nll_hat)
-        qa = 2.0 * (combined_nll(curves, mu, expected=True) - nll_hat_a)
-        return cls(q, qa) - alpha
+    def excess(mu: float) -> float:
+        q = 2.0 * (combined_nll(curves, np.array([mu]), expected=expected)[0] - nll_hat)
+        qa = 2.0 * (combined_nll(curves, np.array([mu]), expected=True)[0] - nll_hat_a)
+        return float(cls(q, qa)) - alpha
 
     lo = mu_hat
-    if float(excess(np.array([lo]))[0]) <= 0:
+    if excess(lo) <= 0:
         return None
     step = max(mu_hat, mu_hat_a, 1.0)
     hi = lo + step
-    while float(excess(np.array([hi]))[0]) > 0:
+    while excess(hi) > 0:
         step *= 2.0
         hi = lo + step
         if hi > _MU_CEILING:
             return None
-    return _root(excess, lo, hi)
+    return float(brentq(excess, lo, hi, xtol=1e-10, rtol=1e-7))
+
+
+def _members_bracket(curves: CurveSet) -> tuple[float, float] | None:
+    """[min, max] of the members' own observed mu-hat (clipped at 0): the maximum of a sum of
+    unimodal curves lies between their maxima. None when a member's mu-hat is unknown."""
+    values = [getattr(like, "mu_hat", None) for like in curves.likelihoods]
+    if not values or any(v is None or not np.isfinite(v) for v in values):
+        return None
+    clipped = [max(float(v), 0.0) for v in values]
+    return min(clipped), max(clipped)

@@ -210,7 +210,8 @@ class CurveSet:
     ) -> np.ndarray:
         group = self._groups[kind]
         p = len(mu)
-        lanes = _lanes(p)
+        # a profile fit costs per lane: its pairs are padded to a power of two, not to 16
+        lanes = 1 << max(p - 1, 0).bit_length() if isinstance(group, _Stacked) else _lanes(p)
         mu_p = np.concatenate([mu, np.zeros(lanes - p)])
         local_p = np.concatenate([local, np.zeros(lanes - p, dtype=np.int64)])
         if isinstance(group, _Stacked):

@@ -365,6 +365,7 @@ class GridIndex:
         *,
         workers: int = 1,
         progress: Callable[[int, int], None] | None = None,
+        stack: bool = True,
     ) -> None:
         """Triangulate every point set that lookups may name, once, and stack them: later
         lookups then never rebuild a stack, so the jitted kernels keep their shapes.
@@ -374,6 +375,8 @@ class GridIndex:
             workers: processes that triangulate the point sets missing from the cache (the
                 Qhull step of a large grid takes seconds); 1: all in this process.
             progress: called with (done, total) after each point set.
+            stack: also load them here and stack them (False: only fill the cache, which
+                needs ``workers`` > 1 and a cache folder).
         """
         todo: dict[tuple[int, tuple[int, ...]], np.ndarray] = {}
         for points, widths in point_sets:
@@ -401,6 +404,8 @@ class GridIndex:
                     done += 1
                     if progress is not None:
                         progress(done, total + len(missing))
+        if not stack and self.cache is not None and workers > 1:
+            return
         for k, ((_, widths), points) in enumerate(todo.items()):
             self.entry(points, widths)
             if progress is not None:

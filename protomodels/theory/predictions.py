@@ -334,6 +334,10 @@ class Predictor:
         :meth:`GridIndex.reserve`): a long run (the walk) then meets no new grid, so no stack
         is rebuilt and no kernel recompiled on the way; a first run on a machine triangulates
         the grids missing from the cache with ``workers`` processes."""
+        self.grid_index.reserve(self.grid_point_sets(), workers=workers, progress=progress)
+
+    def grid_point_sets(self) -> list[tuple[np.ndarray, tuple[int, ...]]]:
+        """(points, width columns) of every grid the chosen results may look up."""
         point_sets = []
         for result in self.database.results:
             if result.result_id not in self._chosen:
@@ -349,7 +353,7 @@ class Predictor:
                         grid = txname.grids.get(kind)
                         if grid is not None:
                             point_sets.append((grid.points, _width_columns(txname)))
-        self.grid_index.reserve(point_sets, workers=workers, progress=progress)
+        return point_sets
 
     @property
     def tables(self) -> XsecTables:
