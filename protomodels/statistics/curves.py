@@ -43,6 +43,11 @@ class CurveShapeError(ProtomodelsError, ValueError):
     """A likelihood's ``nll(mu)`` did not return one value per mu."""
 
 
+#: simplified likelihoods of one size are stacked in at least this many rows (one compiled
+#: copy serves any number of them up to it)
+_STACK_ROWS = 8
+
+
 def _lanes(n: int) -> int:
     """A power of two >= 16."""
     return max(16, 1 << max(n - 1, 0).bit_length())
@@ -89,7 +94,7 @@ class _Stacked:
     def __init__(self, rows: list[int], likelihoods: list[SimplifiedLikelihood]) -> None:
         self.rows = np.asarray(rows, dtype=np.int64)
         self.skewed = likelihoods[0].skewed
-        size = 1 << max(len(likelihoods) - 1, 0).bit_length()
+        size = max(_STACK_ROWS, 1 << max(len(likelihoods) - 1, 0).bit_length())
         chosen = likelihoods + [likelihoods[0]] * (size - len(likelihoods))
         fields = simplified.SimplifiedModel._fields
         self.stack = simplified.SimplifiedModel(

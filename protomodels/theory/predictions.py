@@ -201,9 +201,10 @@ def _aggregation(
     np.minimum.at(first_seen, tx_index, np.arange(n))
     rank = np.empty(n, np.int64)
     rank[np.lexsort((np.arange(n), first_seen[tx_index]))] = np.arange(n)
-    n_ds = _capacity(len(unique_ds) + 1)
-    n_groups = _capacity(int(group.max()) + 2 if n else 1)
-    size = _capacity(n)
+    # one capacity for items, data sets and groups (each is at most the number of items, plus
+    # one padding slot): the jitted kernels then compile once per capacity, not per triple
+    size = _capacity(max(n, len(unique_ds), int(group.max()) + 1 if n else 0) + 1)
+    n_ds = n_groups = size
     how = Aggregation(
         efficiency=_pad(em, False, size),
         coefficient=_pad(plan.item_coefficient, 0.0, size),
@@ -217,15 +218,18 @@ def _aggregation(
 def _items(plan: Plan, size: int) -> Items:
     """A plan's parameters and items, padded to capacities (no recompiles for each new model
     size): sigma rows 0, BR entries 1, masses 0; padding items look up nothing."""
-    n_br = _capacity(len(plan.br) + 1)
-    n_top = _capacity(len(plan.topology_pair))
+    # capacities that one model never exceeds (production pairs, branching ratios, masses,
+    # decays per topology) and topologies padded like the items: one compiled copy per item
+    # capacity
+    n_br = _capacity(len(plan.br) + 1, 256)
+    n_top = max(size, _capacity(len(plan.topology_pair)))
     length = plan.topology_decays.shape[1]
-    decays = np.full((n_top, _capacity(length, 4)), n_br - 1, np.int64)
+    decays = np.full((n_top, _capacity(length, 8)), n_br - 1, np.int64)
     decays[: len(plan.topology_pair), :length] = plan.topology_decays
     return Items(
-        sigma=_pad(plan.sigma, 0.0, _capacity(len(plan.sigma) + 1)),
+        sigma=_pad(plan.sigma, 0.0, _capacity(len(plan.sigma) + 1, 64)),
         br=_pad(plan.br, 1.0, n_br),
-        masses=_pad(plan.masses, 0.0, _capacity(len(plan.masses) + 1)),
+        masses=_pad(plan.masses, 0.0, _capacity(len(plan.masses) + 1, 64)),
         topology_pair=_pad(plan.topology_pair, 0, n_top),
         topology_decays=decays,
         topology=_pad(plan.item_topology, 0, size),
@@ -522,7 +526,7 @@ class Predictor:
         SModelS gives them: one kernel call per grid dimension (observed and expected grids
         together); its ambiguous lookups and zero-dimensional grids are answered by SciPy."""
         n = len(plan.item_topology)
-        size = _capacity(n)
+        size = len(how.efficiency)  # the aggregation's capacity (>= n)
         observed, expected_refs = self._item_refs(plan)
         refs = np.concatenate([observed, expected_refs])
         rows = np.concatenate([np.arange(n), np.arange(n)])
