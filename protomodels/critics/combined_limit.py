@@ -86,7 +86,7 @@ def fit_mu(
         lambda m: float(f(np.array([m]))[0]),
         bounds=(lo_b, hi_b),
         method="bounded",
-        options={"xatol": 1e-10},
+        options={"xatol": 1e-8 * max(1.0, hi_b)},
     )
     if refined.success and float(refined.fun) < best_nll:
         best_mu, best_nll = float(refined.x), float(refined.fun)
@@ -141,7 +141,7 @@ def combined_upper_limit(
         hi = lo + step
         if hi > _MU_CEILING:
             return None
-    return float(brentq(excess, lo, hi, xtol=1e-10, rtol=1e-7))
+    return float(brentq(excess, lo, hi, xtol=1e-9, rtol=1e-7))
 
 
 def _members_bracket(curves: CurveSet) -> tuple[float, float] | None:
