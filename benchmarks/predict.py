@@ -7,7 +7,11 @@ the same models one at a time, and of the same models as one batch (``Predictor.
 decomposition and matching per model, one grid lookup for the whole batch), called twice (the first
 call compiles the kernels for the batch's array sizes).
 
-Usage: python benchmarks/predict.py [--n 1000] [--seed 1]
+With ``--prepare`` (the default, as the walk does) every grid is triangulated and stacked first
+(:meth:`Predictor.prepare_grids`, timed separately), so the first pass only compiles kernels;
+``--no-prepare`` triangulates grids on first use.
+
+Usage: python benchmarks/predict.py [--n 1000] [--seed 1] [--no-prepare]
 """
 
 from __future__ import annotations
@@ -31,10 +35,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--n", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--prepare", action=argparse.BooleanOptionalAction, default=True)
     args = parser.parse_args()
     shared = shared_dir()
     database = open_database(workspaces=False)
     predictor = Predictor(database)
+    if args.prepare:
+        t0 = time.perf_counter()
+        predictor.prepare_grids(workers=2)
+        print(f"prepare grids (cached triangulations, stacks): {time.perf_counter() - t0:.1f} s")
     print("reference files: cold / warm ms per model (SModelS s)")
     warm_times = []
     for slha in sorted((shared / "data" / "reference").glob("*.slha")):

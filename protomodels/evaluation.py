@@ -234,6 +234,14 @@ class Evaluator:
                 math.nan, math.nan, math.nan, math.nan, model, None, None, False,
                 f"{type(err).__name__}: {err}", seconds=seconds,
             )
+        except Exception as err:  # noqa: BLE001 - a walk must not die on one model
+            # not an input problem the engine names: an internal failure on this model; the
+            # walk records it as the reason of a rejected proposal and goes on
+            return Evaluation(
+                math.nan, math.nan, math.nan, math.nan, model, None, None, False,
+                f"internal error ({type(err).__name__}: {err}); please report this model",
+                seconds=seconds,
+            )
         members = {(m.analysis, m.dataset) for m in k.combination}
         particles = frozenset().union(
             *(p.particles for p in final if (p.analysis, p.dataset) in members)

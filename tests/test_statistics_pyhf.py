@@ -532,6 +532,7 @@ def test_one_store_helper_for_every_backend() -> None:
     """L = exp(-nll), 0 where it underflows, NaN where nll is NaN (kinds 1-3 and pyhf alike)."""
     assert likelihood_value(2.0) == pytest.approx(math.exp(-2.0))
     assert likelihood_value(800.0) == 0.0
+    assert likelihood_value(-800.0) == math.inf  # a very narrow density: no OverflowError
     assert math.isnan(likelihood_value(math.nan))
     p = _prediction(_one_bin(), [0.02])
     store_likelihoods(p, 800.0, 1.0, math.nan, 0.5)

@@ -115,11 +115,15 @@ def _padded(columns: list[np.ndarray], fill: float) -> list[np.ndarray]:
 
 
 def likelihood_value(nll: float) -> float:
-    """exp(-nll) for the stored L1, L_SM, L_max: 0 where it underflows (nll >= 745), NaN where
-    nll is NaN (a failed fit is not a likelihood of zero). The nll values are stored too."""
+    """exp(-nll) for the stored L1, L_SM, L_max: 0 where it underflows (nll >= 745), inf where
+    it overflows (nll <= -709: a likelihood density, e.g. a very narrow truncated Gaussian of a
+    strongly excluded model), NaN where nll is NaN (a failed fit is not a likelihood of zero).
+    The nll values are stored too: use those."""
     if math.isnan(nll):
         return math.nan
-    return math.exp(-nll) if nll < 745 else 0.0
+    if nll >= 745:
+        return 0.0
+    return math.exp(-nll) if nll > -709 else math.inf
 
 
 def store_likelihoods(

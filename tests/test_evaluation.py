@@ -1,0 +1,59 @@
+"""The evaluation of a protomodel (predictions, likelihoods, K, critics) on the subset store."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+import protomodels.database as pdb
+from protomodels.evaluation import Evaluator
+from protomodels.theory import Decay, Protomodel
+
+STOP, N1 = 1000006, 1000022
+
+
+@pytest.fixture(scope="module")
+def evaluator(subset_store: Path) -> Evaluator:
+    return Evaluator(pdb.open(subset_store, build=False, workspaces=False))
+
+
+def stop_model(multiplier: float = 1.0) -> Protomodel:
+    return Protomodel(
+        masses={STOP: 650.0, N1: 250.0},
+        decays={STOP: (Decay(N1, (6,), 1.0),)},
+        ssm={(-STOP, STOP): multiplier},
+    )
+
+
+def test_an_internal_failure_is_a_rejected_model_not_a_crash(
+    evaluator: Evaluator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(model: Protomodel) -> list:
+        raise OverflowError("math range error")
+
+    monkeypatch.setattr(evaluator.predictor, "predict", broken)
+    e = evaluator(stop_model())
+    assert math.isnan(e.K) and not e.passed
+    assert "internal error" in e.reason and "OverflowError" in e.reason
+
+
+def test_rescaled_predictions_equal_a_new_pass(evaluator: Evaluator) -> None:
+    """The mu-hat rescaled model's predictions (scaled, with their likelihoods attached again)
+    equal those of a full prediction pass on the rescaled model."""
+    model = stop_model(2.0)
+    predictions = evaluator.predictions(model)
+    assert predictions
+    factor = 0.42
+    scaled = evaluator.rescaled_predictions(model, predictions, factor)
+    again = evaluator.predictions(model.scaled(factor))
+    key = lambda p: (p.result_id, p.dataset, p.txnames)  # noqa: E731
+    assert sorted(map(key, scaled)) == sorted(map(key, again))
+    by_key = {key(p): p for p in again}
+    for p in scaled:
+        q = by_key[key(p)]
+        assert p.xsec_fb == pytest.approx(q.xsec_fb, rel=1e-12)
+        for name in ("nll1", "nll_SM", "nll_max", "muhat"):
+            if name in q.extra:
+                assert p.extra[name] == pytest.approx(q.extra[name], rel=1e-9, abs=1e-9), name
