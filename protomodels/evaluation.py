@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from protomodels.combiner.test_statistic import KResult, KSettings, compute_k
 from protomodels.critics import CriticContext, Verdict, run_critics
 from protomodels.database.database import Database
+from protomodels.database.records import Result
 from protomodels.exceptions import ProtomodelsError
 from protomodels.statistics.evaluate import Evaluator as StatisticsEvaluator
 from protomodels.statistics.evaluate import attach_statistics
@@ -143,7 +144,10 @@ def _finite(x: float | None) -> float | None:
 
 
 class Evaluator:
-    """Evaluates protomodels against one database (build once, call many times)."""
+    """Evaluates protomodels against one database (build once, call many times).
+
+    ``results``: only these results of the database are predicted (default: all of them).
+    """
 
     def __init__(
         self,
@@ -151,10 +155,13 @@ class Evaluator:
         settings: EvaluationSettings | None = None,
         *,
         tables: XsecTables | None = None,
+        results: Iterable[Result] | None = None,
     ) -> None:
         self.database = database
         self.settings = settings or EvaluationSettings()
-        self.predictor = Predictor(database, settings=self.settings.predictions, tables=tables)
+        self.predictor = Predictor(
+            database, settings=self.settings.predictions, tables=tables, results=results
+        )
         self.statistics = StatisticsEvaluator(database)
         self.graph = self.settings.k.graph()
         self.k_settings = KSettings(

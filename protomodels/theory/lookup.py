@@ -186,7 +186,7 @@ def _scan_rest(
     ``pending(next_chunk, carry)`` says which points need their next chunk; ``visit(rows,
     chunk, carry)`` processes chunk ``chunk`` of points ``rows`` (index n = no point) and returns
     the new carry."""
-    block = min(n, BLOCK)
+    block = min(n, max(BLOCK, n // 16))  # (a batch of many models: more per step)
 
     def more(state: tuple[jax.Array, Any]) -> jax.Array:
         return pending(*state).any()
