@@ -38,6 +38,9 @@ def main() -> None:
         database, results=[r for r in database.results if r.result_id not in missing]
     )
     print(f"(results left out, as in the reference run: {', '.join(sorted(missing))})")
+    t0 = time.perf_counter()
+    evaluator.prepare(workers=2)
+    print(f"prepare grids (cached triangulations, stacks): {time.perf_counter() - t0:.1f} s")
     reference = shared / "data" / "reference"
     print("reference models: cold s / warm ms (stages ms) | K ours vs builder "
           "(K_after_muhat_rescaling), muhat, same combination")

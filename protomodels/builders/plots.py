@@ -50,24 +50,35 @@ def plot_run(run_file: str | os.PathLike[str], folder: str | os.PathLike[str]) -
     if best:
         top = best[0]
         model = model_from_json(top.model)
-        fig, ax = plt.subplots(figsize=(6, 6))
-        for i, pdg in enumerate(sorted(model.masses, key=lambda p: model.masses[p])):
-            m = model.masses[pdg]
-            ax.hlines(m, 0.1, 0.9, lw=3)
+        fig, ax = plt.subplots(figsize=(9, 6))
+        order = sorted(model.masses, key=lambda p: model.masses[p])
+        masses = [model.masses[p] for p in order]
+        span = max(max(masses) - min(masses), 1.0)
+        # labels in a column right of the levels, pushed apart where masses are close
+        label_y: list[float] = []
+        for m in masses:
+            y = m if not label_y else max(m, label_y[-1] + 0.06 * span)
+            label_y.append(y)
+        for pdg, m, y in zip(order, masses, label_y, strict=True):
+            ax.hlines(m, 0.0, 1.0, lw=3)
             multipliers = [
-                f"{NAMES.get(abs(a), a)}{NAMES.get(abs(b), b)}: {v:.2g}"
-                for (a, b), v in sorted(model.ssm.items())
+                f"{NAMES.get(abs(a), a)} {NAMES.get(abs(b), b)}: {v:.2g}"
+                for (a, b), v in sorted(model.ssm.items(), key=lambda kv: -kv[1])
                 if v > 0 and pdg in (abs(a), abs(b))
             ]
-            text = NAMES.get(pdg, str(pdg))
+            text = f"{NAMES.get(pdg, str(pdg))}  {m:.0f} GeV"
             if multipliers:
-                text += "  [" + ", ".join(multipliers[:3]) + "]"
-            ax.text(0.92 if i % 2 == 0 else 0.0, m, text, va="center", fontsize=8,
-                    ha="left" if i % 2 == 0 else "right")
-        ax.set_xlim(-1.2, 2.2)
+                text += "\nκ: " + ", ".join(multipliers[:3])
+            ax.plot([1.0, 1.15], [m, y], lw=0.5, color="grey")
+            ax.text(1.2, y, text, va="center", ha="left", fontsize=8)
+        ax.set_xlim(-0.1, 3.6)
+        ax.set_ylim(min(masses) - 0.08 * span, max(label_y) + 0.08 * span)
         ax.set_xticks([])
+        for side in ("top", "right", "bottom"):
+            ax.spines[side].set_visible(False)
         ax.set_ylabel("mass [GeV]")
-        ax.set_title(f"best protomodel: K = {top.K:.2f}")
+        ax.set_title(f"best protomodel: K = {top.K:.2f}, T_L = {top.T_L:.2f} "
+                     "(κ: signal-strength multipliers)")
         fig.tight_layout()
         written.append(out / "spectrum.png")
         fig.savefig(written[-1], dpi=120)
