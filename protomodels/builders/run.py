@@ -24,7 +24,7 @@ from protomodels.builders.walker import Walker, WalkerConfig
 from protomodels.evaluation import EvaluationSettings, Evaluator
 from protomodels.theory.protomodel import Protomodel
 
-__all__ = ["RunSettings", "run_walk"]
+__all__ = ["RunSettings", "run_walk", "start_model"]
 
 
 def __dir__() -> list[str]:
@@ -77,6 +77,23 @@ class RunSettings:
         }
 
 
+def start_model(path: str | os.PathLike[str]) -> Protomodel:
+    """A walker's starting model from an SLHA file. Its cross sections (XSECTION blocks)
+    become signal-strength multipliers of the reference tables, as the reference builder
+    derives them (13 TeV cross section / reference cross section); a channel of the tables
+    that the file gives no cross section gets multiplier 0."""
+    from protomodels.combiner.prior import derive_multipliers
+    from protomodels.theory.xsec import production_channels
+
+    model = Protomodel.from_slha(path)
+    if model.xsecs is None:
+        return model
+    multipliers = derive_multipliers(model, model.xsecs)
+    for pair in production_channels(list(model.masses)):
+        multipliers.setdefault(pair, 0.0)
+    return replace(model, xsecs=None, ssm=multipliers)
+
+
 def _walk_share(
     run_file: str,
     store: str,
@@ -90,7 +107,7 @@ def _walk_share(
     database = open_database(store, build=False, workspaces=settings.evaluation.full_likelihoods)
     evaluator = Evaluator(database, settings.evaluation)
     evaluator.prepare()
-    start = Protomodel.from_slha(settings.start) if settings.start else None
+    start = start_model(settings.start) if settings.start else None
     with RunStorage(run_file) as storage:
         done = set(storage.walkers())
 
