@@ -8,6 +8,7 @@ reference reaches by iterating), and the critics judge the rescaled model.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable, Iterable
@@ -213,6 +214,31 @@ class Evaluator:
             scaled = self.predictor.predict(model.scaled(factor))
         return self._attach(scaled)
 
+    def _capped(
+        self,
+        model: Protomodel,
+        predictions: list[TheoryPrediction],
+        xsecs: dict,
+        muhat: float,
+        k: KResult,
+        verdict: Verdict,
+    ) -> tuple[KResult, float, list[TheoryPrediction], Verdict]:
+        """Constructive critics (the older reference's ``getMaxAllowedMu``): the signal
+        strength is capped at mu-hat x mu_max, where the rescaled model's largest r reaches the
+        critics' threshold; T_L, the combination and K are those of the best mu up to the cap.
+        A cap of 0 (no limit could be computed) cannot be applied: the model is rejected."""
+        cap = muhat * verdict.mu_max
+        if not cap > 0:
+            raise ProtomodelsError(f"critics: mu_max = {verdict.mu_max:.3g}, no allowed signal")
+        search = dataclasses.replace(self.k_settings.search, mu_max=cap)
+        settings = dataclasses.replace(self.k_settings, search=search)
+        capped = compute_k(model, predictions, xsecs, settings, tables=self.predictor.tables)
+        flag = f"capped by the critics: mu <= {cap:.4g} (mu_max {verdict.mu_max:.3g})"
+        capped = dataclasses.replace(capped, flags=(*capped.flags, flag))
+        mu = capped.muhat if capped.combination else cap
+        final = self.rescaled_predictions(model, predictions, mu)
+        return capped, mu, final, run_critics(final, self.context)
+
     def __call__(self, model: Protomodel) -> Evaluation:
         """Evaluate one model (errors of the engine become a NaN K with the reason)."""
         seconds: dict[str, float] = {}
@@ -236,6 +262,11 @@ class Evaluator:
             t3 = time.perf_counter()
             verdict = run_critics(final, self.context)
             seconds["critics"] = time.perf_counter() - t3
+            if self.settings.constructive and verdict.mu_max < 1.0:
+                k, muhat, final, verdict = self._capped(
+                    model, predictions, xsecs, muhat, k, verdict
+                )
+                rescaled = model.scaled(muhat)
         except ProtomodelsError as err:
             return Evaluation(
                 math.nan, math.nan, math.nan, math.nan, model, None, None, False,

@@ -57,3 +57,21 @@ def test_rescaled_predictions_equal_a_new_pass(evaluator: Evaluator) -> None:
         for name in ("nll1", "nll_SM", "nll_max", "muhat"):
             if name in q.extra:
                 assert p.extra[name] == pytest.approx(q.extra[name], rel=1e-9, abs=1e-9), name
+
+
+def test_constructive_critics_cap_the_signal_strength(subset_store: Path) -> None:
+    """A model the upper limits exclude: the veto rejects it; the constructive critics cap
+    mu-hat where the largest r reaches the threshold, and the capped model passes."""
+    from protomodels.evaluation import EvaluationSettings
+
+    database = pdb.open(subset_store, build=False, workspaces=False)
+    model = stop_model(30.0)
+    veto = Evaluator(database)(model)
+    assert not veto.passed and veto.critics.mu_max < 1.0
+    capped = Evaluator(database, EvaluationSettings(constructive=True))(model)
+    assert capped.passed
+    assert any(f.startswith("capped by the critics") for f in capped.k.flags)
+    assert capped.muhat <= veto.muhat * veto.critics.mu_max * (1 + 1e-9)
+    assert capped.T_L <= veto.T_L + 1e-9
+    r_max = max(p.r_obs or 0.0 for p in capped.predictions if p.data_type == "upperLimit")
+    assert r_max < 1.38

@@ -224,10 +224,12 @@ class _Search:
         heaviest = np.fmax(np.nan_to_num(self.peak_value, nan=-np.inf), w.max(axis=1))
         self.graph = _Graph(self.adj, np.argsort(-heaviest, kind="stable"))
         self._insert(mu, w)
+        # the shape test takes a curve's own peak (beyond mu_max it keeps rising up to there)
+        true_peak = np.maximum(np.nan_to_num(self.mu_hat, nan=0.0), 0.0)
         for i in range(len(w)):
             if not finite[i]:
                 self.global_max[i] = np.inf  # no maximum known: nothing bounds this curve
-            elif not (np.isfinite(self.mu_hat[i]) and _unimodal(w[i], mu, self.peak_mu[i])):
+            elif not (np.isfinite(self.mu_hat[i]) and _unimodal(w[i], mu, true_peak[i])):
                 self.global_max[i] = max(self.peak_value[i], float(np.nanmax(w[i])))
             else:
                 self.concave[i] = _concave(w[i], mu)
@@ -239,7 +241,8 @@ class _Search:
         improved = False
         for k in range(len(mu)):
             members, values[k] = self.graph.heaviest(w[:, k])
-            if values[k] > self.best_value:
+            # (mu = 1 is on the grid for T_L at mu = 1, also where it lies above mu_max)
+            if values[k] > self.best_value and mu[k] <= self.settings.mu_max:
                 self.best_value, self.best_mu, self.best_members = values[k], float(mu[k]), members
                 improved = True
         order = np.argsort(np.concatenate([self.mu, mu]))
@@ -310,7 +313,7 @@ class _Search:
             members = list(self.best_members)
             k = int(np.searchsorted(self.mu, self.best_mu))
             lo = float(self.mu[max(k - 1, 0)])
-            hi = float(self.mu[min(k + 1, len(self.mu) - 1)])
+            hi = min(float(self.mu[min(k + 1, len(self.mu) - 1)]), self.settings.mu_max)
             mu, value = self._zoom(members, lo, hi)
             if value > self.best_value:
                 self.best_value, self.best_mu = value, mu
@@ -475,6 +478,8 @@ def best_combination_in_mu(
         quick = np.where(bounds > 0, bounds, 0.0).sum(axis=0)
         open_intervals: list[tuple[float, int]] = []
         for k in np.flatnonzero(quick > search.best_value + tol):
+            if search.mu[k] >= settings.mu_max:
+                continue  # beyond the largest mu allowed
             key = (float(search.mu[k]), float(search.mu[k + 1]))
             if key in closed:
                 continue
@@ -484,7 +489,8 @@ def best_combination_in_mu(
             else:
                 closed.add(key)
         gap = max(open_intervals)[0] - search.best_value if open_intervals else 0.0
-        gap = max(gap, search.tail_bound() - search.best_value - tol, 0.0)
+        if mu_top < settings.mu_max:  # (at the cap, mu beyond it is not allowed)
+            gap = max(gap, search.tail_bound() - search.best_value - tol, 0.0)
         if not open_intervals or round_ == settings.max_rounds:
             break
         split = np.array(sorted([k for _, k in sorted(open_intervals)[-settings.max_split :]]))

@@ -4,12 +4,15 @@ hiscores, the plots and a summary of the best models.
 Usage (from the repository root):
 
     python studies/best_protomodel/run.py [--walkers 10] [--steps 2000] [--seed 1]
-        [--processes 2] [--run-file RUN.sqlite] [--report-only]
+        [--processes 2] [--run-file RUN.sqlite] [--report-only] [--constructive]
+        [--figures FOLDER]
 
 The run file (SQLite) is written outside the repository by default (it is derived from the
 database); the figures and ``summary.json`` go to ``studies/best_protomodel/figures``.
-``--report-only`` rereads an existing run file. A killed run is continued by running the same
-command again (the walkers resume from the run file).
+``--report-only`` rereads an existing run file. ``--constructive``: the critics cap mu-hat at
+mu_max instead of vetoing a model (figures then go to ``figures-constructive`` by default).
+A killed run is continued by running the same command again (the walkers resume from the run
+file).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from protomodels.builders.records import model_from_json
 from protomodels.builders.run import RunSettings, run_walk
 from protomodels.builders.storage import RunStorage
 from protomodels.database import open as open_database
+from protomodels.evaluation import EvaluationSettings
 from protomodels.theory.particles import NAMES
 
 HERE = Path(__file__).resolve().parent
@@ -94,17 +98,23 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--run-file", type=Path, default=None)
     parser.add_argument("--report-only", action="store_true")
+    parser.add_argument("--constructive", action="store_true")
+    parser.add_argument("--figures", type=Path, default=None)
     args = parser.parse_args()
-    run_file = args.run_file or Path(tempfile.gettempdir()) / f"best_protomodel-{args.seed}.sqlite"
+    tag = "-constructive" if args.constructive else ""
+    run_file = args.run_file or (
+        Path(tempfile.gettempdir()) / f"best_protomodel{tag}-{args.seed}.sqlite"
+    )
     if not args.report_only:
         database = open_database(workspaces=False)
         settings = RunSettings(
-            steps=args.steps, walkers=args.walkers, seed=args.seed, processes=args.processes
+            steps=args.steps, walkers=args.walkers, seed=args.seed, processes=args.processes,
+            evaluation=EvaluationSettings(constructive=args.constructive),
         )
         t0 = time.perf_counter()
         run_walk(run_file, database.path, settings, resume=run_file.exists())
         print(f"{args.walkers} walkers x {args.steps} steps in {time.perf_counter() - t0:.0f} s")
-    figures = HERE / "figures"
+    figures = args.figures or HERE / f"figures{tag}"
     for path in plot_run(run_file, figures):
         print(f"written {path}")
     result = summary(run_file)
