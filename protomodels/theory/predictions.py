@@ -320,6 +320,7 @@ class Predictor:
         # (dimension, stack row, value offset) of each txname's grid (observed, expected):
         # dimension -1 = no such grid, -2 = not triangulated yet
         self._refs = np.full((2, len(self._txnames), 3), -2, np.int64)
+        self._dataset_indices: dict[int, dict[str | None, int]] = {}
         self.grid_index = GridIndex(
             (
                 grid.values
@@ -622,11 +623,9 @@ class Predictor:
                 total = float(signals[slots[(m, r, d)]])
                 if total >= _MIN_XSEC:
                     values[d] = total
+            index = self._dataset_index(r)
             for p in self._em_predictions(result, values, txnames):
-                shown = range(len(values)) if p.data_type == "combined" else [
-                    next(d for d, ds in enumerate(result.datasets)
-                         if (ds.data_id or ds.dataset_id) == p.dataset)
-                ]
+                shown = range(len(values)) if p.data_type == "combined" else [index[p.dataset]]
                 p.particles = frozenset().union(*(particles[(m, r, d)] for d in shown))
                 if p.data_type != "combined":  # (SModelS gives combinations no conditions)
                     d = shown[0]
@@ -639,6 +638,15 @@ class Predictor:
                     )
                 if not violates(p.max_condition, self.settings.maxcond):
                     batch[m].append(p)
+
+    def _dataset_index(self, r: int) -> dict[str | None, int]:
+        """Position of each data set of result r by its id (built once per result)."""
+        found = self._dataset_indices.get(r)
+        if found is None:
+            datasets = self.database.results[r].datasets
+            found = {(ds.data_id or ds.dataset_id): d for d, ds in enumerate(datasets)}
+            self._dataset_indices[r] = found
+        return found
 
     def _ul_reports(
         self,
