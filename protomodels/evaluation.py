@@ -178,11 +178,6 @@ class Evaluator:
             database=database,
             constructive=self.settings.constructive,
         )
-        self._full: Callable[[list[TheoryPrediction], Database], None] | None = None
-        if self.settings.full_likelihoods:
-            from protomodels.statistics.full_likelihood import attach_full_likelihoods
-
-            self._full = attach_full_likelihoods
 
     def prepare(
         self, *, workers: int = 1, progress: Callable[[int, int], None] | None = None
@@ -199,9 +194,10 @@ class Evaluator:
         return self._attach(self.predictor.predict(model))
 
     def _attach(self, predictions: list[TheoryPrediction]) -> list[TheoryPrediction]:
-        attach_statistics(predictions, self.database, evaluator=self.statistics)
-        if self._full is not None:
-            self._full(predictions, self.database)
+        attach_statistics(
+            predictions, self.database, evaluator=self.statistics,
+            full_likelihoods=self.settings.full_likelihoods,
+        )
         return predictions
 
     def rescaled_predictions(
