@@ -213,44 +213,52 @@ def _current_file(file: Path) -> bool:
 
 def _triangulated(coordinates: np.ndarray, saved: dict[str, np.ndarray] | None) -> tuple:
     """(triangulation, arrays to save or None, lookup arrays or ()) of a point set; from the
-    saved arrays when they hold it all, else Qhull (and the bucket cells) computed here."""
+    saved arrays when they hold it all (Qhull's simplices of an older file are reused), else
+    Qhull and the bucket cells computed here. Point sets of every dimension are saved, so a
+    cache that holds them all needs no triangulation at all."""
+    current = _current(saved)
     if saved is not None:
         tri = Triangulation.from_arrays(
             saved["shift"], saved["rotation"], saved["rotated"], len(coordinates)
         )
-        simplices = saved["simplices"].astype(np.int64)
-        neighbors = saved["neighbors"].astype(np.int64)
+        simplices = saved["simplices"].astype(np.int64) if "simplices" in saved else None
+        neighbors = saved["neighbors"].astype(np.int64) if "neighbors" in saved else None
     else:
         tri = Triangulation(coordinates)
         simplices = neighbors = None
         if tri.dim >= 2:
             assert tri._tri is not None
             simplices, neighbors = tri._tri.simplices, tri._tri.neighbors
+    fresh = None
+    if not current:
+        fresh = {
+            "shift": tri.shift, "rotation": tri.rotation, "rotated": tri._rotated,
+            "cells_version": np.asarray(_CELLS_VERSION),
+        }
     if tri.dim == 0:
-        return tri, None, ()
+        return tri, fresh, ()
     if tri.dim == 1:
         rotated, simplices, transform, neighbors = _segments(tri)
     else:
         assert simplices is not None and neighbors is not None
         rotated = tri._rotated
-        current = _current(saved)
         transform = saved["transform"] if current else barycentric_transforms(rotated, simplices)
         tri._transform = transform
         if tri._tri is not None:
             tri._tri._transform = transform  # SciPy's find_simplex uses it as its own
-    fresh = None
-    if _current(saved):
+    if current:
         cells = tuple(saved[k] for k in _CELL_KEYS)
     else:
         cells = _cell_lists(rotated, simplices, transform)
+        fresh.update(
+            {k: (v.astype(np.int32) if k == "members" else v)
+             for k, v in zip(_CELL_KEYS, cells, strict=True)}
+        )
         if tri.dim >= 2:
-            fresh = {
-                "shift": tri.shift, "rotation": tri.rotation, "rotated": tri._rotated,
-                "simplices": simplices.astype(np.int32), "neighbors": neighbors.astype(np.int32),
-                "cells_version": np.asarray(_CELLS_VERSION), "transform": transform,
-                **{k: (v.astype(np.int32) if k == "members" else v)
-                   for k, v in zip(_CELL_KEYS, cells, strict=True)},
-            }
+            fresh.update(
+                simplices=simplices.astype(np.int32), neighbors=neighbors.astype(np.int32),
+                transform=transform,
+            )
     lower, size, shape, start, members = cells
     members = members.astype(np.int64)
     return tri, fresh, (lower, size, shape, start, members, transform, simplices, neighbors)
@@ -389,7 +397,7 @@ class GridIndex:
             for (_, widths), points in todo.items():
                 coordinates = _coordinates(points, widths)
                 file = _cache_file(self.cache, coordinates)
-                if file is not None and len(points) > 2 and not _current_file(file):
+                if file is not None and not _current_file(file):
                     missing.append((coordinates, str(file)))
         done = 0
         if missing:
