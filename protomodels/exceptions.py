@@ -10,6 +10,8 @@ from pathlib import Path
 __all__ = [
     "DatabaseFormatError",
     "DatabaseNotFoundError",
+    "InputCorrectionWarning",
+    "InvalidProtomodelError",
     "ProtomodelsError",
     "SharedDataNotFoundError",
     "StoreSchemaError",
@@ -79,3 +81,12 @@ class SharedDataNotFoundError(ProtomodelsError):
 
 class StoreSchemaError(ProtomodelsError):
     """A store file was written by an incompatible version of protomodels."""
+
+
+class InvalidProtomodelError(ProtomodelsError):
+    """The protomodel is not physical or not understood (the message names file and field)."""
+
+
+class InputCorrectionWarning(UserWarning):
+    """An input was read with a stated correction (e.g. a negative SLHA mass taken as its
+    absolute value, a particle at >= 1e5 GeV frozen); the message says what was changed."""

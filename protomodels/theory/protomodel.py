@@ -14,9 +14,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pyslha
-
-from protomodels.exceptions import ProtomodelsError
+from protomodels.exceptions import (
+    InputCorrectionWarning,
+    InvalidProtomodelError,
+    ProtomodelsError,
+)
 from protomodels.theory.particles import NAMES, bsm_properties
 
 __all__ = ["Decay", "InvalidProtomodelError", "Protomodel"]
@@ -29,10 +31,6 @@ def __dir__() -> list[str]:
 #: particles at or above this mass (GeV) in an SLHA file are frozen (decoupled)
 FROZEN_MASS = 1e5
 _BR_TOLERANCE = 1e-4
-
-
-class InvalidProtomodelError(ProtomodelsError):
-    """The protomodel is not physical or not understood (message says which field)."""
 
 
 @dataclass(frozen=True)
@@ -51,6 +49,12 @@ class Decay:
 
 
 Pair = tuple[int, int]
+
+
+def _label(pdg: int) -> str:
+    """``1000022 (N1)``: a PDG id with its name, for messages."""
+    name = NAMES.get(abs(pdg))
+    return f"{pdg} ({name})" if name else str(pdg)
 
 
 def _pair(a: int, b: int) -> Pair:
@@ -75,6 +79,8 @@ class Protomodel:
         name: a label for reports.
         allow_stable: accept active particles without decays (stable), as SModelS does for SLHA
             input; protomodels proper need a decay for every particle but the LSP.
+        notes: corrections stated while reading the model (negative masses, frozen particles,
+            reference cross sections...), shown with its predictions and in their JSON flags.
     """
 
     masses: Mapping[int, float]
@@ -84,6 +90,7 @@ class Protomodel:
     widths: Mapping[int, float] = field(default_factory=dict)
     name: str = "protomodel"
     allow_stable: bool = False
+    notes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         self.validate()
@@ -178,87 +185,160 @@ class Protomodel:
     # -- SLHA ------------------------------------------------------------------------------
     @classmethod
     def from_slha(cls, path: str | os.PathLike[str], *, name: str | None = None) -> Protomodel:
-        """Read MASS, DECAY and XSECTION blocks. Particles with |m| >= 1e5 GeV are frozen.
+        """Read MASS, DECAY and XSECTION blocks of an SLHA file (strictly, see
+        :mod:`protomodels.theory.slha`).
+
+        Stated corrections, kept in :attr:`notes` and issued as
+        :class:`~protomodels.exceptions.InputCorrectionWarning`: a negative mass is taken as its
+        absolute value (a Majorana phase); a particle with ``|m| >= 1e5`` GeV is frozen
+        (decoupled: removed with its decays and cross sections); a file without XSECTION blocks
+        gets the reference cross-section tables (multipliers 1); long-lived particles are
+        treated as prompt.
 
         Raises:
-            InvalidProtomodelError: missing file or blocks, unknown particles, invalid model.
+            InvalidProtomodelError: missing or unreadable file, an unreadable line (file, line
+                and section named), unknown particles, a decaying lightest particle, or a model
+                that is not valid (file and field named).
         """
+        from protomodels.theory.slha import read_slha
+
+        doc = read_slha(path)
         path = Path(path)
-        if not path.exists():
-            msg = f"SLHA file {path} does not exist"
-            raise InvalidProtomodelError(msg)
-        try:
-            doc = pyslha.read(str(path), ignorenomass=True, ignorenobr=True)
-        except Exception as err:  # pyslha raises several kinds
-            msg = f"{path}: cannot parse SLHA ({err}); check the MASS and DECAY blocks"
-            raise InvalidProtomodelError(msg) from err
-        if "MASS" not in doc.blocks:
+        if not doc.has_mass_block:
             msg = f"{path}: no MASS block; the file needs BLOCK MASS with the BSM masses"
             raise InvalidProtomodelError(msg)
         masses: dict[int, float] = {}
-        for pdg, value in doc.blocks["MASS"].items():
-            if not isinstance(pdg, int) or abs(pdg) < 1000000:
+        lines: dict[int, int] = {}
+        negative, frozen = [], []
+        for pdg, (value, line) in doc.masses.items():
+            if abs(pdg) < 1000000:
+                continue  # SM masses
+            if abs(value) >= FROZEN_MASS:
+                frozen.append(NAMES.get(abs(pdg), str(pdg)))
                 continue
-            if not isinstance(value, (int, float)):
-                msg = f"{path}: MASS of {pdg} is {value!r}, not a number"
+            if abs(pdg) in masses:
+                msg = (f"{path}, line {line}: a second mass for {abs(pdg)} (line "
+                       f"{lines[abs(pdg)]}); give each particle one MASS entry")
                 raise InvalidProtomodelError(msg)
-            if abs(value) < FROZEN_MASS:
-                masses[abs(pdg)] = round(abs(float(value)), 1)
+            if value < 0:
+                negative.append(f"{_label(pdg)} {value:g} GeV (line {line})")
+            masses[abs(pdg)] = round(abs(value), 1)
+            lines[abs(pdg)] = line
+        notes: list[str] = []
+        if negative:
+            notes.append("negative masses taken as their absolute values (the sign of an SLHA "
+                         "mass is a Majorana phase): " + ", ".join(negative))
+        if frozen:
+            notes.append(f"{len(frozen)} particles at or above {FROZEN_MASS:g} GeV are frozen "
+                         "(decoupled: removed with their decays and cross sections): "
+                         + " ".join(frozen))
+        frozen_ids = {abs(p) for p, (v, _) in doc.masses.items() if abs(v) >= FROZEN_MASS}
         decays: dict[int, tuple[Decay, ...]] = {}
         widths: dict[int, float] = {}
-        for pdg, particle in doc.decays.items():
-            if pdg not in masses:
+        decay_lines: dict[int, int] = {}
+        for pdg, block in doc.decays.items():
+            if abs(pdg) < 1000000 or abs(pdg) in frozen_ids:
                 continue
-            widths[pdg] = abs(float(particle.totalwidth or 0.0))
+            if abs(pdg) not in masses:
+                msg = (f"{path}, line {block.line}: DECAY block of {pdg} but BLOCK MASS has no "
+                       f"mass for it; add its mass (>= {FROZEN_MASS:g} GeV to freeze it)")
+                raise InvalidProtomodelError(msg)
+            if abs(pdg) in widths:
+                msg = f"{path}, line {block.line}: a second DECAY block for {abs(pdg)}"
+                raise InvalidProtomodelError(msg)
+            if block.width < 0:
+                msg = (f"{path}, line {block.line}: total width of {pdg} is {block.width:g} "
+                       "GeV; a width is >= 0")
+                raise InvalidProtomodelError(msg)
+            widths[abs(pdg)] = block.width
+            decay_lines[abs(pdg)] = block.line
             channels = []
-            for dec in particle.decays:
+            for dec in block.channels:
                 if dec.br == 0:
                     continue
                 bsm = [i for i in dec.ids if abs(i) >= 1000000]
                 sm = tuple(i for i in dec.ids if abs(i) < 1000000)
                 if len(bsm) != 1:
                     msg = (
-                        f"{path}: decay {pdg} -> {dec.ids} has {len(bsm)} BSM daughters; "
-                        "only R-parity conserving decays with one BSM daughter are supported"
+                        f"{path}, line {dec.line}: decay {pdg} -> {list(dec.ids)} has "
+                        f"{len(bsm)} BSM daughters; only R-parity conserving decays with one "
+                        "BSM daughter are supported"
                     )
                     raise InvalidProtomodelError(msg)
-                channels.append(Decay(bsm[0], sm, float(dec.br)))
-            decays[pdg] = tuple(channels)
-        lsp = min(masses, key=lambda p: (masses[p], p)) if masses else None
+                channels.append(Decay(bsm[0], sm, dec.br))
+            # largest branching ratio first, as SModelS's SLHA reader orders them
+            decays[abs(pdg)] = tuple(sorted(channels, key=lambda d: -d.br))
+        if not masses:
+            msg = (f"{path}: BLOCK MASS has no BSM particle below {FROZEN_MASS:g} GeV "
+                   "(PDG ids >= 1000000); nothing to predict")
+            raise InvalidProtomodelError(msg)
+        lsp = min(masses, key=lambda p: (masses[p], p))
+        if decays.get(lsp):
+            daughters = sorted({abs(d.daughter) for d in decays[lsp]})
+            msg = (
+                f"{path}: {_label(lsp)} is the lightest particle of BLOCK MASS ({masses[lsp]:g} "
+                f"GeV, line {lines[lsp]}) but its DECAY block (line {decay_lines[lsp]}) has "
+                "decays to "
+                + ", ".join(f"{_label(d)} ({masses[d]:g} GeV)" if d in masses else _label(d)
+                            for d in daughters)
+                + ": the spectrum is not what the file says; check the masses and the decays"
+            )
+            raise InvalidProtomodelError(msg)
         decays = {p: d for p, d in decays.items() if p != lsp}
+        undecided = sorted(p for p, w in widths.items() if p != lsp and w > 0 and not decays[p])
+        if undecided:
+            notes.append(
+                f"{', '.join(map(_label, undecided))} have a width but no decay channel in their "
+                "DECAY blocks: treated as stable (as SModelS does)"
+            )
         long_lived = sorted(
             p for p, w in widths.items() if decays.get(p) and _STABLE_WIDTH < w < _PROMPT_WIDTH
         )
         if long_lived:
-            warnings.warn(
-                f"{path}: {long_lived} have widths between {_STABLE_WIDTH} and {_PROMPT_WIDTH} "
-                "GeV (long-lived); they are treated as decaying promptly (SModelS's lifetime "
-                "reweighting is not implemented), so their predictions are too large",
-                stacklevel=2,
+            notes.append(
+                f"{', '.join(map(_label, long_lived))} have widths between {_STABLE_WIDTH:g} and "
+                f"{_PROMPT_WIDTH:g} GeV (long-lived); they are treated as decaying promptly "
+                "(lifetime reweighting is not implemented), so their predictions are too large"
             )
-        xsecs: dict[Pair, dict[float, float]] = {}
-        for process, entry in doc.xsections.items():
-            final = [p for p in process[2:]]
+        xsecs: dict[Pair, dict[float, float]] | None = {}
+        orders: dict[tuple[Pair, float], tuple[int, float]] = {}
+        ignored: set[tuple[int, ...]] = set()
+        for x in doc.xsecs:
+            final = x.final
             if len(final) != 2 or any(abs(p) not in masses for p in final):
+                if not any(abs(p) in frozen_ids for p in final):
+                    ignored.add(final)
                 continue
-            pair = _pair(final[0], final[1])
-            best: dict[float, tuple[int, float]] = {}
-            for x in entry.xsecs:
-                sqrts = round(float(x.sqrts) / 1000.0, 3)
-                order = int(x.qcd_order)
-                value = float(x.value) * 1000.0  # pb -> fb
-                old = best.get(sqrts)
-                if old is None or order > old[0] or (order == old[0] and value > old[1]):
-                    best[sqrts] = (order, value)
-            xsecs.setdefault(pair, {}).update({s: v for s, (_, v) in best.items()})
-        return cls(
-            masses=masses,
-            decays=decays,
-            xsecs=xsecs,
-            widths=widths,
-            name=name or path.stem,
-            allow_stable=True,
-        )
+            key = (_pair(*final), round(x.sqrts_gev / 1000.0, 3))
+            value = x.value_pb * 1000.0  # pb -> fb
+            old = orders.get(key)
+            if old is None or x.qcd_order > old[0] or (x.qcd_order == old[0] and value > old[1]):
+                orders[key] = (x.qcd_order, value)
+        for (pair, sqrts), (_, value) in orders.items():
+            xsecs.setdefault(pair, {})[sqrts] = value
+        if ignored:
+            notes.append(
+                "cross sections whose final state is not two particles of BLOCK MASS are "
+                "ignored: " + ", ".join(" ".join(map(str, f)) for f in sorted(ignored))
+            )
+        if not doc.xsecs:
+            xsecs = None
+            notes.append("no XSECTION blocks: the production cross sections are the reference "
+                         "tables (signal-strength multipliers 1)")
+        for note in notes:
+            warnings.warn(f"{path}: {note}", InputCorrectionWarning, stacklevel=2)
+        try:
+            return cls(
+                masses=masses,
+                decays=decays,
+                xsecs=xsecs,
+                widths=widths,
+                name=name or path.stem,
+                allow_stable=True,
+                notes=tuple(notes),
+            )
+        except InvalidProtomodelError as err:
+            raise InvalidProtomodelError(f"{path}: {err}") from err
 
     def to_slha(self, path: str | os.PathLike[str] | None = None, *, xsecs=None) -> str:  # noqa: ANN001
         """Write MASS, DECAY and XSECTION blocks (SModelS and other tools read them).
