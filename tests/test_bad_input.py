@@ -77,8 +77,11 @@ def nan_in_grid(src: Path):
     old = "[[1800.0,18.0],2.182359E-01*pb]"
     assert text.count(old) == 1
     path.write_text(text.replace(old, "[[1800.0,18.0],nan*pb]"))
-    line = line_of(path, "upperLimits:")
-    return rel, path, "upperLimits", line, line, line + 1
+    start = line_of(path, "upperLimits:")
+    # the line holding the nan (the grid goes on over several lines), not the field's first one
+    (line,) = [i for i, s in enumerate(path.read_text().splitlines(), 1) if "nan*pb" in s]
+    assert line > start
+    return rel, path, "upperLimits", line, line, line
 
 
 def covariance_wrong_dimension(src: Path):

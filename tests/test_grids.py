@@ -279,7 +279,7 @@ def test_fast_path_equals_general_path(texts: tuple[str, str]) -> None:
     assert fast[2] == layout
     np.testing.assert_array_equal(fast[0], points)
     np.testing.assert_array_equal(fast[1], values)
-    parsed = grid(text, field="efficiencyMap")
+    parsed = grid(text, field="expectedUpperLimits")  # values up to 1e4: not efficiencies
     np.testing.assert_array_equal(parsed.points, points)
     np.testing.assert_array_equal(parsed.values, values)
     assert parsed.layout == layout
@@ -289,7 +289,7 @@ def test_fast_path_equals_general_path(texts: tuple[str, str]) -> None:
 @given(random_grids())
 def test_units_give_the_same_points_and_values_in_fb(texts: tuple[str, str]) -> None:
     text, with_units = texts
-    plain = grid(text, field="efficiencyMap")
+    plain = grid(text, field="expectedUpperLimits")
     scaled = grid(with_units)
     assert scaled.unit == "pb"
     assert scaled.layout == plain.layout
@@ -325,11 +325,11 @@ def test_non_finite_value_names_point_field_and_line(index: int, value: str) -> 
         grid(text, line=12, field="upperLimits")
     err = info.value
     assert err.field == "upperLimits"
-    assert err.line == 12
+    assert err.line == 12 + index  # the line holding the bad value, not the field's first line
     assert err.path == "/db/T.txt"
     assert f"grid point {index}" in err.problem
-    assert "value" in err.problem
-    assert "line 12" in str(err)
+    assert f"value ({value})" in err.problem
+    assert f"line {12 + index}" in str(err)
     assert "upperLimits" in str(err)
     assert err.hint
 
@@ -341,10 +341,10 @@ def test_nan_mass_names_point_field_and_line(index: int) -> None:
         grid(text, line=40, field="efficiencyMap")
     err = info.value
     assert err.field == "efficiencyMap"
-    assert err.line == 40
+    assert err.line == 40 + index
     assert f"grid point {index}" in err.problem
-    assert "mass" in err.problem
-    assert "line 40" in str(err)
+    assert "mass (nan)" in err.problem
+    assert f"line {40 + index}" in str(err)
     assert "efficiencyMap" in str(err)
 
 
@@ -352,8 +352,8 @@ def test_nan_mass_in_flat_grid() -> None:
     with pytest.raises(DatabaseFormatError) as info:
         grid("[[[1800.0,2e-13],0.2*pb],\n[[NaN,18.0],0.2*pb]]", line=3)
     assert "grid point 1" in info.value.problem
-    assert "mass" in info.value.problem
-    assert info.value.line == 3
+    assert "mass (NaN)" in info.value.problem
+    assert info.value.line == 4
 
 
 @pytest.mark.parametrize(
@@ -398,9 +398,8 @@ def test_negative_value() -> None:
     with pytest.raises(DatabaseFormatError) as info:
         grid(text, line=9)
     err = info.value
-    assert "grid point 3" in err.problem
-    assert "negative" in err.problem
-    assert err.line == 9
+    assert "grid point 3 has a negative value -0.40" in err.problem
+    assert err.line == 12
     assert err.field == "upperLimits"
 
 
@@ -432,7 +431,7 @@ def test_ragged_points_with_different_counts() -> None:
     with pytest.raises(DatabaseFormatError) as info:
         grid(text, line=3)
     assert "point 1" in info.value.problem
-    assert info.value.line == 3
+    assert info.value.line == 4  # the line where point 1 starts
 
 
 def test_ragged_points_with_different_branch_count() -> None:
@@ -470,3 +469,99 @@ def test_empty_or_non_list_grid(text: str) -> None:
         grid(text, line=2)
     assert info.value.line == 2
     assert info.value.field == "upperLimits"
+
+
+# --------------------------------------------------------------------------- issue 17: messages
+
+
+def test_nan_in_the_middle_of_a_multi_line_grid_names_its_line() -> None:
+    # 9 points, one per line, the field starting on line 30: the nan is on line 34
+    points = [_point(i) for i in range(9)]
+    points[4] = points[4].replace(",0.50]", ",nan]")
+    with pytest.raises(DatabaseFormatError) as info:
+        grid("[" + ",\n".join(points) + "]", line=30)
+    assert info.value.line == 34
+    assert "grid point 4 has a non-finite value (nan)" in info.value.problem
+
+
+def test_value_on_the_line_after_its_masses_is_located() -> None:
+    text = "[[[[100,10],[100,10]],\n0.1],\n[[[200,20],[200,20]],\n-0.2]]"
+    with pytest.raises(DatabaseFormatError) as info:
+        grid(text, line=7)
+    assert info.value.line == 10
+    assert "grid point 1 has a negative value -0.2" in info.value.problem
+
+
+def test_width_of_a_tuple_is_located_in_written_order() -> None:
+    text = (
+        "[[[[(500*GeV,1e-3*GeV),100*GeV],[(400*GeV,2e-3*GeV),100*GeV]],0.5*fb],\n"
+        "[[[(600*GeV,3e-3*GeV),110*GeV],\n[(450*GeV,-4e-3*GeV),120*GeV]],0.25*fb]]"
+    )
+    with pytest.raises(DatabaseFormatError) as info:
+        grid(text, line=2)
+    err = info.value
+    assert err.line == 4
+    assert "grid point 1 has a negative width -4e-3" in err.problem
+
+
+def test_inf_mass_after_a_width_tuple_is_located() -> None:
+    text = "[[[[(500,1e-3),100],[400,100]],0.5],\n[[[(600,3e-3),110],[450,\ninf]],0.25]]"
+    with pytest.raises(DatabaseFormatError) as info:
+        grid(text, line=1)
+    assert info.value.line == 3
+    assert "non-finite mass (inf)" in info.value.problem
+
+
+@pytest.mark.parametrize(
+    ("entry", "shown"),
+    [("np.nan", "np.nan"), ("float('nan')", "float('nan')"), ("x", "x"), ("True", "True"),
+     ("1+2j", "1+2j"), ("os.sep", "os.sep")],
+)
+def test_entry_that_is_not_a_number_is_quoted_as_written(entry: str, shown: str) -> None:
+    # a value the JSON reader rejects goes through the literal reader: its message must quote
+    # the entry as written, never Python's internal names (<ast.Attribute object at 0x...>)
+    text = _grid_with(2, f"[[[300,20],[300,20]],{entry}*fb]")
+    with pytest.raises(DatabaseFormatError) as info:
+        grid(text, line=20)
+    err = info.value
+    assert "<ast" not in str(err) and "object at 0x" not in str(err)
+    assert repr(shown) in err.problem
+    assert err.line == 22
+    assert err.field == "upperLimits"
+
+
+def test_non_number_value_of_the_slow_path_names_its_point_and_line() -> None:
+    text = _grid_with(3, "[[[400,30],[400,30]],'x']")
+    with pytest.raises(DatabaseFormatError) as info:
+        grid(text, line=5)
+    assert "point 3 has the value 'x', not a number" in info.value.problem
+    assert info.value.line == 8
+
+
+def test_messages_show_plain_numbers() -> None:
+    for text in ("[[[[100],[100]],-3.0]]", "[[[[100],[100]],1e400]]"):
+        with pytest.raises(DatabaseFormatError) as info:
+            grid(text)
+        assert "np." not in str(info.value) and "float64" not in str(info.value)
+
+
+def test_efficiency_above_one_is_an_error() -> None:
+    # no efficiency of the real database exceeds 1
+    text = _grid_with(1, "[[[200,10],[200,10]],1.5]")
+    with pytest.raises(DatabaseFormatError) as info:
+        grid(text, line=3, field="efficiencyMap")
+    assert "grid point 1 has an efficiency 1.5 > 1" in info.value.problem
+    assert info.value.line == 4
+    g = grid(text, line=3, field="upperLimits")  # an upper limit of 1.5 fb is fine
+    assert g.values[1] == 1.5
+
+
+def test_efficiency_of_exactly_one_is_allowed() -> None:
+    g = grid("[[[[100],[100]],1.0],[[[200],[200]],0]]", field="efficiencyMap")
+    np.testing.assert_array_equal(g.values, [1.0, 0.0])
+
+
+def test_mixed_units_are_named_plainly() -> None:
+    with pytest.raises(DatabaseFormatError) as info:
+        grid("[[[[100*GeV],[100*GeV]],0.1*fb],[[[200*GeV],[200*GeV]],0.1*pb]]")
+    assert "grid mixes units fb, pb" in info.value.problem

@@ -7,7 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from protomodels.database.textformat import evaluate, read_fields
+from protomodels.database.textformat import (
+    ValueNotUnderstood,
+    evaluate,
+    evaluate_strictly,
+    read_fields,
+)
 from protomodels.exceptions import DatabaseFormatError
 
 
@@ -241,3 +246,50 @@ def test_nan_float_is_passed_through() -> None:
     value = evaluate("1e308*1e308 - 1e308*1e308")
     assert isinstance(value, float)
     assert math.isnan(value)
+
+
+# --------------------------------------------------------------------------- why not understood
+
+
+@pytest.mark.parametrize(
+    ("text", "message", "offset"),
+    [
+        ("np.nan", "cannot understand 'np.nan'", 0),
+        ("nan", "unknown name 'nan'", 0),
+        ("abc/fb", "unknown name 'abc'", 0),
+        ("[1, 2,\n np.inf]", "cannot understand 'np.inf'", 1),
+        ("(1).__class__", "cannot understand '(1).__class__'", 0),
+        ("open('/etc/passwd')", "cannot understand \"open('/etc/passwd')\"", 0),
+        ("1/0", "division by zero in '1/0'", 0),
+        ("10**10**10", "number too large in '10**10**10'", 0),
+        ("-'a'", "sign on a non-number in \"-'a'\"", 0),
+        ("[1, 2", "not a valid expression ('[' was never closed) in '[1, 2'", 0),
+        ("[1,\n2 3]", "not a valid expression", 1),
+    ],
+)
+def test_evaluate_strictly_quotes_what_it_did_not_understand(
+    text: str, message: str, offset: int
+) -> None:
+    with pytest.raises(ValueNotUnderstood) as info:
+        evaluate_strictly(text)
+    err = info.value
+    assert message in str(err)
+    assert err.offset == offset
+    assert "<ast" not in str(err) and "object at 0x" not in str(err)
+    # the lenient evaluator keeps such a value as text, as SModelS does
+    assert evaluate(text) == text.strip()
+
+
+def test_huge_powers_are_computed_in_floating_point() -> None:
+    # no giant integers (10**10**10 would take minutes and gigabytes as an int)
+    assert evaluate("10**300") == 1e300
+    assert isinstance(evaluate("10**300"), float)
+    assert evaluate("2**10") == 1024 and isinstance(evaluate("2**10"), int)
+    assert evaluate("9**9**9") == "9**9**9"
+
+
+def test_huge_integer_literal_is_not_understood() -> None:
+    with pytest.raises(ValueNotUnderstood) as info:
+        evaluate_strictly("1" * 5000)
+    assert "not a valid expression" in str(info.value)
+    assert len(str(info.value)) < 200

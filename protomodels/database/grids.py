@@ -93,6 +93,56 @@ def _check_brackets(text: str, path: str | Path, field: str, line: int) -> None:
         )
 
 
+class _PointError(ValueError):
+    """A malformed point of a grid: ``index`` is the 0-based point number."""
+
+    def __init__(self, index: int, message: str) -> None:
+        super().__init__(message)
+        self.index = index
+
+
+_NON_FINITE_NAMES = {
+    "nan": float("nan"),
+    "NaN": float("nan"),
+    "NAN": float("nan"),
+    "inf": float("inf"),
+    "Inf": float("inf"),
+    "INF": float("inf"),
+    "infinity": float("inf"),
+    "Infinity": float("inf"),
+}
+
+
+def _snippet(text: str, node: ast.AST) -> str:
+    shown = " ".join((ast.get_source_segment(text, node) or type(node).__name__).split())
+    return shown if len(shown) <= 60 else shown[:57] + "..."
+
+
+def _literal(node: ast.AST, text: str, path: str | Path, field: str, line: int) -> Any:
+    """A grid literal: numbers (nan and inf included, so that they are reported as non-finite
+    at their point), quoted strings, lists and tuples; anything else is an error quoting it."""
+    if isinstance(node, ast.Constant) and (
+        isinstance(node.value, str)
+        or (isinstance(node.value, (int, float)) and not isinstance(node.value, bool))
+    ):
+        return node.value
+    if isinstance(node, ast.Name) and node.id in _NON_FINITE_NAMES:
+        return _NON_FINITE_NAMES[node.id]
+    if isinstance(node, (ast.List, ast.Tuple)):
+        return [_literal(e, text, path, field, line) for e in node.elts]
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+        value = _literal(node.operand, text, path, field, line)
+        if isinstance(value, (int, float)):
+            return -value if isinstance(node.op, ast.USub) else value
+    raise DatabaseFormatError(
+        path,
+        f"grid entry {_snippet(text, node)!r} is not a number",
+        field=field,
+        line=line + (getattr(node, "lineno", 1) or 1) - 1,
+        hint="grid entries are numbers with units (e.g. 300*GeV, 0.2*fb) in [masses, value] points",
+    )
+
+
 def _to_python(text: str, path: str | Path, field: str, line: int) -> Any:
     _check_brackets(text, path, field, line)
     cleaned = text.replace("(", "[").replace(")", "]").replace("'", '"')
@@ -104,17 +154,18 @@ def _to_python(text: str, path: str | Path, field: str, line: int) -> Any:
     except json.JSONDecodeError:
         pass
     try:
-        return ast.literal_eval(text)
-    except (SyntaxError, ValueError) as err:
+        tree = ast.parse(text.strip(), mode="eval")
+    except (SyntaxError, ValueError, RecursionError, MemoryError) as err:
         offset = (getattr(err, "lineno", None) or 1) - 1
+        why = (getattr(err, "msg", None) or err.__class__.__name__).split(";")[0]
         raise DatabaseFormatError(
             path,
-            f"grid is not a valid list of [masses, value] points ({err.__class__.__name__}: "
-            f"{getattr(err, 'msg', err)})",
+            f"grid is not a valid list of [masses, value] points ({why})",
             field=field,
             line=line + offset,
             hint="correct the grid syntax (balanced brackets, numbers with units)",
-        ) from err
+        ) from None
+    return _literal(tree.body, text.strip(), path, field, line)
 
 
 def _layout_of(x: Any) -> GridLayout:
@@ -170,9 +221,13 @@ def _points_array(xs: list[Any], layout: GridLayout) -> np.ndarray:
     first = layout
     rows = []
     for i, x in enumerate(xs):
-        if _layout_of(x) != first:
+        try:
+            same = _layout_of(x) == first
+        except (ValueError, TypeError) as err:
+            raise _PointError(i, f"point {i}: {err}") from None
+        if not same:
             msg = f"point {i} has a different shape from the first point"
-            raise ValueError(msg)
+            raise _PointError(i, msg)
         rows.append(_flatten(x, layout))
     return np.asarray(rows, dtype=np.float64).reshape(len(xs), layout.n_coordinates)
 
@@ -287,7 +342,7 @@ def parse_grid(text: str, *, path: str | Path, field: str, line: int) -> Grid:
     if len(value_units) > 1 or len(mass_units) > 1:
         raise DatabaseFormatError(
             path,
-            f"grid mixes units {value_units + mass_units}",
+            f"grid mixes units {', '.join(value_units + mass_units)}",
             field=field,
             line=line,
             hint="use one unit for all masses and one for all values",
@@ -295,7 +350,9 @@ def parse_grid(text: str, *, path: str | Path, field: str, line: int) -> Grid:
     fast = _fast_arrays(text) if "'" not in text and '"' not in text else None
     if fast is not None:
         points, values, layout = fast
-        return _checked(points, values, layout, mass_units, value_units, path, field, line)
+        return _checked(
+            points, values, layout, mass_units, value_units, path, field, line, text
+        )
     data = _to_python(text, path, field, line)
     if not isinstance(data, list) or not data:
         raise DatabaseFormatError(
@@ -306,14 +363,26 @@ def parse_grid(text: str, *, path: str | Path, field: str, line: int) -> Grid:
             hint="a grid is a list of [masses, value] points",
         )
     try:
-        if not all(isinstance(p, list) and len(p) == 2 for p in data):
-            bad = next(i for i, p in enumerate(data) if not (isinstance(p, list) and len(p) == 2))
-            msg = f"point {bad} is not a [masses, value] pair"
-            raise ValueError(msg)
+        for i, p in enumerate(data):
+            if not (isinstance(p, list) and len(p) == 2):
+                raise _PointError(i, f"point {i} is not a [masses, value] pair")
+            if not _is_number(p[1]):
+                raise _PointError(i, f"point {i} has the value {_shown(p[1])}, not a number")
         xs = [p[0] for p in data]
-        layout = _layout_of(xs[0])
+        try:
+            layout = _layout_of(xs[0])
+        except (ValueError, TypeError) as err:
+            raise _PointError(0, f"point 0: {err}") from None
         points = _points_array(xs, layout)
         values = np.asarray([p[1] for p in data], dtype=np.float64)
+    except _PointError as err:
+        raise DatabaseFormatError(
+            path,
+            f"malformed grid: {err}",
+            field=field,
+            line=_point_line(text, line, err.index),
+            hint="every point must have the same [masses, value] structure",
+        ) from None
     except (ValueError, TypeError) as err:
         raise DatabaseFormatError(
             path,
@@ -321,8 +390,97 @@ def parse_grid(text: str, *, path: str | Path, field: str, line: int) -> Grid:
             field=field,
             line=line,
             hint="every point must have the same [masses, value] structure",
-        ) from err
-    return _checked(points, values, layout, mass_units, value_units, path, field, line)
+        ) from None
+    return _checked(points, values, layout, mass_units, value_units, path, field, line, text)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _shown(value: Any) -> str:
+    """A value for a message, as a file would write it (no Python or NumPy type names)."""
+    if isinstance(value, list):
+        return "[" + ", ".join(_shown(v) for v in value) + "]"
+    if _is_number(value) or isinstance(value, np.floating):
+        return f"{float(value):g}"
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def _point_spans(text: str) -> list[tuple[int, int]]:
+    """(start, end) character offsets of the brackets of every point of a grid text."""
+    spans: list[tuple[int, int]] = []
+    depth = 0
+    start = 0
+    for i, ch in enumerate(text):
+        if ch in "[(":
+            depth += 1
+            if depth == 2:
+                start = i
+        elif ch in "])":
+            if depth == 2:
+                spans.append((start, i))
+            depth -= 1
+    return spans
+
+
+_TOKEN_RE = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?[A-Za-z_][\w.]*")
+
+
+def _locate(text: str, index: int, written: int | None) -> tuple[int, str | None]:
+    """Offset and text of a number of point ``index``: its value (``written`` None) or its
+    ``written``-th mass/width number; (offset of the point, None) if it cannot be found."""
+    spans = _point_spans(text)
+    if index >= len(spans):
+        return 0, None
+    start, end = spans[index]
+    depth = 0
+    comma = -1
+    for i in range(start + 1, end):
+        ch = text[i]
+        if ch in "[(":
+            depth += 1
+        elif ch in "])":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            comma = i
+    if comma < 0:
+        return start, None
+    if written is None:
+        m = _TOKEN_RE.search(text, comma + 1, end)
+    else:
+        tokens = list(_TOKEN_RE.finditer(text, start + 1, comma))
+        m = tokens[written] if written < len(tokens) else None
+    return (m.start(), m.group()) if m is not None else (start, None)
+
+
+def _point_line(text: str, line: int, index: int) -> int:
+    spans = _point_spans(text)
+    if index >= len(spans):
+        return line
+    return line + text.count("\n", 0, spans[index][0])
+
+
+def _bad_number(
+    text: str,
+    line: int,
+    index: int,
+    written: int | None,
+    value: float,
+    path: str | Path,
+    field: str,
+    problem: str,
+    hint: str,
+) -> DatabaseFormatError:
+    """The error for one number of point ``index``, on the line holding it."""
+    offset, shown = _locate(text, index, written)
+    return DatabaseFormatError(
+        path,
+        problem.format(index=index, value=shown if shown is not None else f"{value:g}"),
+        field=field,
+        line=line + text.count("\n", 0, offset),
+        hint=hint,
+    )
 
 
 def _checked(
@@ -334,33 +492,57 @@ def _checked(
     path: str | Path,
     field: str,
     line: int,
+    text: str,
 ) -> Grid:
     mass_scale = UNITS[mass_units[0]] if mass_units else 1.0
     value_scale = UNITS[value_units[0]] if value_units else 1.0
-    if mass_scale != 1.0:
-        points = points * mass_scale
-    if value_scale != 1.0:
-        values = values * value_scale
-    for name, arr in (("mass", points), ("value", values)):
-        bad = ~np.isfinite(arr)
-        if bad.any():
-            index = int(np.argwhere(bad)[0][0])
-            raise DatabaseFormatError(
-                path,
-                f"grid point {index} has a non-finite {name} "
-                f"({arr.reshape(len(values), -1)[index]})",
-                field=field,
-                line=line,
-                hint="replace NaN/inf entries by numbers or remove the point",
+    with np.errstate(over="ignore", invalid="ignore"):
+        if mass_scale != 1.0:
+            points = points * mass_scale
+        if value_scale != 1.0:
+            values = values * value_scale
+    order = _written_order(layout)
+    bad = ~np.isfinite(points)
+    if bad.any():
+        index, j = (int(k) for k in np.argwhere(bad)[0])
+        kind = "width" if j >= layout.n_coordinates - len(layout.width_positions) else "mass"
+        raise _bad_number(
+            text, line, index, int(np.flatnonzero(order == j)[0]), float(points[index, j]),
+            path, field, f"grid point {{index}} has a non-finite {kind} ({{value}})",
+            "replace NaN/inf entries by numbers or remove the point",
+        )
+    bad = ~np.isfinite(values)
+    if bad.any():
+        index = int(np.flatnonzero(bad)[0])
+        raise _bad_number(
+            text, line, index, None, float(values[index]), path, field,
+            "grid point {index} has a non-finite value ({value})",
+            "replace NaN/inf entries by numbers or remove the point",
+        )
+    if layout.width_positions:
+        n_masses = layout.n_coordinates - len(layout.width_positions)
+        widths = points[:, n_masses:]
+        if (widths < 0).any():
+            index, j = (int(k) for k in np.argwhere(widths < 0)[0])
+            raise _bad_number(
+                text, line, index, int(np.flatnonzero(order == n_masses + j)[0]),
+                float(widths[index, j]), path, field,
+                "grid point {index} has a negative width {value}",
+                "widths are >= 0 (GeV)",
             )
     if (values < 0).any():
         index = int(np.argmax(values < 0))
-        raise DatabaseFormatError(
-            path,
-            f"grid point {index} has a negative value {values[index]}",
-            field=field,
-            line=line,
-            hint="upper limits and efficiencies must be >= 0",
+        raise _bad_number(
+            text, line, index, None, float(values[index]), path, field,
+            "grid point {index} has a negative value {value}",
+            "upper limits and efficiencies must be >= 0",
+        )
+    if field == "efficiencyMap" and (values > 1).any():
+        index = int(np.argmax(values > 1))
+        raise _bad_number(
+            text, line, index, None, float(values[index]), path, field,
+            "grid point {index} has an efficiency {value} > 1",
+            "efficiencies are fractions of events, between 0 and 1",
         )
     return Grid(
         points=points, values=values, layout=layout, unit=value_units[0] if value_units else None

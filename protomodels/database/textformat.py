@@ -10,7 +10,6 @@ masses and widths in GeV, cross sections in fb, luminosities in fb^-1 (``137/fb`
 from __future__ import annotations
 
 import ast
-import math
 import operator
 import re
 from dataclasses import dataclass
@@ -19,7 +18,15 @@ from typing import Any
 
 from protomodels.exceptions import DatabaseFormatError
 
-__all__ = ["UNITS", "Field", "evaluate", "read_fields"]
+__all__ = [
+    "ALLOWED",
+    "UNITS",
+    "Field",
+    "ValueNotUnderstood",
+    "evaluate",
+    "evaluate_strictly",
+    "read_fields",
+]
 
 
 def __dir__() -> list[str]:
@@ -124,34 +131,127 @@ def read_fields(path: str | Path, text: str | None = None) -> list[Field]:
     return fields
 
 
-def _eval_node(node: ast.AST) -> Any:
+class ValueNotUnderstood(ValueError):
+    """A value that is not a number, string, list, tuple, dict or arithmetic on them.
+
+    The message quotes the part of the value that was not understood, as written in the file
+    (never Python's internal names), and says what is allowed.
+
+    Attributes:
+        snippet: the offending part of the value text.
+        offset: 0-based line of the snippet within the value text (0: the field's own line).
+    """
+
+    def __init__(self, message: str, snippet: str = "", offset: int = 0) -> None:
+        super().__init__(message)
+        self.snippet = snippet
+        self.offset = offset
+
+
+#: what the evaluator understands (said in every message about a value it does not)
+ALLOWED = (
+    "numbers, 'strings', [lists], (tuples), {dicts}, + - * / ** and the units "
+    + ", ".join(UNITS)
+)
+
+#: exponents larger than this are computed in floating point (no giant integers)
+_MAX_INT_EXPONENT = 64
+
+
+def _segment(source: str, node: ast.AST) -> str:
+    text = ast.get_source_segment(source, node) or type(node).__name__
+    text = " ".join(text.split())
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _fail(source: str, node: ast.AST, why: str) -> ValueNotUnderstood:
+    """The error for ``node``; ``source`` is the value with its newlines kept (the parser saw
+    them as blanks, so a column of its single line is a character offset into ``source``)."""
+    snippet = _segment(source.replace("\n", " "), node)
+    column = getattr(node, "col_offset", 0) or 0
+    return ValueNotUnderstood(f"{why} {snippet!r}", snippet, source.count("\n", 0, column))
+
+
+def _eval_node(node: ast.AST, source: str) -> Any:
     if isinstance(node, ast.Expression):
-        return _eval_node(node.body)
+        return _eval_node(node.body, source)
     if isinstance(node, ast.Constant):
+        if isinstance(node.value, (bytes, complex)) or node.value is Ellipsis:
+            raise _fail(source, node, "not a number or string:")
         return node.value
     if isinstance(node, ast.Name):
         if node.id in UNITS:
             return UNITS[node.id]
         if node.id in _CONSTANTS:
             return _CONSTANTS[node.id]
-        msg = f"unknown name {node.id!r}"
-        raise ValueError(msg)
+        raise _fail(source, node, "unknown name")
     if isinstance(node, (ast.List, ast.Tuple)):
-        items = [_eval_node(e) for e in node.elts]
+        items = [_eval_node(e, source) for e in node.elts]
         return items if isinstance(node, ast.List) else tuple(items)
     if isinstance(node, ast.Dict):
-        return {_eval_node(k): _eval_node(v) for k, v in zip(node.keys, node.values, strict=True)}
+        if any(k is None for k in node.keys):
+            raise _fail(source, node, "cannot understand")
+        return {
+            _eval_node(k, source): _eval_node(v, source)  # type: ignore[arg-type]
+            for k, v in zip(node.keys, node.values, strict=True)
+        }
     if isinstance(node, ast.BinOp) and type(node.op) in _BINOPS:
-        left, right = _eval_node(node.left), _eval_node(node.right)
-        if not isinstance(left, (int, float)) or not isinstance(right, (int, float)):
-            msg = "arithmetic on a non-number"
-            raise ValueError(msg)
-        return _BINOPS[type(node.op)](left, right)
+        left, right = _eval_node(node.left, source), _eval_node(node.right, source)
+        if not _is_number(left) or not _is_number(right):
+            raise _fail(source, node, "arithmetic on a non-number in")
+        if (
+            isinstance(node.op, ast.Pow)
+            and isinstance(left, int)
+            and isinstance(right, int)
+            and (abs(right) > _MAX_INT_EXPONENT or abs(left).bit_length() > _MAX_INT_EXPONENT)
+        ):
+            left = float(left)
+        try:
+            return _BINOPS[type(node.op)](left, right)
+        except ZeroDivisionError:
+            raise _fail(source, node, "division by zero in") from None
+        except OverflowError:
+            raise _fail(source, node, "number too large in") from None
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
-        value = _eval_node(node.operand)
+        value = _eval_node(node.operand, source)
+        if not _is_number(value):
+            raise _fail(source, node, "sign on a non-number in")
         return -value if isinstance(node.op, ast.USub) else value
-    msg = f"unsupported expression {type(node).__name__}"
-    raise ValueError(msg)
+    raise _fail(source, node, "cannot understand")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def evaluate_strictly(text: str) -> Any:
+    """Evaluate a value, or say why it cannot be (see :func:`evaluate`).
+
+    Raises:
+        ValueNotUnderstood: the value is not an expression the evaluator understands; the
+            message quotes the offending part as written (e.g. ``unknown name 'nan'``,
+            ``cannot understand 'np.nan'``).
+    """
+    source = text.strip()
+    try:
+        # lines are joined as SModelS joins them: 'a",\n"b"' is the tuple ("a", "b")
+        tree = ast.parse(source.replace("\n", " "), mode="eval")
+    except SyntaxError as err:
+        column = max(0, (err.offset or 1) - 1)
+        row = source.count("\n", 0, column)
+        shown = " ".join(source.split("\n")[row].split())
+        shown = shown if len(shown) <= 60 else shown[:57] + "..."
+        why = (err.msg or "syntax error").split(";")[0]
+        msg = f"not a valid expression ({why}) in {shown!r}"
+        raise ValueNotUnderstood(msg, shown, row) from None
+    except (ValueError, RecursionError, MemoryError) as err:
+        msg = f"cannot read the value ({err.__class__.__name__})"
+        raise ValueNotUnderstood(msg) from None
+    try:
+        return _eval_node(tree, source)
+    except RecursionError:
+        msg = "the value is nested too deeply"
+        raise ValueNotUnderstood(msg) from None
 
 
 def evaluate(text: str) -> Any:
@@ -159,6 +259,7 @@ def evaluate(text: str) -> Any:
 
     Numbers, strings, lists, tuples, dicts, arithmetic and unit names are understood; a value
     that is not such an expression is returned unchanged as a string (as SModelS keeps it).
+    :func:`evaluate_strictly` says why a value was not understood.
 
     Examples:
         >>> evaluate("137/fb"), evaluate("13*TeV"), evaluate("0.035*pb")
@@ -167,10 +268,6 @@ def evaluate(text: str) -> Any:
         '2024/7/2 by hand'
     """
     try:
-        tree = ast.parse(text.strip().replace("\n", " "), mode="eval")
-        value = _eval_node(tree)
-    except (SyntaxError, ValueError, TypeError, ZeroDivisionError, RecursionError):
+        return evaluate_strictly(text)
+    except ValueNotUnderstood:
         return text.strip()
-    if isinstance(value, float) and math.isnan(value):
-        return value
-    return value
