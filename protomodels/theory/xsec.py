@@ -87,11 +87,16 @@ def _read_table(path: Path, process: str, sqrts: float) -> ReferenceTable:
         except (IndexError, ValueError) as err:
             msg = f"{path}, line {number}: cannot read mass and cross section from {line!r}"
             raise ProtomodelsError(msg) from err
-    order = np.argsort(masses)
+        if not (np.isfinite(masses[-1]) and masses[-1] > 0 and np.isfinite(values[-1])
+                and values[-1] > 0):
+            msg = (f"{path}, line {number}: mass {tokens[0]} and cross section {tokens[column]} "
+                   "must be finite and positive; fix the line")
+            raise ProtomodelsError(msg)
+    order = np.argsort(masses, kind="stable")
     m = np.asarray(masses)[order]
     v = np.asarray(values)[order] * units[sqrts]
-    if len(m) < 2 or (v <= 0).any():
-        msg = f"{path}: need >= 2 rows with positive cross sections"
+    if len(m) < 2 or (np.diff(m) == 0).any():
+        msg = f"{path}: need >= 2 rows with distinct masses; fix the table"
         raise ProtomodelsError(msg)
     return ReferenceTable(process, sqrts, m, v)
 
