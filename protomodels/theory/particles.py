@@ -225,7 +225,7 @@ def load_template(path: str | Path) -> Template:
     particles: list[int] = []
     channels: list[Channel] = []
     mother = None
-    for line in lines:
+    for number, line in enumerate(lines, 1):
         m = _MASS_PLACEHOLDER.match(line)
         if m and m.group(1) == m.group(2):
             particles.append(int(m.group(1)))
@@ -234,14 +234,19 @@ def load_template(path: str | Path) -> Template:
             mother = int(line.split()[1])
             continue
         m = _PLACEHOLDER.match(line)
+        if m is None and re.match(r"^\s*D\d+_", line):
+            msg = (f"{path}, line {number}: decay placeholder {line.strip()!r} is not "
+                   "'D<mother>_<daughters> NDA ID1 ... IDn'; fix the template line")
+            raise ProtomodelsError(msg)
         if m and mother is not None:
             ids = [int(x) for x in m.group(3).split()]
-            if len(ids) != int(m.group(2)):
-                continue
             bsm = [i for i in ids if abs(i) in BSM_PROPERTIES]
             sm = tuple(i for i in ids if abs(i) not in BSM_PROPERTIES)
-            if len(bsm) != 1:
-                continue
+            if len(ids) != int(m.group(2)) or len(bsm) != 1:
+                msg = (f"{path}, line {number}: decay placeholder {m.group(1)} lists "
+                       f"{len(ids)} daughters ({m.group(2)} announced), {len(bsm)} of them BSM; "
+                       "a template decay has NDA daughters, exactly one BSM")
+                raise ProtomodelsError(msg)
             channels.append(Channel(mother, bsm[0], sm, m.group(1)))
     if not particles or not channels:
         msg = f"{path} has no M<pdg> mass or D<...> decay placeholders; is it the template?"

@@ -1,7 +1,9 @@
-"""Reference cross-section tables: a bad row is an error naming the file and the line."""
+"""Shared inputs (reference cross-section tables, the protomodel template): a bad row is an
+error naming the file and the line."""
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -53,3 +55,29 @@ def test_a_repeated_mass_is_refused(shared_copy: Path) -> None:
 def test_the_real_tables_load(shared: Path) -> None:
     tables = load_tables(shared)
     assert all(t.masses.size >= 2 and (t.xsec_fb > 0).all() for t in tables.values())
+
+
+# --------------------------------------------------------------------------- the template
+@pytest.mark.parametrize(
+    ("new", "words"),
+    [
+        ("   D1000006_1000022_6   3   1000022   6", "2 daughters (3 announced)"),
+        ("   D1000006_1000022_6   2   6   5", "0 of them BSM"),
+        ("   D1000006_1000022_6   two   1000022   6", "is not 'D<mother>_<daughters> NDA"),
+    ],
+    ids=["count", "no-bsm", "text"],
+)
+def test_a_bad_template_decay_names_file_and_line(
+    shared: Path, tmp_path: Path, new: str, words: str
+) -> None:
+    from protomodels.theory.particles import load_template
+
+    source = shared / "data" / "templates" / "protomodel_template.slha"
+    lines = source.read_text().split("\n")
+    (i,) = [k for k, s in enumerate(lines) if s.split()[:1] == ["D1000006_1000022_6"]]
+    lines[i] = new
+    path = tmp_path / "template.slha"
+    path.write_text("\n".join(lines))
+    with pytest.raises(ProtomodelsError, match=re.escape(f"{path}, line {i + 1}: ") + ".*"
+                       + re.escape(words)):
+        load_template(path)
