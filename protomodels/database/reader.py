@@ -24,7 +24,7 @@ from protomodels.database.constraints import (
     parse_constraint,
 )
 from protomodels.database.grids import Grid as ParsedGrid
-from protomodels.database.grids import parse_grid
+from protomodels.database.grids import _point_spans, parse_grid
 from protomodels.database.records import (
     GRID_KINDS,
     Axis,
@@ -35,7 +35,13 @@ from protomodels.database.records import (
     Result,
     Topology,
 )
-from protomodels.database.textformat import Field, evaluate, read_fields
+from protomodels.database.textformat import (
+    Field,
+    ValueNotUnderstood,
+    evaluate,
+    evaluate_strictly,
+    read_fields,
+)
 from protomodels.exceptions import DatabaseFormatError
 
 __all__ = [
@@ -52,6 +58,8 @@ def __dir__() -> list[str]:
 
 
 _SKIPPED_PARTS = ("/.git/",)
+_NON_FINITE_WORD = re.compile(r"\b(nan|inf|infinity)\b", re.IGNORECASE)
+_ENERGY_UNIT = re.compile(r"\b(eV|keV|MeV|GeV|TeV)\b")
 _SKIPPED_ENDINGS = ("/validation", "/orig")
 _LIFETIME_TAGS = ("Leff_inner", "Leff_outer")
 
@@ -146,7 +154,29 @@ def _fields_by_tag(
     return by_tag
 
 
+#: the physical range of each numeric field: (lowest allowed, is the lowest excluded, meaning)
+_RANGES: dict[str, tuple[float, bool, str]] = {
+    "observedN": (0.0, False, "the number of observed events"),
+    "expectedBG": (0.0, False, "the expected number of background events"),
+    "bgError": (0.0, True, "the absolute 1-sigma uncertainty of the background"),
+    "upperLimit": (0.0, True, "the observed 95% CL upper limit on the cross section"),
+    "expectedUpperLimit": (0.0, True, "the expected 95% CL upper limit on the cross section"),
+    "sqrts": (0.0, True, "the centre-of-mass energy (e.g. 13*TeV)"),
+    "lumi": (0.0, True, "the integrated luminosity (e.g. 139/fb)"),
+    "signalUncertainty": (0.0, False, "the relative uncertainty of the signal"),
+    "Leff_inner": (0.0, True, "the inner length of the detector region (m)"),
+    "Leff_outer": (0.0, True, "the outer length of the detector region (m)"),
+}
+
+
+def _short(text: str) -> str:
+    shown = " ".join(text.split())
+    return shown if len(shown) <= 40 else shown[:37] + "..."
+
+
 def _number(path: Path, fields: dict[str, Field], tag: str, *, required: bool) -> float | None:
+    """The value of a numeric field, checked: a finite number within its physical range
+    (:data:`_RANGES`); None when the field is absent (or ``None``) and not required."""
     f = fields.get(tag)
     if f is None:
         if required:
@@ -157,26 +187,57 @@ def _number(path: Path, fields: dict[str, Field], tag: str, *, required: bool) -
                 hint=f"add a line '{tag}: <value>' to the file",
             )
         return None
-    value = evaluate(f.text)
+    hint = "write a number, with its unit where one is expected (e.g. 3.2*fb)"
+    try:
+        value = evaluate_strictly(f.text)
+    except ValueNotUnderstood as err:
+        if _NON_FINITE_WORD.search(f.text):
+            problem, hint = f"'{_short(f.text)}' is not a finite number", "write a finite number"
+            if err.snippet.strip("+-").lower() not in ("nan", "inf", "infinity"):
+                problem += f" ({err})"
+        else:
+            problem = f"'{_short(f.text)}' is not a number ({err})"
+        raise DatabaseFormatError(
+            path, problem, field=tag, line=f.line + err.offset, hint=hint
+        ) from None
     if value is None:
+        if required:
+            raise DatabaseFormatError(
+                path,
+                f"'{tag}: None', but {tag} is required here",
+                field=tag,
+                line=f.line,
+                hint=f"write {_RANGES[tag][2] if tag in _RANGES else 'the value'} as a number",
+            )
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise DatabaseFormatError(
-            path,
-            f"'{f.text[:40]}' is not a number",
-            field=tag,
-            line=f.line,
-            hint="write a number, with its unit where one is expected (e.g. 3.2*fb)",
+            path, f"'{_short(f.text)}' is not a number", field=tag, line=f.line, hint=hint
         )
-    value = float(value)
+    try:
+        value = float(value)
+    except OverflowError:
+        value = float("inf")
     if not np.isfinite(value):
         raise DatabaseFormatError(
             path,
-            f"value {f.text!r} is not finite",
+            f"'{_short(f.text)}' is not a finite number",
             field=tag,
             line=f.line,
             hint="write a finite number",
         )
+    if tag in _RANGES:
+        lowest, excluded, meaning = _RANGES[tag]
+        if value < lowest or (excluded and value == lowest):
+            need = f"> {lowest:g}" if excluded else f">= {lowest:g}"
+            raise DatabaseFormatError(
+                path,
+                f"{tag} is {value:g} ('{_short(f.text)}'), but it must be {need}: "
+                f"it is {meaning}",
+                field=tag,
+                line=f.line,
+                hint=f"write {meaning} ({need})",
+            )
     return value
 
 
@@ -423,7 +484,10 @@ def _read_dataset(
     region_types: dict[str, str],
     warnings: list[str],
     dropped: list[tuple[str, str]],
+    lines: dict[tuple[str, str], int],
 ) -> DataSet:
+    """One data set; ``lines`` receives the line of fields checked later against the
+    result's covariance, by (data-set folder, tag)."""
     info_path = folder / sub / "dataInfo.txt"
     fields = _fields_by_tag(
         info_path,
@@ -464,14 +528,9 @@ def _read_dataset(
             "thirdMoment",
         )
     }
-    if em and values["bgError"] is not None and values["bgError"] < 0:
-        raise DatabaseFormatError(
-            info_path,
-            "bgError is negative",
-            field="bgError",
-            line=fields["bgError"].line,
-            hint="bgError is the absolute 1-sigma background uncertainty (>= 0)",
-        )
+    for tag in ("thirdMoment", "upperLimit", "expectedUpperLimit"):
+        if tag in fields:
+            lines[(sub, tag)] = fields[tag].line
     lifetimes = _lifetimes(info_path, fields, global_lifetimes)
     topologies = []
     prefix = f"{sub}/"
@@ -503,6 +562,188 @@ def _read_dataset(
         topologies=tuple(topologies),
         lifetime_lengths=lifetimes,
     )
+
+
+def _names(ids: list[str] | tuple[str, ...]) -> str:
+    return ", ".join(repr(i) for i in ids)
+
+
+#: covariance eigenvalue ratio below which the statistics treat it as singular
+#: (``protomodels.statistics.checks.SINGULAR_RCOND``; the real database's lowest is 1.7e-9)
+_SINGULAR_RCOND = 1e-12
+#: a variance this many times larger or smaller than bgError^2 is warned about (in the real
+#: database the ratio lies between 3.9e-5 and 2.4: two regions of CMS-SUS-16-050-agg are beyond)
+_VARIANCE_FACTOR = 100.0
+
+
+def _row_line(f: Field, row: int) -> int:
+    """The line holding row ``row`` of a matrix written as a list of lists."""
+    spans = _point_spans(f.text)
+    if row >= len(spans):
+        return f.line
+    return f.line + f.text.count("\n", 0, spans[row][0])
+
+
+def _covariance(
+    path: Path,
+    f: Field,
+    datasets: list[DataSet],
+    order: tuple[str, ...] | None,
+    warnings: list[str],
+) -> np.ndarray:
+    """The covariance matrix of a result, checked against its data sets.
+
+    Errors: not a matrix of numbers, rows of unknown order (no datasetOrder for more than one
+    data set), wrong shape, non-finite, not symmetric, not positive definite (what the
+    simplified likelihood needs; no real result has any of these). A diagonal far from
+    bgError^2 is a warning (the real database has such regions).
+    """
+    n = len(datasets)
+    hint = "write the covariance as a list of rows of numbers, in datasetOrder order"
+    if order is None and n > 1:
+        raise DatabaseFormatError(
+            path,
+            f"a covariance for {n} data sets is given without datasetOrder: the order of its "
+            "rows is unknown",
+            field="covariance",
+            line=f.line,
+            hint='add \'datasetOrder: "SR1", "SR2", ...\' listing the dataId of each row, in order',
+        )
+    try:
+        value = evaluate_strictly(f.text)
+    except ValueNotUnderstood as err:
+        raise DatabaseFormatError(
+            path,
+            f"covariance is not a numeric matrix ({err})",
+            field="covariance",
+            line=f.line + err.offset,
+            hint=hint,
+        ) from None
+    rows = value if isinstance(value, (list, tuple)) else [value]
+    flat = all(_is_number(v) for v in rows)
+    for i, row in enumerate([rows] if flat else rows):
+        entries = row if isinstance(row, (list, tuple)) else [row]
+        for j, v in enumerate(entries):
+            if not _is_number(v):
+                shown = repr(v) if isinstance(v, str) else "a list" if isinstance(v, list) else v
+                where = f"entry {j + 1}" if flat else f"row {i + 1}, column {j + 1}"
+                raise DatabaseFormatError(
+                    path,
+                    f"covariance {where} is {shown}, not a number",
+                    field="covariance",
+                    line=f.line if flat else _row_line(f, i),
+                    hint=hint,
+                )
+    try:
+        with np.errstate(over="ignore"):
+            covariance = np.asarray(rows, dtype=np.float64)
+    except (TypeError, ValueError, OverflowError):
+        lengths = sorted({len(r) for r in rows if isinstance(r, (list, tuple))})
+        raise DatabaseFormatError(
+            path,
+            f"covariance rows have different lengths ({', '.join(map(str, lengths))})",
+            field="covariance",
+            line=f.line,
+            hint=hint,
+        ) from None
+    if covariance.ndim == 1 and covariance.size == n * n:
+        covariance = covariance.reshape(n, n)
+    if covariance.shape != (n, n):
+        shape = " x ".join(str(k) for k in covariance.shape) or "a number"
+        raise DatabaseFormatError(
+            path,
+            f"covariance has shape {shape} but the result has {n} data sets",
+            field="covariance",
+            line=f.line,
+            hint="give an n x n matrix in datasetOrder order (n = number of data sets)",
+        )
+    names = [d.data_id or d.dataset_id for d in datasets]
+    bad = ~np.isfinite(covariance)
+    if bad.any():
+        i, j = (int(k) for k in np.argwhere(bad)[0])
+        raise DatabaseFormatError(
+            path,
+            f"covariance entry ({names[i]}, {names[j]}) is {covariance[i, j]:g}, not finite",
+            field="covariance",
+            line=_row_line(f, i),
+            hint="replace NaN/inf entries by numbers",
+        )
+    scale = float(np.max(np.abs(covariance))) if covariance.size else 0.0
+    if not np.allclose(covariance, covariance.T, rtol=1e-6, atol=1e-9 * scale):
+        i, j = np.unravel_index(np.argmax(np.abs(covariance - covariance.T)), covariance.shape)
+        raise DatabaseFormatError(
+            path,
+            f"covariance is not symmetric: entry ({names[i]}, {names[j]}) is "
+            f"{covariance[i, j]:g} but ({names[j]}, {names[i]}) is {covariance[j, i]:g}",
+            field="covariance",
+            line=_row_line(f, int(i)),
+            hint="a covariance matrix is symmetric; correct the entry",
+        )
+    try:
+        eigenvalues = np.linalg.eigvalsh(covariance)
+    except np.linalg.LinAlgError:
+        eigenvalues = np.array([np.nan])
+    if not np.isfinite(eigenvalues).all():
+        raise DatabaseFormatError(
+            path,
+            "covariance entries are too large to work with",
+            field="covariance",
+            line=f.line,
+            hint="give the covariance of the event counts (entries of the order of bgError^2)",
+        )
+    smallest, largest = float(eigenvalues[0]), float(eigenvalues[-1])
+    if largest <= 0 or smallest <= _SINGULAR_RCOND * largest:
+        kind = "not positive definite" if smallest < 0 else "singular"
+        raise DatabaseFormatError(
+            path,
+            f"covariance is {kind} (eigenvalues from {smallest:.3g} to {largest:.3g}); the "
+            "simplified likelihood needs a positive-definite matrix",
+            field="covariance",
+            line=f.line,
+            hint="check the signs of the entries and that the rows follow datasetOrder",
+        )
+    variances = np.diag(covariance)
+    far = []
+    for name, d, var in zip(names, datasets, variances, strict=True):
+        if d.bg_error is None or d.bg_error <= 0:
+            continue
+        ratio = var / d.bg_error**2
+        if not 1 / _VARIANCE_FACTOR <= ratio <= _VARIANCE_FACTOR:
+            far.append(f"{name} (variance {var:g}, bgError^2 {d.bg_error**2:g})")
+    if far:
+        warnings.append(
+            f"{path}: the covariance diagonal is more than {_VARIANCE_FACTOR:g} times off "
+            f"bgError^2 for {len(far)} data set(s): {'; '.join(far[:5])}"
+            + (f" and {len(far) - 5} more" if len(far) > 5 else "")
+            + "; the combined likelihood uses the covariance, single regions use bgError"
+        )
+    return covariance
+
+
+def _check_third_moments(
+    folder: Path,
+    datasets: list[DataSet],
+    covariance: np.ndarray,
+    lines: dict[tuple[str, str], int],
+) -> None:
+    """|thirdMoment| <= sqrt(8 variance^3): the skewed simplified likelihood
+    (arXiv:1809.05548) has no solution beyond (the real database stays below 0.31 of it)."""
+    for d, variance in zip(datasets, np.diag(covariance), strict=True):
+        m3 = d.third_moment
+        if m3 is None or m3**2 <= 8.0 * variance**3:
+            continue
+        raise DatabaseFormatError(
+            folder / d.dataset_id / "dataInfo.txt",
+            f"thirdMoment {m3:g} is too large for the background variance {variance:g} of the "
+            "covariance (the skewed likelihood needs thirdMoment^2 <= 8 variance^3)",
+            field="thirdMoment",
+            line=lines.get((d.dataset_id, "thirdMoment")),
+            hint="fix thirdMoment, or the covariance row of this data set",
+        )
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 _EVALUATED = {
@@ -573,15 +814,9 @@ def read_result(
     sqrts = _number(info_path, fields, "sqrts", required=True)
     lumi = _number(info_path, fields, "lumi", required=True)
     assert sqrts is not None and lumi is not None
-    if sqrts <= 0 or lumi <= 0:
-        raise DatabaseFormatError(
-            info_path,
-            "sqrts and lumi must be positive",
-            field="sqrts" if sqrts <= 0 else "lumi",
-            hint="write e.g. 'sqrts: 13*TeV' and 'lumi: 139/fb'",
-        )
-    # sqrts is stored in GeV by the unit evaluation; keep TeV (as SModelS's 13*TeV)
-    sqrts_tev = sqrts / 1000.0 if sqrts > 100 else sqrts
+    # with a unit, sqrts is in GeV after the unit evaluation; without one it is read as TeV
+    # (the real database always writes '13*TeV' or '8.0*TeV')
+    sqrts_tev = sqrts / 1000.0 if _ENERGY_UNIT.search(fields["sqrts"].text) else sqrts
     global_lifetimes = _lifetimes(info_path, fields, {})
     # pyhf mapping
     pyhf: list[PyhfWorkspace] = []
@@ -622,6 +857,7 @@ def read_result(
         if rel.endswith("/dataInfo.txt") and rel.count("/") == 1
     )
     order = None
+    lines: dict[tuple[str, str], int] = {}
     if "datasetOrder" in fields:
         f = fields["datasetOrder"]
         value = evaluate(f.text)
@@ -629,15 +865,24 @@ def read_result(
         if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
             raise DatabaseFormatError(
                 info_path,
-                "datasetOrder must be a list of data-set ids",
+                f"datasetOrder must be a list of data-set ids, not '{_short(f.text)}'",
                 field="datasetOrder",
                 line=f.line,
                 hint='write datasetOrder: "SR1", "SR2", ...',
             )
+        twice = sorted({v for v in value if value.count(v) > 1})
+        if twice:
+            raise DatabaseFormatError(
+                info_path,
+                f"datasetOrder lists {_names(twice)} more than once",
+                field="datasetOrder",
+                line=f.line,
+                hint="list the dataId of each data set once, in the order of the covariance rows",
+            )
         order = tuple(value)
     datasets = [
         _read_dataset(
-            folder, root, contents, sub, global_lifetimes, region_types, warnings, dropped
+            folder, root, contents, sub, global_lifetimes, region_types, warnings, dropped, lines
         )
         for sub in subs
     ]
@@ -647,7 +892,7 @@ def read_result(
         if missing:
             raise DatabaseFormatError(
                 info_path,
-                f"datasetOrder lists {missing[:3]} without a data-set folder",
+                f"datasetOrder lists {_names(missing[:3])} without a data-set folder",
                 field="datasetOrder",
                 line=fields["datasetOrder"].line,
                 hint="list exactly the dataId of every data-set folder",
@@ -655,7 +900,9 @@ def read_result(
         unlisted = [k for k in by_id if k not in order]
         if unlisted:
             warnings.append(
-                f"{info_path}: data sets {unlisted[:5]} are not in datasetOrder and are dropped"
+                f"{info_path}: data sets {_names(unlisted[:5])}"
+                + (f" and {len(unlisted) - 5} more" if len(unlisted) > 5 else "")
+                + " are not in datasetOrder and are dropped"
             )
         datasets = [by_id[o] for o in order]
     datasets = [d for d in datasets if d.topologies or d.data_type == "efficiencyMap"]
@@ -676,38 +923,12 @@ def read_result(
     # covariance
     covariance = None
     if "covariance" in fields:
-        f = fields["covariance"]
-        try:
-            covariance = np.asarray(evaluate(f.text), dtype=np.float64)
-        except (TypeError, ValueError) as err:
-            raise DatabaseFormatError(
-                info_path,
-                "covariance is not a numeric matrix",
-                field="covariance",
-                line=f.line,
-                hint="write the covariance as a list of rows of numbers",
-            ) from err
-        n = len(datasets)
-        if covariance.ndim == 1 and covariance.size == n * n:
-            covariance = covariance.reshape(n, n)
-        if covariance.shape != (n, n):
-            raise DatabaseFormatError(
-                info_path,
-                f"covariance has shape {covariance.shape} but the result has {n} data sets",
-                field="covariance",
-                line=f.line,
-                hint="give an n x n matrix in datasetOrder order (n = number of data sets)",
+        covariance = _covariance(info_path, fields["covariance"], datasets, order, warnings)
+        if data_type == "upperLimit":
+            warnings.append(
+                f"{info_path}: a covariance is given for an upper-limit result; it is not used"
             )
-        if not np.isfinite(covariance).all():
-            raise DatabaseFormatError(
-                info_path,
-                "covariance has non-finite entries",
-                field="covariance",
-                line=f.line,
-                hint="replace NaN/inf entries",
-            )
-        if not np.allclose(covariance, covariance.T, rtol=1e-6, atol=0):
-            warnings.append(f"{info_path}: covariance is not symmetric")
+        _check_third_moments(folder, datasets, covariance, lines)
     # likelihood material
     if data_type == "upperLimit":
         has_expected = any(
@@ -729,6 +950,15 @@ def read_result(
             likelihood = "single_region"
             if used:
                 fallback = "pyhf JSON files missing: best signal region instead"
+            elif order is not None and len(datasets) > 1:
+                # the real database gives datasetOrder only with a covariance or jsonFiles
+                fallback = "datasetOrder given but no covariance: best signal region instead"
+                warnings.append(
+                    f"{info_path}: datasetOrder lists {len(order)} data sets to combine but "
+                    "there is no covariance (and no jsonFiles): the data sets are not combined, "
+                    "the best signal region is used instead; add the covariance (or the "
+                    "jsonFiles) back, or remove datasetOrder"
+                )
         if missing_full:
             note = f"full-likelihood JSON {', '.join(missing_full)} missing"
             fallback = f"{fallback}; {note}" if fallback else note
