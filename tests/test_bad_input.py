@@ -162,6 +162,18 @@ def attribute_in_grid(src: Path):
     return rel, path, "upperLimits", line, line, line
 
 
+def negative_width_in_flat_grid(src: Path):
+    # graph notation: the grid points are flat and dataMap says coordinate 1 is a width
+    rel = "13TeV/CMS/CMS-EXO-19-012"
+    path = src / rel / "data/TRV1jj.txt"
+    text = path.read_text()
+    old = "[[1800.0,18.0],2.182359E-01*pb]"
+    assert text.count(old) == 1 and "'totalwidth'" in text
+    path.write_text(text.replace(old, "[[1800.0,-18.0],2.182359E-01*pb]"))
+    (line,) = [i for i, s in enumerate(path.read_text().splitlines(), 1) if "-18.0]" in s]
+    return rel, path, "upperLimits", line, line, line
+
+
 def negative_lumi(src: Path):
     rel = "8TeV/ATLAS/ATLAS-SUSY-2013-05"
     path = src / rel / "globalInfo.txt"
@@ -192,6 +204,7 @@ CASES: dict[str, Callable] = {
     "large-thirdMoment": _signal_region_value("thirdMoment", "1e6", region="SR1"),
     "negative-lumi": negative_lumi,
     "attribute-in-grid": attribute_in_grid,
+    "negative-width-in-flat-grid": negative_width_in_flat_grid,
     # issue 17: the combination material
     "covariance-without-datasetOrder": covariance_without_dataset_order,
     "datasetOrder-twice": dataset_order_twice,
@@ -232,6 +245,7 @@ NAMED = {
     "large-thirdMoment": ["thirdMoment 1e+06 is too large", "variance 174.5"],
     "negative-lumi": ["lumi is -20.1", "must be > 0"],
     "attribute-in-grid": ["grid entry 'np.nan' is not a number"],
+    "negative-width-in-flat-grid": ["grid point 1 has a negative width -18"],
     "covariance-without-datasetOrder": ["22 data sets", "without datasetOrder", "order"],
     "datasetOrder-twice": ["'SR2' more than once"],
     "covariance-not-positive-definite": ["not positive definite", "eigenvalues from -"],

@@ -460,6 +460,23 @@ def _read_topology(
                 field=GRID_KINDS[kind],
                 hint="all grids of a txname must use the same mass vector",
             )
+    if first.layout.branch_lengths is None:  # flat points: the widths are named by dataMap
+        columns = [i for i, a in enumerate(axes) if a.attribute == "totalwidth"]
+        for kind, g in parsed.items():
+            negative = g.points[:, columns] < 0
+            if negative.any():
+                index, j = (int(k) for k in np.argwhere(negative)[0])
+                tag = GRID_KINDS[kind]
+                spans = _point_spans(fields[tag].text)
+                offset = spans[index][0] if index < len(spans) else 0
+                raise DatabaseFormatError(
+                    path,
+                    f"grid point {index} has a negative width "
+                    f"{g.points[index, columns[j]]:g} (coordinate {columns[j]} of dataMap)",
+                    field=tag,
+                    line=fields[tag].line + fields[tag].text.count("\n", 0, offset),
+                    hint="widths are >= 0 (GeV)",
+                )
     lifetimes = _lifetimes(path, fields, dataset_lifetimes)
     grids = {k: Grid(k, g.points, g.values) for k, g in parsed.items()}
     return Topology(
