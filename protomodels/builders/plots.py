@@ -10,25 +10,38 @@ from protomodels.builders.records import model_from_json
 from protomodels.builders.storage import RunStorage
 from protomodels.theory.particles import NAMES
 
-__all__ = ["plot_run"]
+__all__ = ["PLOTS", "plot_run"]
 
 
 def __dir__() -> list[str]:
     return __all__
 
 
-def plot_run(run_file: str | os.PathLike[str], folder: str | os.PathLike[str]) -> list[Path]:
-    """Write ``spectrum.png``, ``walk.png`` and ``contributions.png``; returns their paths."""
-    import matplotlib
+#: the files :func:`plot_run` writes (the last two when the run has a hiscore)
+PLOTS = ("walk.png", "spectrum.png", "contributions.png")
 
+
+def plot_run(run_file: str | os.PathLike[str], folder: str | os.PathLike[str]) -> list[Path]:
+    """Write ``spectrum.png``, ``walk.png`` and ``contributions.png``; returns their paths.
+
+    The run file is only read (a file that is not a run file is refused before the folder
+    is created).
+
+    Raises:
+        MissingDependencyError: matplotlib is not installed (the message says how to).
+        RunStorageError: not a run file.
+    """
+    from protomodels._optional import require
+
+    matplotlib = require("matplotlib")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    out = Path(folder)
-    out.mkdir(parents=True, exist_ok=True)
-    with RunStorage(run_file) as storage:
+    with RunStorage(run_file, readonly=True) as storage:
         steps = storage.steps()
         best = storage.hiscores()
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
     written = []
 
     fig, (ax_k, ax_t) = plt.subplots(2, 1, sharex=True, figsize=(8, 6))

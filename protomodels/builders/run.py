@@ -12,6 +12,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import time
+import warnings
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from protomodels._version import __version__
-from protomodels.builders.storage import RunMetadata, RunStorage, RunStorageError
+from protomodels.builders.storage import RunMetadata, RunStorage, RunStorageError, check_run_file
 from protomodels.builders.walker import Walker, WalkerConfig
 from protomodels.evaluation import EvaluationSettings, Evaluator
 from protomodels.theory.protomodel import Protomodel
@@ -100,8 +101,30 @@ def _walk_share(
     settings: RunSettings,
     walkers: list[int],
     on_progress: Callable[[RunStorage], None] | None = None,
+    *,
+    capture: bool = False,
+) -> list[tuple[str, type[Warning]]]:
+    """Run some walkers of a run to ``settings.steps`` (one process). With ``capture`` (a
+    worker process) its warnings are not printed but returned, each distinct one once, for
+    the parent to issue."""
+    if not capture:
+        _walk_walkers(run_file, store, settings, walkers, on_progress)
+        return []
+    with warnings.catch_warnings(record=True) as caught:
+        _walk_walkers(run_file, store, settings, walkers, on_progress)
+    seen: dict[str, type[Warning]] = {}
+    for w in caught:
+        seen.setdefault(str(w.message), w.category)
+    return list(seen.items())
+
+
+def _walk_walkers(
+    run_file: str,
+    store: str,
+    settings: RunSettings,
+    walkers: list[int],
+    on_progress: Callable[[RunStorage], None] | None,
 ) -> None:
-    """Run some walkers of a run to ``settings.steps`` (one process)."""
     from protomodels.database import open as open_database
 
     database = open_database(store, build=False, workspaces=settings.evaluation.full_likelihoods)
@@ -149,6 +172,11 @@ def run_walk(
         on_progress: called with the open run storage while the walkers work (progress bar).
         on_prepare: called with (done, total) while the grids are prepared.
 
+    A new run's file is written only after its settings and starting model have been read,
+    and is removed again when the run fails (or is interrupted) before its first step, so
+    that the name can be used again. Resuming checks that the file is an SQLite run file
+    before opening it (a text or empty file is refused unchanged).
+
     Raises:
         RunStorageError: a new run on an existing file, or resuming a file that is not a run.
     """
@@ -156,41 +184,71 @@ def run_walk(
     from protomodels.database import open as open_database
 
     if resume:
-        if not path.exists():
-            raise RunStorageError(f"{path}: no such run file to resume")
-        with RunStorage(path) as storage:
+        check_run_file(path, hint="give a run file written by 'protomodel walk' to resume")
+        with RunStorage(path, readonly=True) as storage:
             meta = storage.metadata()
             if meta is None:
                 raise RunStorageError(f"{path} holds no run metadata: not a run file")
             settings = _settings_from(meta.config, settings)
-    else:
-        if path.exists():
-            msg = f"{path} exists: use --resume to continue it, or choose a new file"
-            raise RunStorageError(msg)
-        settings = settings or RunSettings()
-        database = open_database(store, build=False, workspaces=False)
-        with RunStorage(path) as storage:
-            storage.write_metadata(
-                RunMetadata(
-                    database_version=database.version or "unknown",
-                    database_checksum=database.meta.get("source_checksum", ""),
-                    code_version=__version__,
-                    seed=settings.seed,
-                    config=settings.config_json(),
-                )
+        _run(path, store, settings, on_progress, on_prepare, poll_seconds)
+        return path
+    if path.exists():
+        msg = f"{path} exists: use --resume to continue it, or choose a new file"
+        raise RunStorageError(msg)
+    settings = settings or RunSettings()
+    if settings.start:
+        start_model(settings.start)  # a bad starting model is refused before the file exists
+    database = open_database(store, build=False, workspaces=False)
+    with RunStorage(path) as storage:
+        storage.write_metadata(
+            RunMetadata(
+                database_version=database.version or "unknown",
+                database_checksum=database.meta.get("source_checksum", ""),
+                code_version=__version__,
+                seed=settings.seed,
+                config=settings.config_json(),
             )
-    assert settings is not None
+        )
+    try:
+        _run(path, store, settings, on_progress, on_prepare, poll_seconds)
+    except BaseException:
+        _remove_if_unused(path)
+        raise
+    return path
+
+
+def _remove_if_unused(path: Path) -> None:
+    """Remove a run file made by this call when it holds no step yet (a walk that failed or was
+    interrupted during its start-up), so that its name can be used again."""
+    try:
+        with RunStorage(path) as storage:
+            if storage.count_steps() > 0:
+                return
+    except Exception:  # keep a file that cannot be read
+        return
+    for suffix in ("", "-wal", "-shm"):
+        path.with_name(path.name + suffix).unlink(missing_ok=True)
+
+
+def _run(
+    path: Path,
+    store: str | os.PathLike[str],
+    settings: RunSettings,
+    on_progress: Callable[[RunStorage], None] | None,
+    on_prepare: Callable[[int, int], None] | None,
+    poll_seconds: float,
+) -> None:
     walkers = list(range(settings.walkers))
     processes = max(1, min(settings.processes, len(walkers)))
     _prepare_cache(store, settings, processes, on_prepare)
     if processes == 1:
         _walk_share(str(path), str(store), settings, walkers, on_progress)
-        return path
+        return
     shares = [walkers[i::processes] for i in range(processes)]
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(processes, mp_context=context) as pool:
         futures = [
-            pool.submit(_walk_share, str(path), str(store), settings, share)
+            pool.submit(_walk_share, str(path), str(store), settings, share, capture=True)
             for share in shares
         ]
         with RunStorage(path) as storage:
@@ -200,9 +258,12 @@ def run_walk(
                 time.sleep(poll_seconds)
             if on_progress is not None:
                 on_progress(storage)
+        issued: set[str] = set()
         for f in futures:
-            f.result()  # re-raise a worker's error
-    return path
+            for message, category in f.result():  # (re-raises a worker's error)
+                if message not in issued:
+                    issued.add(message)
+                    warnings.warn(message, category, stacklevel=2)
 
 
 def _prepare_cache(

@@ -14,6 +14,11 @@ Each step (history row, walker state, hiscore) is written in one ``BEGIN IMMEDIA
 transaction, so a crash leaves the file at the end of the last whole step. Several processes
 may write to one file: writers wait for the lock (busy timeout) and retry when SQLite still
 reports it busy.
+
+Commands that only read a run (``show``, ``hiscores``, ``plot``) open it with
+``RunStorage(path, readonly=True)``: the file is checked to be an SQLite run file first (a text
+file, an empty file or another SQLite file is refused with a message naming it) and is never
+created or changed.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import json
 import os
 import sqlite3
 import time
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +36,14 @@ from typing import Any, TypeVar
 from protomodels.builders.records import Hiscore, StepRecord, dumps
 from protomodels.exceptions import ProtomodelsError, StoreSchemaError
 
-__all__ = ["SCHEMA_VERSION", "RunMetadata", "RunStorage", "RunStorageError"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "SQLITE_HEADER",
+    "RunMetadata",
+    "RunStorage",
+    "RunStorageError",
+    "check_run_file",
+]
 
 
 def __dir__() -> list[str]:
@@ -39,6 +52,11 @@ def __dir__() -> list[str]:
 
 #: version of the table layout; a file of another version is refused
 SCHEMA_VERSION = 1
+#: the first 16 bytes of every SQLite database file
+SQLITE_HEADER = b"SQLite format 3\x00"
+#: the tables of a run file
+_TABLES = ("meta", "walkers", "steps", "hiscores")
+_HINT = "give a run file written by 'protomodel walk'"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -118,6 +136,33 @@ class RunMetadata:
         }
 
 
+def check_run_file(path: str | os.PathLike[str], *, hint: str = _HINT) -> Path:
+    """Check, without opening it as a database, that ``path`` is an existing SQLite file.
+
+    Returns:
+        the path.
+
+    Raises:
+        RunStorageError: no such file, a folder, an empty file, or not an SQLite file (the
+            message names the file and ends with ``hint``).
+    """
+    p = Path(path)
+    if not p.exists():
+        raise RunStorageError(f"{p}: no such run file; {hint}")
+    if p.is_dir():
+        raise RunStorageError(f"{p} is a folder, not a run file; {hint}")
+    try:
+        with open(p, "rb") as f:
+            head = f.read(len(SQLITE_HEADER))
+    except OSError as err:
+        raise RunStorageError(f"cannot read the run file {p}: {err.strerror}; {hint}") from err
+    if not head:
+        raise RunStorageError(f"{p} is empty, not a run file; {hint}")
+    if head != SQLITE_HEADER:
+        raise RunStorageError(f"{p} is not a run file (not an SQLite database); {hint}")
+    return p
+
+
 def _is_busy(err: sqlite3.OperationalError) -> bool:
     text = str(err).lower()
     return "locked" in text or "busy" in text
@@ -127,15 +172,19 @@ class RunStorage:
     """One run's SQLite file.
 
     Args:
-        path: the file (created with its tables when missing).
+        path: the file (created with its tables when missing or empty).
         timeout: seconds a writer waits for another writer's lock before retrying.
         retries: attempts of a transaction that keeps finding the file busy.
         synchronous: SQLite ``synchronous`` setting: ``NORMAL`` survives a killed process
             (WAL), ``FULL`` also a power cut.
+        readonly: only read: the file must be an existing run file and is neither created nor
+            changed (at rest, with no ``-wal`` file beside it, it is opened as immutable, so
+            that no ``-wal`` / ``-shm`` files appear next to it either).
 
     Raises:
         StoreSchemaError: the file was written with another table layout.
-        RunStorageError: the file cannot be opened.
+        RunStorageError: the file cannot be opened, is not an SQLite file, or (``readonly``)
+            is not a run file.
     """
 
     def __init__(
@@ -145,27 +194,77 @@ class RunStorage:
         timeout: float = 30.0,
         retries: int = 20,
         synchronous: str = "NORMAL",
+        readonly: bool = False,
     ) -> None:
         if synchronous.upper() not in ("NORMAL", "FULL", "EXTRA"):
             msg = f"synchronous={synchronous!r}: use NORMAL, FULL or EXTRA"
             raise RunStorageError(msg)
         self.path = Path(path)
         self.retries = retries
+        self.readonly = readonly
+        if readonly:
+            self._open_readonly(timeout)
+            return
+        if self.path.is_file() and self.path.stat().st_size > 0:
+            check_run_file(self.path)  # never write into a file that is not SQLite
         try:
             self._db = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
         except sqlite3.Error as err:
             msg = f"cannot open the run file {self.path}: {err}; check the folder exists"
             raise RunStorageError(msg) from err
-        self._retry(lambda: self._db.execute("PRAGMA journal_mode=WAL").fetchone())
-        self._db.execute(f"PRAGMA synchronous={synchronous.upper()}")
         try:
+            self._retry(lambda: self._db.execute("PRAGMA journal_mode=WAL").fetchone())
+            self._db.execute(f"PRAGMA synchronous={synchronous.upper()}")
+            try:
+                row = self._db.execute(
+                    "SELECT value FROM meta WHERE key = 'schema_version'"
+                ).fetchone()
+            except sqlite3.OperationalError:  # a new file: no tables yet
+                row = None
+            if row is None:
+                self._transaction(self._create)
+            else:
+                self._check_version(row[0])
+        except sqlite3.DatabaseError as err:
+            self._db.close()
+            msg = f"{self.path} cannot be used as a run file ({err}); {_HINT}"
+            raise RunStorageError(msg) from err
+        except BaseException:
+            self._db.close()
+            raise
+
+    def _open_readonly(self, timeout: float) -> None:
+        check_run_file(self.path)
+        wal = self.path.with_name(self.path.name + "-wal")
+        query = "mode=ro" if wal.exists() else "mode=ro&immutable=1"
+        uri = "file:" + urllib.parse.quote(str(self.path.absolute())) + "?" + query
+        try:
+            self._db = sqlite3.connect(uri, uri=True, timeout=timeout, isolation_level=None)
+        except sqlite3.Error as err:
+            msg = f"cannot open the run file {self.path}: {err}"
+            raise RunStorageError(msg) from err
+        try:
+            tables = {
+                r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")
+            }
+            missing = [t for t in _TABLES if t not in tables]
+            if missing:
+                msg = (
+                    f"{self.path} is an SQLite file but not a run file (no table "
+                    f"{', '.join(missing)}); {_HINT}"
+                )
+                raise RunStorageError(msg)
             row = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-        except sqlite3.OperationalError:  # a new file: no tables yet
-            row = None
-        if row is None:
-            self._transaction(self._create)
-        else:
+            if row is None:
+                raise RunStorageError(f"{self.path} has no run-file schema version; {_HINT}")
             self._check_version(row[0])
+        except sqlite3.DatabaseError as err:
+            self._db.close()
+            msg = f"{self.path} cannot be read as a run file ({err}); {_HINT}"
+            raise RunStorageError(msg) from err
+        except BaseException:
+            self._db.close()
+            raise
 
     # -- plumbing ---------------------------------------------------------------------------
     def _retry(self, action: Callable[[], T]) -> T:

@@ -12,10 +12,13 @@ from rich.table import Table
 from protomodels import database as pdb
 from protomodels.cli.common import (
     Context,
+    check_output_file,
+    collect_warnings,
     console,
     echo_json,
     import_progress,
     open_database,
+    print_warning_table,
     reports_errors,
 )
 from protomodels.database.records import Result, Topology
@@ -41,7 +44,8 @@ def db() -> None:
     help="Database tarball (.tar.xz) or unpacked folder; default: the shared tarball.",
 )
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="Store file to write.")
-@click.option("--workers", type=int, default=None, help="Reader processes (default: cores, max 4).")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Reader processes (default: cores, max 4).")
 @click.option("--strict", is_flag=True, help="Stop at the first malformed result.")
 @click.option("--only", multiple=True, help="Import only results whose path contains this text.")
 @click.pass_obj
@@ -54,13 +58,22 @@ def import_(
     strict: bool,
     only: tuple[str, ...],
 ) -> None:
-    """Import the SModelS text database into a SQLite store."""
+    """Import the SModelS text database into a SQLite store.
+
+    The warnings of the import (a missing pyhf file, ...) are collected in one table at the end
+    (on standard error).
+    """
     src = Path(source) if source else default_database_source(ctx.shared)
     store = Path(out) if out else ctx.store_path
-    with import_progress() as progress:
+    check_output_file(str(store), "--out" if out else "store")
+    # the importer issues its report's warnings as Python warnings too: record them here and
+    # show them once, in the table below
+    with collect_warnings(show=False) as caught, import_progress() as progress:
         report = pdb.import_database(
             src, store, workers=workers, strict=strict, progress=progress, only=only or None
         )
+    print_warning_table([*report.warnings, *caught.take()],
+                        title=f"warnings of the import into {store}")
     out_console = console()
     if report.no_op:
         out_console.print(
@@ -76,8 +89,9 @@ def import_(
     )
     for path, reason in report.skipped:
         out_console.print(f"  skipped {path}: {reason}")
-    for warning in report.warnings:
-        out_console.print(f"  warning: {warning}")
+    if report.warnings:
+        n = len(report.warnings)
+        out_console.print(f"  {n} warning{'s' * (n != 1)} (table on standard error)")
     for path, error in report.errors:
         click.echo(f"  error in {path}: {error}", err=True)
     if report.errors:

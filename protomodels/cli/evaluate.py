@@ -9,8 +9,16 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from protomodels.cli.common import Context, console, open_database, reports_errors
-from protomodels.combiner.prior import PriorSettings
+from protomodels.cli.common import (
+    Context,
+    Finite,
+    check_output_file,
+    console,
+    open_database,
+    reports_errors,
+)
+from protomodels.cli.predict import model_notes
+from protomodels.combiner.prior import PRIORS, PriorSettings
 from protomodels.combiner.test_statistic import KSettings
 from protomodels.evaluation import Evaluation, EvaluationSettings, Evaluator
 from protomodels.theory.predictions import PredictionSettings
@@ -26,13 +34,14 @@ def __dir__() -> list[str]:
 def evaluation_options(func):  # noqa: ANN001, ANN201 - click decorator
     """The options shared by ``evaluate`` and ``walk``."""
     options = [
-        click.option("--sigmacut", type=float, default=0.02, show_default=True,
-                     help="fb (reference builder's value)"),
-        click.option("--minmassgap", type=float, default=10.0, show_default=True, help="GeV"),
+        click.option("--sigmacut", type=Finite(min=0), default=0.02, show_default=True,
+                     help="fb, >= 0 (reference builder's value)"),
+        click.option("--minmassgap", type=Finite(min=0), default=10.0, show_default=True,
+                     help="GeV, >= 0"),
         click.option("--combinability", default="yaml", show_default=True,
                      help="'yaml', 'handcrafted' or a JSON file of the same shape."),
         click.option("--prior", "prior_name", default="expo1", show_default=True,
-                     help="Complexity prior: expo1, expo2, gauss1 or flat."),
+                     type=click.Choice(sorted(PRIORS)), help="Complexity prior."),
         click.option("--no-penalties", is_flag=True,
                      help="Switch off the three penalty factors of the prior."),
         click.option("--constructive", is_flag=True,
@@ -49,7 +58,9 @@ def evaluation_settings(
     ctx: Context, sigmacut: float, minmassgap: float, combinability: str, prior_name: str,
     no_penalties: bool, constructive: bool, full_likelihoods: bool,
 ) -> EvaluationSettings:
-    """Settings from the shared options."""
+    """Settings from the shared options (the combinability matrix is loaded here, so that a
+    wrong name or file is refused before any work)."""
+    KSettings(combinability=combinability, shared=ctx.shared).graph()
     prior = PriorSettings(name=prior_name)
     if no_penalties:
         prior = PriorSettings(
@@ -109,17 +120,30 @@ def print_evaluation(evaluation: Evaluation) -> None:
 @click.pass_obj
 @reports_errors
 def evaluate(ctx: Context, model: str, json_out: str | None, **options: object) -> None:
-    """K, T_L, mu-hat, prior, best combination and critics of an SLHA MODEL."""
+    """K, T_L, mu-hat, prior, best combination and critics of an SLHA MODEL.
+
+    Particles with a mass of 1e5 GeV or more are treated as frozen (decoupled: removed with
+    their decays and cross sections), and negative masses are taken as their absolute value;
+    each such correction is shown once as a warning and added to the JSON's "flags" (after
+    the evaluation's own flags).
+    """
+    check_output_file(json_out, "--json")
+    settings = evaluation_settings(ctx, **options)  # type: ignore[arg-type]
     protomodel = Protomodel.from_slha(model)
+    notes = model_notes(protomodel, model)
     database = open_database(ctx, workspaces=bool(options["full_likelihoods"]))
-    evaluator = Evaluator(database, evaluation_settings(ctx, **options))  # type: ignore[arg-type]
+    evaluator = Evaluator(database, settings)
     t0 = time.perf_counter()
     evaluation = evaluator(protomodel)
     seconds = time.perf_counter() - t0
+    data = evaluation.as_json()
+    own = list(data.get("flags") or [])
+    data["flags"] = own + [n for n in notes if n not in own]
     if json_out == "-":
-        click.echo(json.dumps(evaluation.as_json(), indent=1))
+        click.echo(json.dumps(data, indent=1))
         return
     print_evaluation(evaluation)
     console().print(f"[dim]{seconds:.2f} s[/]")
     if json_out:
-        Path(json_out).write_text(json.dumps(evaluation.as_json(), indent=1))
+        Path(json_out).write_text(json.dumps(data, indent=1))
+        console().print(f"wrote {json_out}")

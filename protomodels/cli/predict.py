@@ -12,7 +12,15 @@ import numpy as np
 from rich.table import Table
 
 from protomodels._version import __version__
-from protomodels.cli.common import Context, console, open_database, reports_errors
+from protomodels.cli.common import (
+    Context,
+    Finite,
+    check_output_file,
+    console,
+    current_warnings,
+    open_database,
+    reports_errors,
+)
 from protomodels.theory.predictions import PredictionSettings, Predictor, TheoryPrediction
 from protomodels.theory.protomodel import Protomodel
 
@@ -47,6 +55,47 @@ def _kind(p: TheoryPrediction) -> str | None:
     return KINDS.get(type(likelihood).__name__, type(likelihood).__name__)
 
 
+#: what the help of predict, evaluate and walk --start says about reading SLHA files
+SLHA_READING = (
+    "Particles with a mass of 1e5 GeV or more are treated as frozen (decoupled: removed with "
+    "their decays and cross sections), and negative masses are taken as their absolute value; "
+    "such corrections are shown as warnings"
+)
+
+
+def model_notes(model: Protomodel, path: str) -> list[str]:
+    """The corrections made while reading the model (``Protomodel.notes``), shown once each
+    with the command's warnings; returns them for the JSON's ``flags``."""
+    notes = [str(n) for n in getattr(model, "notes", ())]
+    log = current_warnings()
+    if log is not None:
+        for note in notes:
+            log.add(f"{path}: {note}", "InputCorrectionWarning")
+    return notes
+
+
+def select_results(database: object, **filters: object) -> list:
+    """``database.select(**filters)``, refusing result ids that the database does not have and
+    a selection that keeps no result."""
+    ids = filters.get("ids")
+    if ids:
+        known = {r.result_id for r in database.results} | {  # type: ignore[attr-defined]
+            r.analysis_id for r in database.results  # type: ignore[attr-defined]
+        }
+        unknown = [i for i in ids if i not in known]  # type: ignore[union-attr]
+        if unknown:
+            msg = (f"--id {', '.join(unknown)}: no such result in the database; "
+                   "'protomodel db list' shows the ids")
+            raise click.ClickException(msg)
+    results = database.select(**filters)  # type: ignore[attr-defined]
+    if not results:
+        given = ", ".join(f"{k}={v}" for k, v in filters.items() if v not in (None, True, ()))
+        msg = (f"no result of the database passes the selection ({given}); "
+               "'protomodel db list' shows what there is")
+        raise click.ClickException(msg)
+    return results
+
+
 def _record(p: TheoryPrediction, statistics: bool) -> dict:
     """The JSON record: the reference keys, the statistics' values and the likelihood kind."""
     record = p.to_json()
@@ -59,18 +108,27 @@ def _record(p: TheoryPrediction, statistics: bool) -> dict:
 @click.argument("model", type=click.Path(exists=True, dir_okay=False))
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None,
               help="Write the predictions as JSON (reference-file keys); '-' for stdout.")
-@click.option("--sigmacut", type=float, default=0.005, show_default=True, help="fb")
-@click.option("--minmassgap", type=float, default=5.0, show_default=True, help="GeV")
-@click.option("--maxcond", type=float, default=0.2, show_default=True,
-              help="Drop predictions violating their txname conditions by more (0: keep all).")
+@click.option("--sigmacut", type=Finite(min=0), default=0.005, show_default=True,
+              help="fb, >= 0")
+@click.option("--minmassgap", type=Finite(min=0), default=5.0, show_default=True,
+              help="GeV, >= 0")
+@click.option("--maxcond", type=Finite(0, 1), default=0.2, show_default=True,
+              help="Drop predictions violating their txname conditions by more, between 0 and "
+                   "1 (0: keep all).")
 @click.option("--no-combine", is_flag=True, help="No combined predictions (best region only).")
 @click.option("--all-datasets", is_flag=True, help="Every signal region, not only the best.")
-@click.option("--sqrts", type=float, default=None, help="Only results at this sqrt(s) (TeV).")
-@click.option("--collaboration", default=None, help="Only ATLAS or CMS results.")
-@click.option("--type", "data_type", default=None, help="Only upperLimit / efficiencyMap.")
+@click.option("--sqrts", type=Finite(min=0, min_open=True), default=None,
+              help="Only results at this sqrt(s) (TeV).")
+@click.option("--collaboration", type=click.Choice(["ATLAS", "CMS"], case_sensitive=False),
+              default=None, help="Only ATLAS or CMS results.")
+@click.option("--type", "data_type", default=None,
+              type=click.Choice(["upperLimit", "efficiencyMap", "ul", "em"],
+                                case_sensitive=False),
+              help="Only upper-limit or efficiency-map results.")
 @click.option("--id", "ids", multiple=True, help="Only these results (repeatable).")
 @click.option("--no-superseded", is_flag=True, help="Drop superseded results.")
-@click.option("--limit", type=int, default=40, show_default=True, help="Rows shown in the table.")
+@click.option("--limit", type=click.IntRange(min=0), default=40, show_default=True,
+              help="Rows shown in the table.")
 @click.option("--statistics/--no-statistics", default=True, show_default=True,
               help="Likelihoods (L1, L_SM, L_max, muhat) and combined limits.")
 @click.option("--full-likelihoods/--no-full-likelihoods", default=True, show_default=True,
@@ -89,15 +147,21 @@ def predict(
     Results with pyhf workspaces get the full likelihood of their combination, as SModelS
     does; with --no-full-likelihoods their best signal region instead (all regions with
     --all-datasets), marked in the "fallback" key and the table's notes.
+
+    Particles with a mass of 1e5 GeV or more are treated as frozen (decoupled: removed with
+    their decays and cross sections), and negative masses are taken as their absolute value;
+    each such correction is shown once as a warning and listed in the JSON's "flags".
     """
     from protomodels.statistics.evaluate import pyhf_backend
 
+    check_output_file(json_out, "--json")
     protomodel = Protomodel.from_slha(model)
+    notes = model_notes(protomodel, model)
     full = statistics and full_likelihoods
     database = open_database(ctx, workspaces=full)
-    results = database.select(
-        sqrts=sqrts, collaboration=collaboration, data_type=data_type, ids=list(ids) or None,
-        superseded=not no_superseded,
+    results = select_results(
+        database, sqrts=sqrts, collaboration=collaboration, data_type=data_type,
+        ids=list(ids) or None, superseded=not no_superseded,
     )
     settings = PredictionSettings(
         sigmacut=sigmacut, minmassgap=minmassgap, combine=not no_combine,
@@ -134,6 +198,7 @@ def predict(
             "seconds": seconds,
             "settings": {**settings.__dict__, "statistics": statistics,
                          "full_likelihoods": full},
+            "flags": notes,
             "predictions": [_record(p, statistics) for p in predictions],
         }
         text = json.dumps(payload, indent=1)

@@ -8,15 +8,25 @@ import time
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from protomodels.builders.records import model_from_json
-from protomodels.builders.run import RunSettings, run_walk
-from protomodels.builders.storage import RunStorage
+from protomodels.builders.run import RunSettings, run_walk, start_model
+from protomodels.builders.storage import RunStorage, check_run_file
 from protomodels.builders.walker import WalkerConfig
-from protomodels.cli.common import Context, console, open_database, reports_errors
+from protomodels.cli.common import (
+    Context,
+    Finite,
+    check_output_file,
+    check_output_folder,
+    console,
+    open_database,
+    reports_errors,
+)
 from protomodels.cli.evaluate import evaluation_options, evaluation_settings
+from protomodels.cli.predict import SLHA_READING
 from protomodels.theory.particles import NAMES
 
 __all__ = ["hiscores", "plot", "show", "walk"]
@@ -93,44 +103,80 @@ def print_model(entry_model: dict, evaluation: dict, title: str) -> None:
         out.print(f"critics: {critics.get('summary') or critics.get('reason') or '-'}")
 
 
+#: the options a resumed run takes from its run file (only --steps and --processes may change)
+_FIXED_ON_RESUME = {
+    "walkers": "--walkers", "seed": "--seed", "start": "--start",
+    "temperature": "--temperature", "final_temperature": "--final-temperature",
+    "teleport_until": "--teleport-until", "sigmacut": "--sigmacut",
+    "minmassgap": "--minmassgap", "combinability": "--combinability", "prior_name": "--prior",
+    "no_penalties": "--no-penalties", "constructive": "--constructive",
+    "full_likelihoods": "--full-likelihoods",
+}
+_RESUME_HINT = ("give --resume a run file written by 'protomodel walk', or start a new run "
+                "with --out NEW.sqlite")
+_POSITIVE = Finite(min=0, min_open=True)
+
+
 @click.command()
-@click.option("--steps", type=int, default=200, show_default=True, help="Steps per walker.")
-@click.option("--walkers", type=int, default=1, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--processes", type=int, default=None,
-              help="Worker processes (default: min(walkers, 2)).")
+@click.option("--steps", type=click.IntRange(min=1), default=None,
+              help="Steps per walker, >= 1 [default: 200; with --resume: the run's own].")
+@click.option("--walkers", type=click.IntRange(min=1), default=1, show_default=True,
+              help=">= 1")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help=">= 0")
+@click.option("--processes", type=click.IntRange(min=1), default=None,
+              help="Worker processes, >= 1 (default: min(walkers, 2)).")
 @click.option("--out", "run_file", type=click.Path(dir_okay=False), default=None,
-              help="Run file (SQLite); default walk-<seed>.sqlite in the current folder.")
+              help="Run file (SQLite, must not exist); default walk-<seed>.sqlite in the "
+                   "current folder.")
 @click.option("--resume", "resume_file", type=click.Path(dir_okay=False, exists=True),
-              default=None, help="Continue the run in this file (to --steps, if larger).")
+              default=None,
+              help="Continue the run in this file (to --steps, if given; its other settings "
+                   "are the run's own).")
 @click.option("--start", type=click.Path(dir_okay=False, exists=True), default=None,
-              help="Start from this SLHA model (default: the LSP alone).")
-@click.option("--temperature", type=float, default=1.0, show_default=True)
-@click.option("--final-temperature", type=float, default=None,
-              help="Anneal geometrically to this temperature at the last step.")
-@click.option("--teleport-until", type=int, default=None,
-              help="Allow teleports to hiscores up to this step (default: never).")
+              help="Start from this SLHA model (default: the LSP alone). "
+                   + SLHA_READING + ".")
+@click.option("--temperature", type=_POSITIVE, default=1.0, show_default=True, help="> 0")
+@click.option("--final-temperature", type=_POSITIVE, default=None,
+              help="Anneal geometrically to this temperature (> 0) at the last step.")
+@click.option("--teleport-until", type=click.IntRange(min=0), default=None,
+              help="Allow teleports to hiscores up to this step, >= 0 (default: never).")
 @evaluation_options
 @click.pass_obj
 @reports_errors
 def walk(
-    ctx: Context, steps: int, walkers: int, seed: int, processes: int | None,
+    ctx: Context, steps: int | None, walkers: int, seed: int, processes: int | None,
     run_file: str | None, resume_file: str | None, start: str | None, temperature: float,
     final_temperature: float | None, teleport_until: int | None, **options: object,
 ) -> None:
-    """Random walk over protomodels that maximises K; prints the best protomodel."""
-    database = open_database(ctx, workspaces=bool(options["full_likelihoods"]))
+    """Random walk over protomodels that maximises K; prints the best protomodel.
+
+    Every option and file is checked before any work: a refused walk leaves no run file.
+    """
+    if resume_file is not None:
+        stored = _check_resume(resume_file, run_file, steps)
+        walkers, stored_steps = int(stored["walkers"]), int(stored["steps"])
+        steps = steps or stored_steps
+        path = Path(resume_file)
+    else:
+        steps = steps or 200
+        path = Path(run_file or f"walk-{seed}.sqlite")
+        if path.exists():
+            msg = f"{path} exists: use --resume to continue it, or choose a new file with --out"
+            raise click.ClickException(msg)
+        check_output_file(str(path), "--out" if run_file else "run file")
     processes = processes or min(walkers, 2)
-    settings = RunSettings(
-        steps=steps, walkers=walkers, seed=seed, processes=processes,
-        walker=WalkerConfig(
-            temperature=temperature, final_temperature=final_temperature,
-            teleport_until=teleport_until,
-        ),
-        evaluation=evaluation_settings(ctx, **options),  # type: ignore[arg-type]
-        start=start,
+    walker_config = WalkerConfig(
+        temperature=temperature, final_temperature=final_temperature,
+        teleport_until=teleport_until,
     )
-    path = Path(resume_file or run_file or f"walk-{seed}.sqlite")
+    evaluation = evaluation_settings(ctx, **options)  # type: ignore[arg-type]
+    if start is not None and resume_file is None:
+        start_model(start)  # refused here, before the store is opened
+    settings = RunSettings(
+        steps=steps, walkers=walkers, seed=seed, processes=processes, walker=walker_config,
+        evaluation=evaluation, start=start,
+    )
+    database = open_database(ctx, workspaces=bool(options["full_likelihoods"]))
     total = steps * walkers
     columns = (
         TextColumn("[bold]walk"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
@@ -150,7 +196,7 @@ def walk(
 
         run_walk(path, database.path, settings, resume=resume_file is not None,
                  on_progress=bar, on_prepare=on_prepare)
-    with RunStorage(path) as storage:
+    with RunStorage(path, readonly=True) as storage:
         best = storage.hiscores()
     console().print(f"run file: {path}")
     if not best:
@@ -161,13 +207,43 @@ def walk(
                 f"best protomodel: K = {_g(top.K)} (walker {top.walker}, step {top.step})")
 
 
+def _check_resume(resume_file: str, run_file: str | None, steps: int | None) -> dict:
+    """The stored configuration of the run to resume, after checking that the file is a run
+    file and that the command line changes none of its fixed settings."""
+    if run_file is not None:
+        msg = "--out and --resume exclude each other: a resumed run goes on in its own file"
+        raise click.UsageError(msg)
+    here = click.get_current_context()
+    given = [
+        flag for name, flag in _FIXED_ON_RESUME.items()
+        if here.get_parameter_source(name) in (ParameterSource.COMMANDLINE,
+                                               ParameterSource.ENVIRONMENT)
+    ]
+    if given:
+        msg = (f"{', '.join(given)}: a resumed run keeps the settings stored in {resume_file}; "
+               "drop them (only --steps and --processes may be given with --resume)")
+        raise click.UsageError(msg)
+    check_run_file(resume_file, hint=_RESUME_HINT)
+    with RunStorage(resume_file, readonly=True) as storage:
+        meta = storage.metadata()
+    if meta is None:
+        raise click.ClickException(f"{resume_file} holds no run metadata: not a run file; "
+                                   + _RESUME_HINT)
+    config = meta.config
+    if steps is not None and steps < int(config["steps"]):
+        msg = (f"--steps {steps}: the run in {resume_file} already goes to {config['steps']} "
+               "steps per walker; give more steps, or none to finish it")
+        raise click.UsageError(msg)
+    return config
+
+
 @click.command()
 @click.argument("run_file", type=click.Path(exists=True, dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @reports_errors
 def hiscores(run_file: str, as_json: bool) -> None:
-    """The best models of a run."""
-    with RunStorage(run_file) as storage:
+    """The best models of a run (the file is only read)."""
+    with RunStorage(run_file, readonly=True) as storage:
         entries = storage.hiscores()
     if as_json:
         click.echo(json.dumps([
@@ -190,16 +266,21 @@ def hiscores(run_file: str, as_json: bool) -> None:
 
 @click.command()
 @click.argument("run_file", type=click.Path(exists=True, dir_okay=False))
-@click.option("--rank", type=int, default=1, show_default=True)
+@click.option("--rank", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--slha", type=click.Path(dir_okay=False), default=None,
               help="Write the model as an SLHA file (MASS, DECAY, XSECTION).")
 @click.pass_obj
 @reports_errors
 def show(ctx: Context, run_file: str, rank: int, slha: str | None) -> None:
-    """One model of a run's hiscores (rank 1 = best)."""
-    with RunStorage(run_file) as storage:
+    """One model of a run's hiscores (rank 1 = best; the run file is only read)."""
+    check_output_file(slha, "--slha")
+    with RunStorage(run_file, readonly=True) as storage:
         entries = storage.hiscores()
-    if not 1 <= rank <= len(entries):
+    if not entries:
+        msg = (f"{run_file} has no hiscores yet (no model was accepted); continue the run with "
+               f"'protomodel walk --resume {run_file} --steps N'")
+        raise click.ClickException(msg)
+    if rank > len(entries):
         raise click.BadParameter(f"the run has {len(entries)} hiscores", param_hint="--rank")
     e = entries[rank - 1]
     print_model(e.model, e.evaluation, f"rank {rank}: K = {_g(e.K)}")
@@ -219,8 +300,14 @@ def show(ctx: Context, run_file: str, rank: int, slha: str | None) -> None:
               show_default=True, help="Folder for the PNG files.")
 @reports_errors
 def plot(run_file: str, folder: str) -> None:
-    """PNGs of a run: best model's spectrum, K and T_L per step, contributions to K."""
-    from protomodels.builders.plots import plot_run
+    """PNGs of a run: best model's spectrum, K and T_L per step, contributions to K (the run
+    file is only read; the folder is created when missing)."""
+    from protomodels._optional import require
+    from protomodels.builders.plots import PLOTS, plot_run
 
+    check_output_folder(folder, "--out", PLOTS)
+    require("matplotlib")
+    with RunStorage(run_file, readonly=True):
+        pass  # refuse a file that is not a run file before the folder is created
     for path in plot_run(run_file, folder):
         console().print(f"written {path}")
