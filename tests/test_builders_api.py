@@ -53,6 +53,8 @@ def test_builders_module_apis() -> None:
         "RunStorage",
         "RunStorageError",
         "SCHEMA_VERSION",
+        "SQLITE_HEADER",
+        "check_run_file",
     ]
     assert dir(protomodels.builders.draft) == [
         "Draft",
