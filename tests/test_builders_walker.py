@@ -359,3 +359,26 @@ def test_resume_after_kill_9(tmp_path, template) -> None:
         walker = Walker.resume(storage, toy_evaluate, template=template)
         walker.run()
         assert storage.steps() == whole
+
+
+def test_a_second_writer_of_a_run_is_refused_and_the_file_stays_intact(tmp_path, template) -> None:
+    config = WalkerConfig(steps=60, seed=5, teleport_until=60)
+    with RunStorage(tmp_path / "whole.sqlite") as storage:
+        walk(toy_evaluate, config, template=template, storage=storage)
+        whole = storage.steps()
+    path = tmp_path / "shared.sqlite"
+    with RunStorage(path) as storage:
+        Walker(toy_evaluate, config, template=template, storage=storage).run(until=20)
+    # two processes resume the same walker of one file: the one that writes second is refused
+    first, second = RunStorage(path), RunStorage(path)
+    a = Walker.resume(first, toy_evaluate, template=template)
+    b = Walker.resume(second, toy_evaluate, template=template)
+    a.run(until=30)
+    with pytest.raises(RunStorageError, match=r"step 21 of walker 0 is already in .*shared"):
+        b.run(until=30)
+    second.close()
+    assert first._db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert first.count_steps() == 30
+    a.run()
+    assert first.steps() == whole
+    first.close()
