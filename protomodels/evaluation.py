@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -276,6 +276,11 @@ class Evaluator:
                 f"internal error ({type(err).__name__}: {err}); please report this model",
                 seconds=seconds,
             )
+        if not all(map(math.isfinite, (k.K, k.T_L, muhat))):
+            return Evaluation(
+                math.nan, math.nan, math.nan, math.nan, model, None, None, False,
+                _not_finite_reason(k.K, k.T_L, muhat, predictions), seconds=seconds,
+            )
         members = {(m.analysis, m.dataset) for m in k.combination}
         particles = frozenset().union(
             *(p.particles for p in final if (p.analysis, p.dataset) in members)
@@ -295,6 +300,26 @@ class Evaluator:
             combination_particles=particles,
             seconds=seconds,
         )
+
+
+def _not_finite_reason(
+    K: float, T_L: float, muhat: float, predictions: Sequence[TheoryPrediction]
+) -> str:
+    """Why an evaluation has no number: which figure is not finite, and the predictions whose
+    likelihood values are not (so a NaN is never printed as a K)."""
+    bad = sorted(
+        {
+            f"{p.analysis}:{p.dataset}"
+            for p in predictions
+            for key in ("nll1", "nll_SM", "nll_max", "muhat")
+            if isinstance(p.extra.get(key), float) and math.isnan(p.extra[key])
+        }
+    )
+    where = f"; non-finite likelihoods of {', '.join(bad[:5])}" if bad else ""
+    return (
+        f"not evaluable: K = {K:g}, T_L = {T_L:g}, mu-hat = {muhat:g}{where}; check those "
+        "results in the database (protomodel db show ID)"
+    )
 
 
 def evaluate(

@@ -75,3 +75,41 @@ def test_constructive_critics_cap_the_signal_strength(subset_store: Path) -> Non
     assert capped.T_L <= veto.T_L + 1e-9
     r_max = max(p.r_obs or 0.0 for p in capped.predictions if p.data_type == "upperLimit")
     assert r_max < 1.38
+
+
+def test_a_non_finite_k_is_no_evaluation_and_says_why(
+    evaluator: Evaluator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dataclasses
+
+    import protomodels.evaluation as evaluation
+
+    real = evaluation.compute_k
+
+    def nan_k(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        return dataclasses.replace(real(*args, **kwargs), K=math.nan)
+
+    monkeypatch.setattr(evaluation, "compute_k", nan_k)
+    e = evaluator(stop_model())
+    assert math.isnan(e.K) and not e.passed and e.k is None
+    assert e.reason.startswith("not evaluable: K = nan")
+
+
+def test_cli_evaluate_fails_without_a_k(
+    subset_store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from protomodels.cli import cli
+    from protomodels.evaluation import Evaluation
+
+    def no_k(self, model):  # noqa: ANN001, ANN202
+        return Evaluation(math.nan, math.nan, math.nan, math.nan, model, None, None, False,
+                          "not evaluable: K = nan")
+
+    monkeypatch.setattr(Evaluator, "__call__", no_k)
+    slha = tmp_path / "stop.slha"
+    stop_model().to_slha(slha)
+    result = CliRunner().invoke(cli, ["--database", str(subset_store), "evaluate", str(slha)])
+    assert result.exit_code == 1
+    assert f"{slha}: no K: not evaluable: K = nan" in result.output

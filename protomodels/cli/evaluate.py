@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import time
 from pathlib import Path
 
@@ -141,9 +142,11 @@ def evaluate(ctx: Context, model: str, json_out: str | None, **options: object) 
     data["flags"] = own + [n for n in notes if n not in own]
     if json_out == "-":
         click.echo(json.dumps(data, indent=1))
-        return
-    print_evaluation(evaluation)
-    console().print(f"[dim]{seconds:.2f} s[/]")
-    if json_out:
-        Path(json_out).write_text(json.dumps(data, indent=1))
-        console().print(f"wrote {json_out}")
+    else:
+        print_evaluation(evaluation)
+        console().print(f"[dim]{seconds:.2f} s[/]")
+        if json_out:
+            Path(json_out).write_text(json.dumps(data, indent=1))
+            console().print(f"wrote {json_out}")
+    if not math.isfinite(evaluation.K):  # never a silent number: no K is an error
+        raise click.ClickException(f"{model}: no K: {evaluation.reason}")
