@@ -157,6 +157,7 @@ def test_public_api() -> None:
         "PyhfModels",
         "attach_full_likelihoods",
         "is_pyhf_prediction",
+        "likelihood_curves",
     ]
     assert dir(pyhf_patch) == [
         "PatchPlan",

@@ -11,32 +11,41 @@
   ([0, 10] for a plain normfactor, or the measurement's own, e.g. [0, 5]); so mu-hat >= 0 and is
   capped at that bound.
 - **Expected** (``expected=True``): the a-priori workspace (observations = nominal background).
-- **Upper limit** (``getUpperLimitOnMu``): observed CLs of ``pyhf.infer.hypotest`` with the
-  asymptotic q~_mu of arXiv:1007.1727 (post-fit Asimov data at mu = 0), POI bounds (0, 10) in
-  units of the rescaled signal; the signal is rescaled by 3 (or 1/3, factor shrinking on
-  oscillation) until CLs(0.2) > 0.05 > CLs(5) (at most 10 tries, 5 NaNs), then ``brentq`` on
-  [0.2, 5] with rtol = xtol = 1e-3; mu_UL = root x scale. ``expected=True`` is the same on the
-  a-priori workspace.
+- **Upper limit** (``getUpperLimitOnMu``): the mu where the observed CLs of
+  ``pyhf.infer.hypotest`` (asymptotic q~_mu of arXiv:1007.1727, post-fit Asimov data at
+  mu = 0) is 0.05. SModelS brackets it by rescaling the signal and runs ``brentq`` (rtol 1e-3);
+  its POI bound (10 x the rescaled signal) never binds inside that bracket, so here the fit
+  behind q~ has no upper POI bound and the root is found to 1e-5 in log CLs.
+  ``expected=True`` is the same on the a-priori workspace.
 - **Several JSON files** (``getBestCombinationIndex``): only the file with the smallest a-priori
   expected mu_UL among files with signal is used, for every quantity.
 - **Limit on sigma x eff** (``getUpperLimitOnSigmaTimesEff``): mu_UL x T / lumi, where T is the
   signal summed over all files (a data set in two files counts twice, as in SModelS).
 
-The model is compiled once per workspace with a unit signal in every signal bin; the actual
-signal enters at run time (every ``bsm`` rate is linear in the nominal signal: normfactor, lumi
-and the signal-uncertainty histosys all scale with it), so a new protomodel reuses the compiled
-model. Fits minimise the JIT-compiled nll with its gradient by L-BFGS-B inside the parameter
-bounds, with a bounded number of iterations; a fit that fails gives NaN and a reason.
+How: one pyhf model per workspace, built by pyhf itself with its JAX backend with a unit signal
+in every signal bin; the actual signal enters at run time (every ``bsm`` rate is linear in the
+nominal signal: normfactor, lumi and the signal-uncertainty histosys all scale with it), so a
+new protomodel reuses the compiled model. The background-only fits (observed and a-priori data,
+POI 0: independent of the signal) and the post-fit Asimov data are made once per workspace,
+when it is built. Every fit of a protomodel is a jitted fixed-budget damped projected Newton
+minimisation (:mod:`~protomodels.statistics.pyhf_fits`) warm-started from those background-only
+fits; nll(0), nll(1), mu-hat, nll(mu-hat) and both limits of a batch of signals are one jitted
+call (:meth:`CompiledWorkspace.summaries`), a likelihood curve over many mu values and signals
+is another (:meth:`CompiledWorkspace.curves`, :func:`likelihood_curves`). A fit that does not
+converge within its budget gives NaN and a reason in :attr:`PyhfLikelihood.errors` (the
+prediction's ``extra["likelihood_error"]``, with ``extra["pyhf_converged"] = False``): the
+caller falls back (best signal region), never uses a silent number.
+
+The SciPy (L-BFGS-B) implementation this replaces is kept as the yardstick in
+:mod:`~protomodels.statistics.pyhf_scipy`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import functools
 import math
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,13 +55,12 @@ import numpy as np
 import pyhf
 from jax.scipy.special import gammaln
 from numpy.typing import ArrayLike
-from scipy import optimize
-from scipy.special import ndtr
 
 from protomodels.database.database import Database
 from protomodels.database.records import Result
 from protomodels.exceptions import ProtomodelsError
-from protomodels.statistics.evaluate import (
+from protomodels.statistics import pyhf_fits
+from protomodels.statistics.common import (
     NO_FULL_LIKELIHOOD,
     pyhf_backend,
     store_likelihoods,
@@ -66,12 +74,8 @@ from protomodels.statistics.pyhf_patch import (
     patch_plans,
     patched_spec,
 )
+from protomodels.statistics.runtime import pyhf_jax, x64
 from protomodels.theory.predictions import TheoryPrediction
-
-_X64 = jax.config.read("jax_enable_x64")
-from pyhf.tensor.jax_backend import jax_backend as _PyhfJax  # noqa: E402 - sets x64 globally
-
-jax.config.update("jax_enable_x64", _X64)  # ... which we undo: x64 is used in contexts only
 
 __all__ = [
     "CompiledWorkspace",
@@ -81,6 +85,7 @@ __all__ = [
     "PyhfModels",
     "attach_full_likelihoods",
     "is_pyhf_prediction",
+    "likelihood_curves",
 ]
 
 
@@ -90,15 +95,12 @@ def __dir__() -> list[str]:
 
 #: SModelS's ``modifier_settings`` (the ones of ``pyhf cls``)
 MODIFIER_SETTINGS = {"normsys": {"interpcode": "code4"}, "histosys": {"interpcode": "code4p"}}
-CL = 0.95
-#: default cap on optimiser iterations per fit (SModelS gives pyhf 200, 2000 on a retry)
-MAX_ITERATIONS = 2000
-_LIMIT_TRIES = 10  # SModelS nattempts_max
-_LIMIT_NANS = 5
-_LIMIT_POI_MAX = 10.0  # POI upper bound in hypotest, in units of the rescaled signal
+CL = pyhf_fits.CL
+#: default cap on Newton steps per fit of a protomodel (warm-started: 3-8 are typical)
+MAX_ITERATIONS = 60
+#: cap on Newton steps of the background-only fits (from pyhf's suggested values)
+BACKGROUND_ITERATIONS = 500
 _BAD = 1e30  # objective value where the nll is not finite
-_STARTS = ("best", "pyhf", "warm")
-_PG_TIGHT, _PG_LOOSE = 1e-3, 0.1  # projected-gradient limits of a converged fit
 _FLOOR = 1e-8  # rates below max(_FLOOR, 1e-3 n) continue quadratically (_poisson_nll)
 
 
@@ -107,8 +109,8 @@ def _poisson_nll(n: jax.Array, lam: jax.Array) -> jax.Array:
 
     Below lam = c = max(1e-8, 1e-3 n) the function continues as its second-order Taylor
     expansion at c: exactly linear (as pyhf) for n = 0, a parabola for n > 0 where pyhf gives
-    NaN (ln of a negative rate). A line search that steps into negative rates then sees a
-    finite, steep wall and backs off; the optimum never lies there.
+    NaN (ln of a negative rate). A step into negative rates then sees a finite, steep wall and
+    is rejected; the optimum never lies there.
     """
     c = jnp.maximum(_FLOOR, 1e-3 * n)
     safe = jnp.maximum(lam, c)
@@ -118,73 +120,7 @@ def _poisson_nll(n: jax.Array, lam: jax.Array) -> jax.Array:
 
 
 class PyhfFitError(ProtomodelsError):
-    """A pyhf fit did not converge (the message gives the optimiser's reason)."""
-
-
-@contextlib.contextmanager
-def _pyhf_jax() -> Iterator[None]:
-    """pyhf's JAX backend in 64 bit while models are built and traced; pyhf's previous backend
-    is restored afterwards (compiled functions no longer need it)."""
-    tensorlib, optimizer = pyhf.get_backend()
-    with jax.enable_x64(True):
-        pyhf.set_backend(_PyhfJax(precision="64b"))
-        try:
-            yield
-        finally:
-            pyhf.set_backend(tensorlib, optimizer)
-
-
-def _openblas_thread_controls() -> list[tuple[Any, Any]]:
-    """(get, set) of the thread count of every OpenBLAS loaded in this process (numpy's and
-    scipy's wheels each bundle one), found as threadpoolctl does."""
-    controls = []
-    try:
-        with open("/proc/self/maps") as maps:  # noqa: PTH123 - Linux only, else no control
-            paths = sorted(
-                {
-                    line.split()[-1]
-                    for line in maps
-                    if "openblas" in line.lower() and line.split()[-1].startswith("/")
-                }
-            )
-    except OSError:
-        return controls
-    for path in paths:
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError:
-            continue
-        for prefix in ("scipy_", ""):
-            for suffix in ("64_", "_64", ""):
-                get = getattr(lib, f"{prefix}openblas_get_num_threads{suffix}", None)
-                put = getattr(lib, f"{prefix}openblas_set_num_threads{suffix}", None)
-                if get is not None and put is not None:
-                    controls.append((get, put))
-                    break
-            else:
-                continue
-            break
-    return controls
-
-
-@functools.cache
-def _blas_controls() -> tuple[tuple[Any, Any], ...]:
-    return tuple(_openblas_thread_controls())
-
-
-@contextlib.contextmanager
-def _single_threaded_blas() -> Iterator[None]:
-    """One BLAS thread while scipy's L-BFGS-B runs: its tiny BLAS calls are 10-30 times slower
-    with OpenBLAS threads competing for the cores (measured on the 2-core machine)."""
-    controls = _blas_controls()
-    before = [get() for get, _ in controls]
-    for _, put in controls:
-        put(1)
-    try:
-        yield
-    finally:
-        for (_, put), n in zip(controls, before, strict=True):
-            put(n)
+    """A pyhf fit did not converge (the message gives the reason)."""
 
 
 @dataclass(frozen=True)
@@ -195,7 +131,7 @@ class FitResult:
         nll: -ln L at the optimum (NaN if the fit failed).
         pars: all parameters at the optimum (pyhf order).
         ok: whether the fit converged.
-        message: the optimiser's message.
+        message: why not, or what it did.
     """
 
     nll: float
@@ -207,6 +143,29 @@ class FitResult:
 def _source(result: Result, plan: PatchPlan) -> dict[str, Any] | None:
     """The background-only workspace JSON of a plan (the ``jsonFiles`` one, never the full)."""
     return next(w.workspace for w in result.pyhf if w.file_name == plan.file_name and not w.full)
+
+
+def _lanes(n: int, least: int = 1) -> int:
+    """A power of two >= max(n, least) (few compiled batch shapes)."""
+    return max(least, 1 << max(n - 1, 0).bit_length())
+
+
+class _Kernel:
+    """A jitted function compiled per argument shapes, traced with pyhf's JAX backend (pyhf's
+    model code reads the backend while it is traced), called in x64."""
+
+    def __init__(self, fn: Callable[..., Any]) -> None:
+        self._jit = jax.jit(fn)
+        self._compiled: dict[tuple, Any] = {}
+
+    def __call__(self, *args: Any) -> Any:
+        key = tuple((np.shape(a), np.asarray(a).dtype.str) for a in jax.tree_util.tree_leaves(args))
+        exe = self._compiled.get(key)
+        if exe is None:
+            with pyhf_jax():
+                exe = self._compiled[key] = self._jit.lower(*args).compile()
+        with x64():
+            return jax.device_get(exe(*args))
 
 
 @dataclass(frozen=True, eq=False)
@@ -223,6 +182,9 @@ class CompiledWorkspace:
         observed, apriori: main data, observed and a-priori expected (nominal background).
         auxdata: nominal auxiliary data.
         parameter_names: one name per parameter (``name[i]`` for vector parameters).
+        background: the background-only fits (observed, a-priori), their nll and the post-fit
+            Asimov data (:class:`~protomodels.statistics.pyhf_fits.Background`, NumPy arrays).
+        background_ok: whether both background-only fits converged.
         source: the background-only workspace JSON it was built from.
     """
 
@@ -238,13 +200,16 @@ class CompiledWorkspace:
     apriori: np.ndarray
     auxdata: np.ndarray
     parameter_names: tuple[str, ...]
+    background: pyhf_fits.Background = field(repr=False)
+    background_ok: bool
     source: dict[str, Any] = field(repr=False)
-    _value_and_grad: Any = field(repr=False)
-    _expected: Any = field(repr=False)
+    _nll: Callable[..., jax.Array] = field(repr=False)
+    _expected_fn: Callable[..., Any] = field(repr=False)
+    _kernels: dict[tuple, _Kernel] = field(repr=False, default_factory=dict)
 
     @classmethod
     def build(cls, result: Result, plan: PatchPlan) -> CompiledWorkspace:
-        """Patch with a unit signal, build the pyhf model and compile nll and its gradient.
+        """Patch with a unit signal, build the pyhf model, make the background-only fits.
 
         Raises:
             PyhfPatchError: the workspace is missing or invalid.
@@ -255,7 +220,7 @@ class CompiledWorkspace:
             raise PyhfPatchError(msg)
         spec = patched_spec(raw, plan, dict.fromkeys(plan.datasets, 1.0), result.signal_uncertainty)
         dataset_ids = tuple(d.data_id or d.dataset_id for d in result.datasets)
-        with _pyhf_jax():
+        with pyhf_jax():
             try:
                 workspace = pyhf.Workspace(spec)
                 model = workspace.model(modifier_settings=MODIFIER_SETTINGS)
@@ -278,7 +243,7 @@ class CompiledWorkspace:
                     ]
                 start += n_bins
             bsm = config.samples.index(SIGNAL_SAMPLE)
-            poi_index = config.poi_index
+            poi_index = int(config.poi_index)
             if config.poi_name != POI_NAME:
                 msg = f"{result.result_id}/{plan.file_name}: POI is {config.poi_name}"
                 raise PyhfPatchError(msg)
@@ -296,32 +261,36 @@ class CompiledWorkspace:
                 return rates(pars, s_bins), model.expected_auxdata(pars)
 
             init = np.asarray(config.suggested_init(), dtype=float)
-            args = (jnp.asarray(init), jnp.asarray(observed), jnp.asarray(auxdata))
-            s0 = jnp.zeros(config.nmaindata)
-            value_and_grad = jax.jit(jax.value_and_grad(nll)).lower(*args, s0).compile()
-            expected_fn = jax.jit(expected).lower(args[0], s0).compile()
+            bounds = np.asarray(config.suggested_bounds(), dtype=float)
+            fixed = np.asarray(config.suggested_fixed(), dtype=bool)
             names = []
             for name in config.par_order:
                 size = config.param_set(name).n_parameters
                 names += [name] if size == 1 else [f"{name}[{i}]" for i in range(size)]
+            background, ok = _background(
+                nll, expected, init, bounds, fixed, poi_index, observed, apriori, auxdata
+            )
         return cls(
             result_id=result.result_id,
             plan=plan,
             dataset_ids=dataset_ids,
             signal_index=signal_index,
-            poi_index=int(poi_index),
+            poi_index=poi_index,
             init=init,
-            bounds=np.asarray(config.suggested_bounds(), dtype=float),
-            fixed=np.asarray(config.suggested_fixed(), dtype=bool),
+            bounds=bounds,
+            fixed=fixed,
             observed=observed,
             apriori=apriori,
             auxdata=auxdata,
             parameter_names=tuple(names),
+            background=background,
+            background_ok=ok,
             source=raw,
-            _value_and_grad=value_and_grad,
-            _expected=expected_fn,
+            _nll=nll,
+            _expected_fn=expected,
         )
 
+    # -- shapes and signals -----------------------------------------------------------------
     @property
     def poi_bounds(self) -> tuple[float, float]:
         """The POI's suggested bounds (SModelS's bounds of mu-hat)."""
@@ -329,83 +298,215 @@ class CompiledWorkspace:
         return float(lo), float(hi)
 
     def signal_bins(self, signals: ArrayLike) -> np.ndarray:
-        """Signal yield per main bin from the yield per data set (result order)."""
+        """Signal yield per main bin from the yield per data set (result order); a batch of
+        signals (..., data sets) gives (..., bins)."""
         s = np.asarray(signals, dtype=float)
-        return np.where(self.signal_index >= 0, s[np.maximum(self.signal_index, 0)], 0.0)
+        picked = s[..., np.maximum(self.signal_index, 0)]
+        return np.where(self.signal_index >= 0, picked, 0.0)
 
     def file_yield(self, signals: ArrayLike) -> float:
         """This file's share of SModelS's total yield: signals of the data sets it names."""
         s = np.asarray(signals, dtype=float)
         return float(sum(s[self.dataset_ids.index(d)] for d in self.plan.datasets))
 
+    @property
+    def _problem(self) -> pyhf_fits.Problem:
+        return pyhf_fits.Problem(
+            jnp.asarray(self.bounds[:, 0]), jnp.asarray(self.bounds[:, 1]),
+            jnp.asarray(~self.fixed),
+        )
+
+    def _kernel(self, name: str, max_iter: int) -> _Kernel:
+        key = (name, max_iter)
+        if key not in self._kernels:
+            self._kernels[key] = _Kernel(getattr(self, f"_{name}_fn")(max_iter))
+        return self._kernels[key]
+
+    # -- the jitted computations ------------------------------------------------------------
+    def _summary_fn(self, max_iter: int) -> Callable[..., Any]:
+        poi, poi_hi, nll = self.poi_index, self.poi_bounds[1], self._nll
+
+        def run(s: jax.Array, bg: pyhf_fits.Background) -> pyhf_fits.Summary:
+            problem = self._problem
+
+            def one(s1: jax.Array, kind: jax.Array) -> pyhf_fits.Summary:
+                return pyhf_fits.summary(
+                    nll, problem, poi, jnp.asarray(poi_hi), bg, kind, s1, max_iter=max_iter
+                )
+
+            kinds = jnp.arange(2)
+            return jax.vmap(lambda s1: jax.vmap(lambda k: one(s1, k))(kinds))(s)
+
+        return run
+
+    def _curve_fn(self, max_iter: int) -> Callable[..., Any]:
+        poi, nll = self.poi_index, self._nll
+
+        def run(mu: jax.Array, s: jax.Array, kind: jax.Array, bg: pyhf_fits.Background) -> Any:
+            problem = self._problem
+            n, aux, x0 = bg.n[kind], bg.aux[kind], bg.x0[kind]
+
+            def one(m: jax.Array, s1: jax.Array) -> pyhf_fits.Fit:
+                return pyhf_fits.profile(nll, problem, poi, x0, m, n, aux, s1, max_iter)
+
+            fits = jax.vmap(lambda s1: jax.vmap(lambda m: one(m, s1))(mu))(s)
+            return fits.nll, fits.ok, fits.steps, fits.x
+
+        return run
+
+    def _cls_fn(self, max_iter: int) -> Callable[..., Any]:
+        poi, nll = self.poi_index, self._nll
+
+        def run(mu: jax.Array, s: jax.Array, kind: jax.Array, bg: pyhf_fits.Background) -> Any:
+            problem = self._problem
+            n, aux, x0 = bg.n[kind], bg.aux[kind], bg.x0[kind]
+            na, auxa, nlla0 = bg.n_asimov[kind], bg.aux_asimov[kind], bg.nll0_asimov[kind]
+
+            def one(m: jax.Array, s1: jax.Array) -> tuple[jax.Array, jax.Array]:
+                free = pyhf_fits.free_fit(
+                    nll, problem, poi, x0, jnp.asarray(1e9), n, aux, s1, max_iter
+                )
+                fd = pyhf_fits.profile(nll, problem, poi, x0, m, n, aux, s1, max_iter)
+                fa = pyhf_fits.profile(nll, problem, poi, x0, m, na, auxa, s1, max_iter)
+                q = jnp.where(free.x[poi] > m, 0.0, 2.0 * (fd.nll - free.nll))
+                cls = pyhf_fits.cls_from_q(q, 2.0 * (fa.nll - nlla0))
+                return cls, free.ok & fd.ok & fa.ok
+
+            return jax.vmap(lambda s1: jax.vmap(lambda m: one(m, s1))(mu))(s)
+
+        return run
+
+    def _padded_signals(self, s_bins: np.ndarray) -> tuple[np.ndarray, int]:
+        s_bins = np.atleast_2d(np.asarray(s_bins, dtype=float))
+        count = s_bins.shape[0]
+        pad = _lanes(count) - count
+        if pad:
+            s_bins = np.concatenate([s_bins, np.repeat(s_bins[:1], pad, axis=0)])
+        return s_bins, count
+
+    def _padded_mu(self, mu: ArrayLike) -> tuple[np.ndarray, int]:
+        mus = np.asarray(mu, dtype=float).ravel()
+        pad = _lanes(mus.size, 4) - mus.size
+        return np.concatenate([mus, np.full(pad, mus[-1] if mus.size else 0.0)]), mus.size
+
+    def summaries(
+        self, s_bins: ArrayLike, *, max_iterations: int = MAX_ITERATIONS
+    ) -> pyhf_fits.Summary:
+        """nll(0), nll(1), mu-hat, nll(mu-hat) and the 95 % CLs limit on mu of a batch of
+        signals (B, bins), on the observed and the a-priori data: arrays of shape (B, 2), one
+        jitted call. ``status`` holds :data:`pyhf_fits.STATUS_TEXT` bits (0 = all converged)."""
+        s, count = self._padded_signals(s_bins)
+        out = self._kernel("summary", max_iterations)(s, self.background)
+        return pyhf_fits.Summary(*(np.asarray(a)[:count] for a in out))
+
+    def curves(
+        self,
+        mu: ArrayLike,
+        s_bins: ArrayLike,
+        *,
+        expected: bool = False,
+        max_iterations: int = MAX_ITERATIONS,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Profiled nll at every mu (M,) for every signal (B, bins): (nll, converged), each
+        (B, M), one jitted call (NaN-free: look at ``converged``)."""
+        s, count = self._padded_signals(s_bins)
+        mus, m = self._padded_mu(mu)
+        kind = np.asarray(int(expected))
+        nll, ok, _, _ = self._kernel("curve", max_iterations)(mus, s, kind, self.background)
+        return np.asarray(nll)[:count, :m], np.asarray(ok)[:count, :m]
+
+    def profile_fits(
+        self, mu: ArrayLike, s_bins: ArrayLike, *, expected: bool = False,
+        max_iterations: int = MAX_ITERATIONS,
+    ) -> list[FitResult]:
+        """The profile fits of one signal at every mu, with their parameters."""
+        s, _ = self._padded_signals(s_bins)
+        mus, m = self._padded_mu(mu)
+        nll, ok, steps, x = self._kernel("curve", max_iterations)(
+            mus, s, np.asarray(int(expected)), self.background
+        )
+        return [
+            FitResult(float(nll[0, i]) if ok[0, i] else math.nan, np.asarray(x[0, i]),
+                      bool(ok[0, i]), f"{int(steps[0, i])} Newton steps")
+            for i in range(m)
+        ]
+
+    def cls(
+        self, mu: ArrayLike, s_bins: ArrayLike, *, expected: bool = False,
+        max_iterations: int = MAX_ITERATIONS,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Observed CLs (q~_mu, asymptotic) at every mu (M,) for every signal (B, bins):
+        (CLs, converged), each (B, M)."""
+        s, count = self._padded_signals(s_bins)
+        mus, m = self._padded_mu(mu)
+        cls, ok = self._kernel("cls", max_iterations)(
+            mus, s, np.asarray(int(expected)), self.background
+        )
+        return np.asarray(cls)[:count, :m], np.asarray(ok)[:count, :m]
+
+    # -- what the SciPy reference path needs ------------------------------------------------
+    @functools.cached_property
+    def _value_and_grad(self) -> _Kernel:
+        return _Kernel(jax.value_and_grad(self._nll))
+
+    @functools.cached_property
+    def _expected(self) -> _Kernel:
+        return _Kernel(self._expected_fn)
+
     def value_and_grad(
         self, pars: np.ndarray, n: np.ndarray, aux: np.ndarray, s_bins: np.ndarray
     ) -> tuple[float, np.ndarray]:
-        """nll and its gradient in all parameters."""
-        with jax.enable_x64(True):
-            value, grad = self._value_and_grad(pars, n, aux, s_bins)
+        """nll and its gradient in all parameters (one host call)."""
+        value, grad = self._value_and_grad(
+            *(np.asarray(a, dtype=float) for a in (pars, n, aux, s_bins))
+        )
         return float(value), np.asarray(grad)
 
     def expected_data(self, pars: np.ndarray, s_bins: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(main, auxiliary) expected data at these parameters (pyhf ``expected_data``)."""
-        with jax.enable_x64(True):
-            main, aux = self._expected(pars, s_bins)
+        main, aux = self._expected(np.asarray(pars, dtype=float), np.asarray(s_bins, dtype=float))
         return np.asarray(main), np.asarray(aux)
 
-    def fit(
-        self,
-        n: np.ndarray,
-        aux: np.ndarray,
-        s_bins: np.ndarray,
-        *,
-        mu: float | None = None,
-        poi_bounds: tuple[float, float] | None = None,
-        start: np.ndarray | None = None,
-        max_iterations: int = MAX_ITERATIONS,
-    ) -> FitResult:
-        """Minimise nll over the free parameters: the nuisances, and the POI unless ``mu`` is
-        given (then fixed there). Bounds are pyhf's suggested ones (``poi_bounds`` for the
-        POI); ``start`` defaults to pyhf's suggested initial values."""
-        x = np.array(self.init if start is None else start, dtype=float)
-        free = ~self.fixed
-        bounds = self.bounds.copy()
-        if mu is not None:
-            free[self.poi_index] = False
-            x[self.poi_index] = mu
-        elif poi_bounds is not None:
-            bounds[self.poi_index] = poi_bounds
-        if mu is None and not free[self.poi_index]:
-            msg = f"{self.result_id}/{self.plan.file_name}: the POI is fixed in the workspace"
-            raise PyhfFitError(msg)
-        x[free] = np.clip(x[free], bounds[free, 0], bounds[free, 1])
-        if not free.any():
-            value, _ = self.value_and_grad(x, n, aux, s_bins)
-            return FitResult(value, x, value < _BAD, "no free parameter")
 
-        def objective(y: np.ndarray) -> tuple[float, np.ndarray]:
-            x[free] = y
-            value, grad = self.value_and_grad(x, n, aux, s_bins)
-            return value, grad[free]
+def _background(
+    nll: Callable[..., jax.Array],
+    expected: Callable[..., Any],
+    init: np.ndarray,
+    bounds: np.ndarray,
+    fixed: np.ndarray,
+    poi: int,
+    observed: np.ndarray,
+    apriori: np.ndarray,
+    auxdata: np.ndarray,
+) -> tuple[pyhf_fits.Background, bool]:
+    """Background-only fits (POI 0) of the observed and a-priori data and their post-fit
+    Asimov data, once per workspace (called inside :func:`pyhf_jax`)."""
+    problem = pyhf_fits.Problem(
+        jnp.asarray(bounds[:, 0]), jnp.asarray(bounds[:, 1]), jnp.asarray(~fixed)
+    )
+    s0 = jnp.zeros(observed.shape)
 
-        with np.errstate(all="ignore"), _single_threaded_blas():
-            res = optimize.minimize(
-                objective,
-                x[free],
-                jac=True,
-                method="L-BFGS-B",
-                bounds=bounds[free],
-                options={"maxiter": max_iterations, "ftol": 1e-13, "gtol": 1e-9},
-            )
-        x[free] = res.x
-        value, grad = self.value_and_grad(x, n, aux, s_bins)
-        # projected gradient: a stop for lack of progress counts as converged when it is
-        # small; a "converged" stop with a large one (stuck line search) does not
-        g = grad[free]
-        at_lo = (res.x <= bounds[free, 0]) & (g > 0)
-        at_hi = (res.x >= bounds[free, 1]) & (g < 0)
-        pg = float(np.max(np.abs(np.where(at_lo | at_hi, 0.0, g))))
-        ok = bool(value < _BAD and pg < _PG_LOOSE and (res.success or pg < _PG_TIGHT))
-        return FitResult(value if ok else math.nan, x.copy(), ok, str(res.message))
+    @jax.jit
+    def run(n: jax.Array, aux: jax.Array) -> tuple:
+        fit = pyhf_fits.profile(
+            nll, problem, poi, jnp.asarray(init), jnp.asarray(0.0), n, aux, s0,
+            BACKGROUND_ITERATIONS,
+        )
+        n_a, aux_a = expected(fit.x, s0)
+        return fit.x, fit.nll, fit.ok, n_a, aux_a, nll(fit.x, n_a, aux_a, s0)
+
+    out = [run(jnp.asarray(n), jnp.asarray(auxdata)) for n in (observed, apriori)]
+    x0, nll0, ok, n_a, aux_a, nll_a = (np.stack([np.asarray(o[i]) for o in out]) for i in range(6))
+    background = pyhf_fits.Background(
+        n=np.stack([observed, apriori]),
+        aux=np.stack([auxdata, auxdata]),
+        x0=x0,
+        nll0=nll0,
+        n_asimov=n_a,
+        aux_asimov=aux_a,
+        nll0_asimov=nll_a,
+    )
+    return background, bool(np.all(ok))
 
 
 class PyhfModels:
@@ -443,217 +544,100 @@ def _models_for(database: Database) -> PyhfModels:
     return _MODELS[database]
 
 
-def _cls(q: float, q_asimov: float) -> float:
-    """Observed CLs from q~_mu and its Asimov value (pyhf ``AsymptoticCalculator``)."""
-    sqrt_q, sqrt_qa = math.sqrt(q), math.sqrt(q_asimov)
-    if sqrt_qa == 0.0 and sqrt_q > 0.0:
-        return math.nan  # no sensitivity: pyhf divides by zero here
-    if sqrt_q <= sqrt_qa:
-        t = sqrt_q - sqrt_qa
-    else:
-        t = (q - q_asimov) / (2.0 * sqrt_qa)
-    cls_b = float(ndtr(-t))
-    return float(ndtr(-(t + sqrt_qa))) / cls_b if cls_b > 0 else math.nan
+_KINDS = ("observed", "expected")
 
 
-class _WorkspaceStatistics:
-    """Fits of one workspace for one signal, observed or a-priori expected (cached)."""
+class _WorkspaceFits:
+    """The fits of one workspace for one signal (results kept)."""
 
-    def __init__(
-        self,
-        compiled: CompiledWorkspace,
-        signals: np.ndarray,
-        max_iterations: int,
-        starts: str = "best",
-    ) -> None:
+    def __init__(self, compiled: CompiledWorkspace, signals: np.ndarray, max_iterations: int):
         self.compiled = compiled
         self.s_bins = compiled.signal_bins(signals)
         self.max_iterations = max_iterations
-        self.starts = starts
-        self._cache: dict[tuple, FitResult] = {}
-        self._limits: dict[bool, float] = {}
         self.errors: list[str] = []
+        self._summary: pyhf_fits.Summary | None = None
+        self._nll: dict[tuple[bool, float], float] = {}
+        self.converged = True
 
-    def data(self, expected: bool) -> tuple[np.ndarray, np.ndarray]:
+    def _fail(self, what: str) -> None:
         c = self.compiled
-        return (c.apriori if expected else c.observed), c.auxdata
+        msg = f"{c.result_id}/{c.plan.file_name}: {what}"
+        self.converged = False
+        if msg not in self.errors:
+            self.errors.append(msg)
 
-    def _fit(
-        self,
-        data_key: tuple,
-        n: np.ndarray,
-        aux: np.ndarray,
-        *,
-        mu: float | None,
-        poi_bounds: tuple[float, float] | None = None,
-    ) -> FitResult:
-        """A cached fit to the data named ``data_key``.
+    @property
+    def summary(self) -> pyhf_fits.Summary:
+        if self._summary is None:
+            if not self.compiled.background_ok:
+                self._fail("the background-only fit did not converge")
+            out = self.compiled.summaries(self.s_bins[None], max_iterations=self.max_iterations)
+            self._summary = pyhf_fits.Summary(*(a[0] for a in out))
+            for k, expected in enumerate((False, True)):
+                self._nll.setdefault((expected, 0.0), float(self._summary.nll0[k]))
+                if not int(self._summary.status[k]) & pyhf_fits.PROFILE_FIT:
+                    self._nll.setdefault((expected, 1.0), float(self._summary.nll1[k]))
+        return self._summary
 
-        Starts (``starts``): ``"pyhf"`` = pyhf's suggested values (as SModelS); ``"warm"`` =
-        the converged fit of the same data whose POI is closest, pyhf's on failure;
-        ``"best"`` = both, keeping the lower nll. The large workspaces have several local
-        minima (ATLAS-SUSY-2018-04: 0.1 in nll at mu = 1 between the two starts, and pyhf's
-        SLSQP lands in either), so "best" is the profile likelihood most reliably. A fit that
-        fails is retried once from the background-only fit (as SModelS retries).
-        """
-        key = (data_key, mu, poi_bounds)
-        if key in self._cache:
-            return self._cache[key]
-        c = self.compiled
-        starts: list[np.ndarray | None] = [None]
-        done = [f for (d, _, _), f in self._cache.items() if d == data_key and f.ok]
-        if self.starts != "pyhf" and done:
-            target = mu if mu is not None else min(done, key=lambda f: f.nll).pars[c.poi_index]
-            nearest = min(done, key=lambda f: abs(f.pars[c.poi_index] - target))
-            starts.insert(0, nearest.pars)
-        fits = []
-        for start in starts:
-            fits.append(
-                c.fit(
-                    n,
-                    aux,
-                    self.s_bins,
-                    mu=mu,
-                    poi_bounds=poi_bounds,
-                    start=start,
-                    max_iterations=self.max_iterations,
-                )
+    def _status(self, expected: bool, bits: int, what: str) -> bool:
+        """Whether the summary's quantity is good; records the reason if not."""
+        status = int(self.summary.status[int(expected)]) & bits
+        if status:
+            reasons = [t for b, t in pyhf_fits.STATUS_TEXT.items() if status & b]
+            budget = f"within {self.max_iterations} Newton steps"
+            self._fail(f"{_KINDS[expected]} {what} failed ({'; '.join(reasons)}; {budget})")
+        return not status
+
+    def nll(self, mus: np.ndarray, expected: bool) -> np.ndarray:
+        if not self.compiled.background_ok:
+            self._fail("the background-only fit did not converge")
+            return np.full(mus.shape, math.nan)
+        flat = [float(m) for m in mus.ravel()]
+        for k in (0, 1):
+            self._nll.setdefault((bool(k), 0.0), float(self.compiled.background.nll0[k]))
+        missing = sorted({m for m in flat if (expected, m) not in self._nll})
+        if missing:
+            values, ok = self.compiled.curves(
+                missing, self.s_bins[None], expected=expected,
+                max_iterations=self.max_iterations,
             )
-            if fits[-1].ok and self.starts != "best":
-                break
-        good = [f for f in fits if f.ok]
-        result = min(good, key=lambda f: f.nll) if good else fits[-1]
-        assert result is not None
-        if not result.ok and mu != 0.0:
-            background = self._fit(data_key, n, aux, mu=0.0)
-            if background.ok:
-                retry = c.fit(
-                    n,
-                    aux,
-                    self.s_bins,
-                    mu=mu,
-                    poi_bounds=poi_bounds,
-                    start=background.pars,
-                    max_iterations=self.max_iterations,
-                )
-                result = retry if retry.ok else result
-        if not result.ok:
-            what = "free fit" if mu is None else f"fit at mu = {mu:g}"
-            self.errors.append(
-                f"{c.result_id}/{c.plan.file_name}: {what} failed ({result.message})"
-            )
-        self._cache[key] = result
-        return result
-
-    def nll(self, mu: float, expected: bool) -> float:
-        n, aux = self.data(expected)
-        return self._fit((expected,), n, aux, mu=float(mu)).nll
+            for m, v, good in zip(missing, values[0], ok[0], strict=True):
+                if not good:
+                    self._fail(
+                        f"{_KINDS[expected]} fit at mu = {m:g} failed (did not converge within "
+                        f"{self.max_iterations} Newton steps)"
+                    )
+                self._nll[(expected, m)] = float(v) if good else math.nan
+        return np.asarray([self._nll[(expected, m)] for m in flat]).reshape(mus.shape)
 
     def maximum(self, expected: bool) -> FitResult:
-        n, aux = self.data(expected)
-        return self._fit((expected,), n, aux, mu=None, poi_bounds=self.compiled.poi_bounds)
-
-    # -- CLs and the upper limit ------------------------------------------------------------
-    def _asimov(self, expected: bool) -> tuple[np.ndarray, np.ndarray] | None:
-        """Post-fit background-only expectation (main and auxiliary), pyhf's Asimov data."""
-        n, aux = self.data(expected)
-        fit0 = self._fit((expected,), n, aux, mu=0.0)
-        if not fit0.ok:
-            return None
-        return self.compiled.expected_data(fit0.pars, self.s_bins)
-
-    def _q_tilde(self, mu: float, data: tuple, key: tuple, poi_max: float) -> float:
-        """q~_mu = 2 (nll(mu) - nll(mu-hat)), clipped at 0; 0 when mu-hat > mu."""
-        n, aux = data
-        free = self._fit(key, n, aux, mu=None, poi_bounds=(0.0, poi_max))
-        fixed = self._fit(key, n, aux, mu=mu)
-        if not (free.ok and fixed.ok):
-            return math.nan
-        if free.pars[self.compiled.poi_index] > mu:
-            return 0.0
-        return max(0.0, 2.0 * (fixed.nll - free.nll))
-
-    def cls(self, mu: float, expected: bool, poi_max: float = _LIMIT_POI_MAX) -> float:
-        """Observed CLs at mu (on the a-priori data if ``expected``), POI bounds (0, poi_max)."""
-        asimov = self._asimov(expected)
-        if asimov is None:
-            return math.nan
-        q = self._q_tilde(mu, self.data(expected), (expected,), poi_max)
-        qa = self._q_tilde(mu, asimov, ("asimov", expected), poi_max)
-        if math.isnan(q) or math.isnan(qa):
-            return math.nan
-        return _cls(q, qa)
+        s = self.summary
+        k = int(expected)
+        ok = self._status(expected, pyhf_fits.FREE_FIT, "free fit")
+        mu_hat, value = (float(s.mu_hat[k]), float(s.nll_max[k])) if ok else (math.nan,) * 2
+        pars = np.full(len(self.compiled.init), math.nan)
+        pars[self.compiled.poi_index] = mu_hat
+        return FitResult(value, pars, ok, f"{int(s.steps[k])} Newton steps at most")
 
     def upper_limit(self, expected: bool) -> float:
-        """95 % CL upper limit on mu, by SModelS's rescaling bracket and ``brentq``."""
-        if expected not in self._limits:
-            self._limits[expected] = self._upper_limit(expected)
-        return self._limits[expected]
-
-    def _upper_limit(self, expected: bool) -> float:
         if not np.any(self.s_bins):
-            self.errors.append("no signal in the workspace: no upper limit")
+            self._fail("no signal in the workspace: no upper limit")
             return math.nan
-        scale, factor = 1.0, 3.0
-        lo, med, hi = 0.2, 1.0, 5.0
-        both_large = both_tiny = False
-        n_nan = 0
-        scales = [scale]
+        bits = (
+            pyhf_fits.NO_BRACKET | pyhf_fits.LIMIT_FIT | pyhf_fits.NO_SENSITIVITY
+            | pyhf_fits.FREE_FIT
+        )
+        ok = self._status(expected, bits, "upper limit")
+        return float(self.summary.limit[int(expected)]) if ok else math.nan
 
-        def root(x: float) -> float:
-            # SModelS's clsRoot on the signal rescaled by `scale`
-            return 1.0 - CL - self.cls(x * scale, expected, _LIMIT_POI_MAX * scale)
-
-        for _ in range(_LIMIT_TRIES):
-            if n_nan > _LIMIT_NANS:
-                self.errors.append("upper limit: CLs was NaN too often")
-                return math.nan
-            r_lo, r_hi = root(lo), root(hi)
-            if r_lo < 0.0 < r_hi:
-                break
-            if len(scales) > 2 and math.isclose(scales[-1], scales[-3], rel_tol=1e-12):
-                factor = 1.0 + 0.75 * (factor - 1.0)  # oscillating: smaller steps
-            if math.isnan(r_lo):
-                r_med = root(med)
-                if r_med < 0.0 < r_hi:
-                    lo, med = med, math.sqrt(med * hi)
-                    continue
-                if r_hi < 0.0:
-                    hi = hi + (10.0 - hi) * 0.5
-                    med = math.sqrt(lo * hi)
-                n_nan += 1
-                scale *= factor
-                scales.append(scale)
-                continue
-            if math.isnan(r_hi):
-                r_med = root(med)
-                if r_med > 0.0 > r_lo:
-                    hi, med = med, math.sqrt(lo * med)
-                    continue
-                if r_lo > 0.0:
-                    lo *= 0.5
-                    med = math.sqrt(lo * hi)
-                n_nan += 1
-                scale /= factor
-                scales.append(scale)
-                continue
-            if r_hi < 0 and r_lo < 0 and both_large:
-                factor = 1.0 + (factor - 1.0) / 2.0
-            if r_hi > 0 and r_lo > 0 and both_tiny:
-                factor = 1.0 + (factor - 1.0) / 2.0
-            both_tiny = r_hi < 0 and r_lo < 0
-            both_large = r_hi > 0 and r_lo > 0
-            scale = scale * factor if r_hi < 0.0 else scale / factor
-            scales.append(scale)
-        else:
-            self.errors.append(f"upper limit: no CLs bracket after {_LIMIT_TRIES} tries")
+    def cls(self, mu: float, expected: bool) -> float:
+        values, ok = self.compiled.cls(
+            [mu], self.s_bins[None], expected=expected, max_iterations=self.max_iterations
+        )
+        if not ok[0, 0]:
+            self._fail(f"{_KINDS[expected]} CLs at mu = {mu:g}: a fit did not converge")
             return math.nan
-        try:
-            x = optimize.brentq(root, lo, hi, rtol=1e-3, xtol=1e-3, maxiter=100)
-        except (ValueError, RuntimeError) as err:
-            self.errors.append(f"upper limit: brentq failed ({err})")
-            return math.nan
-        return float(x * scale)
+        return float(values[0, 0])
 
 
 class PyhfLikelihood:
@@ -663,10 +647,7 @@ class PyhfLikelihood:
         result: the result (its ``jsonFiles`` workspaces must be loaded).
         signals_fb: sigma x eff per data set (fb), in the result's data-set order.
         models: compiled workspaces to reuse (one per database is kept by default).
-        max_iterations: cap on optimiser iterations per fit.
-        starts: where fits start: ``"best"`` (pyhf's suggested values and the closest
-            converged fit of the same data, keeping the lower nll; the default), ``"pyhf"``
-            (suggested values only, as SModelS) or ``"warm"`` (closest converged fit first).
+        max_iterations: cap on Newton steps per fit.
 
     Raises:
         PyhfPatchError: the workspaces are missing or do not fit the result's data sets.
@@ -680,11 +661,7 @@ class PyhfLikelihood:
         *,
         models: PyhfModels | None = None,
         max_iterations: int = MAX_ITERATIONS,
-        starts: str = "best",
     ) -> None:
-        if starts not in _STARTS:
-            msg = f"starts={starts!r}; use one of {', '.join(_STARTS)}"
-            raise ValueError(msg)
         signals_fb = np.asarray(signals_fb, dtype=float)
         if signals_fb.shape != (len(result.datasets),):
             msg = (
@@ -701,12 +678,10 @@ class PyhfLikelihood:
         if not compiled:
             msg = f"{result.result_id}: no jsonFiles workspace models a data set of the result"
             raise PyhfPatchError(msg)
-        self._all = [
-            _WorkspaceStatistics(c, self.signals, max_iterations, starts) for c in compiled
-        ]
+        self._all = [_WorkspaceFits(c, self.signals, max_iterations) for c in compiled]
         #: SModelS's total yield T (summed over all files, overlaps counted twice)
         self.total_yield = sum(c.file_yield(self.signals) for c in compiled)
-        self._best: _WorkspaceStatistics | None = None
+        self._best: _WorkspaceFits | None = None
         self._chosen = False
 
     # -- choice of workspace ----------------------------------------------------------------
@@ -731,19 +706,36 @@ class PyhfLikelihood:
         """Reasons of failed fits so far."""
         return [e for w in self._all for e in w.errors]
 
-    def _stats(self) -> _WorkspaceStatistics | None:
+    @property
+    def converged(self) -> bool:
+        """Whether every fit made so far converged (else see :attr:`errors`)."""
+        return all(w.converged for w in self._all)
+
+    def _stats(self) -> _WorkspaceFits | None:
         return self._best if self.workspace is not None else None
 
     # -- the protocol -----------------------------------------------------------------------
     def nll(self, mu: ArrayLike, expected: bool = False) -> np.ndarray:
         """-ln L(mu), nuisances profiled, for every mu (a-priori expected data if
-        ``expected``); NaN where a fit fails."""
+        ``expected``); NaN where a fit fails. New mu values are fitted in one call."""
         mus = np.asarray(mu, dtype=float)
         stats = self._stats()
         if stats is None:
             return np.full(mus.shape, math.nan)
-        flat = [stats.nll(float(m), expected) for m in mus.ravel()]
-        return np.asarray(flat, dtype=float).reshape(mus.shape)
+        return stats.nll(mus, expected)
+
+    def curve(self, mu: ArrayLike, expected: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """(nll, converged) at every mu, one call, nothing kept (see :func:`likelihood_curves`
+        for many signals at once)."""
+        mus = np.asarray(mu, dtype=float)
+        stats = self._stats()
+        if stats is None:
+            return np.full(mus.shape, math.nan), np.zeros(mus.shape, bool)
+        values, ok = stats.compiled.curves(
+            mus.ravel(), stats.s_bins[None], expected=expected,
+            max_iterations=stats.max_iterations,
+        )
+        return values[0].reshape(mus.shape), ok[0].reshape(mus.shape)
 
     def maximum(self, expected: bool = False) -> tuple[float, float]:
         """(mu-hat, nll at mu-hat), mu-hat inside the POI's suggested bounds."""
@@ -766,12 +758,12 @@ class PyhfLikelihood:
         return self.maximum()[1]
 
     def cls(self, mu: float, expected: bool = False) -> float:
-        """Observed CLs at mu (POI bounds (0, 10)); a-priori expected data if ``expected``."""
+        """Observed CLs at mu (q~_mu, asymptotic); a-priori expected data if ``expected``."""
         stats = self._stats()
         return math.nan if stats is None else stats.cls(float(mu), expected)
 
     def upper_limit(self, expected: bool = False) -> float:
-        """95 % CL CLs upper limit on mu (asymptotic, SModelS's search); NaN if it fails."""
+        """95 % CL CLs upper limit on mu (asymptotic); NaN if the search fails."""
         stats = self._stats()
         return math.nan if stats is None else stats.upper_limit(expected)
 
@@ -780,9 +772,44 @@ class PyhfLikelihood:
         return self.upper_limit(expected) * self.total_yield / self.result.lumi_ifb
 
 
+def likelihood_curves(
+    result: Result,
+    signals_fb: ArrayLike,
+    mu: ArrayLike,
+    *,
+    models: PyhfModels,
+    expected: bool = False,
+    file_name: str | None = None,
+    max_iterations: int = MAX_ITERATIONS,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Profiled nll of many signals (B, data sets; fb) at many mu (M,), in one jitted call per
+    workspace: (nll, converged), each (B, M).
+
+    ``file_name`` picks the JSON file (default: the result's only file, or the one
+    :class:`PyhfLikelihood` chooses for the first signal)."""
+    signals = np.atleast_2d(np.asarray(signals_fb, dtype=float)) * result.lumi_ifb
+    compiled = models.workspaces(result)
+    if file_name is None:
+        if len(compiled) == 1:
+            chosen = compiled[0]
+        else:
+            chosen = PyhfLikelihood(
+                result, signals[0] / result.lumi_ifb, models=models,
+                max_iterations=max_iterations,
+            ).workspace
+            if chosen is None:
+                shape = (signals.shape[0], np.asarray(mu).size)
+                return np.full(shape, math.nan), np.zeros(shape, bool)
+    else:
+        chosen = next(c for c in compiled if c.plan.file_name == file_name)
+    return chosen.curves(
+        mu, chosen.signal_bins(signals), expected=expected, max_iterations=max_iterations
+    )
+
+
 def is_pyhf_prediction(p: TheoryPrediction, result: Result) -> bool:
     """A combined prediction whose SModelS backend is pyhf: ``jsonFiles`` but no covariance
-    (:func:`~protomodels.statistics.evaluate.pyhf_backend`)."""
+    (:func:`~protomodels.statistics.common.pyhf_backend`)."""
     return p.data_type == "combined" and pyhf_backend(result)
 
 
@@ -803,6 +830,8 @@ def _store(p: TheoryPrediction, likelihood: PyhfLikelihood) -> None:
         errors = [*errors, "no workspace with signal and a finite expected limit"]
     if errors:
         p.extra["likelihood_error"] = "; ".join(dict.fromkeys(errors))
+    if not likelihood.converged:
+        p.extra["pyhf_converged"] = False
 
 
 def attach_full_likelihoods(
@@ -811,16 +840,16 @@ def attach_full_likelihoods(
     *,
     models: PyhfModels | None = None,
     max_iterations: int = MAX_ITERATIONS,
-    starts: str = "best",
 ) -> None:
     """Store pyhf likelihood quantities in every combined prediction whose result has pyhf
     workspaces (in place): ``extra`` gets L1, L_SM, L_max, muhat, nll1, nll_SM, nll_max and
     ``likelihood`` (the :class:`PyhfLikelihood`); ``upper_limit_fb`` and
     ``expected_upper_limit_fb`` get the computed limits. Failures leave NaN values and
-    ``extra["likelihood_error"]``; a result whose JSON is missing gets ``extra["fallback"]``.
-    ``models``, ``max_iterations`` and ``starts`` as for :class:`PyhfLikelihood`. Usually
-    called through :func:`~protomodels.statistics.evaluate.attach_statistics` with
-    ``full_likelihoods=True`` (after the other kinds).
+    ``extra["likelihood_error"]`` (a fit out of budget also ``extra["pyhf_converged"] =
+    False``); a result whose JSON is missing gets ``extra["fallback"]``. ``models`` and
+    ``max_iterations`` as for :class:`PyhfLikelihood`. Usually called through
+    :func:`~protomodels.statistics.evaluate.attach_statistics` with ``full_likelihoods=True``
+    (after the other kinds).
 
     Raises:
         ProtomodelsError: the database was opened without its pyhf workspaces
@@ -851,7 +880,7 @@ def attach_full_likelihoods(
                 p.extra["fallback"] = result.fallback
         try:
             likelihood = PyhfLikelihood(
-                result, p.signals_fb, models=models, max_iterations=max_iterations, starts=starts
+                result, p.signals_fb, models=models, max_iterations=max_iterations
             )
             _store(p, likelihood)
         except (ProtomodelsError, ValueError, ArithmeticError) as err:
