@@ -144,7 +144,9 @@ def minimise(
     """Minimise ``fun`` over the ``free`` parameters inside [lo, hi], from ``x0`` (the others
     stay at their ``x0`` values), by the damped projected Newton method of the module doc."""
     x0 = jnp.where(free, jnp.clip(x0, lo, hi), x0)
-    v0, g0, h0 = _fgh(fun, x0)
+    # the first pass of the loop body only evaluates x0 (g = 0 gives a zero step): one copy of
+    # the Hessian code in the compiled graph instead of two
+    v0, g0, h0 = jnp.full((), jnp.inf, x0.dtype), jnp.zeros_like(x0), jnp.eye(x0.size)
 
     def cond(state: tuple) -> jax.Array:
         *_, it, done, _ = state
@@ -155,11 +157,11 @@ def minimise(
         d, dec, defined = _direction(x, g, h, lam, free, lo, hi)
         xt = jnp.where(free, jnp.clip(x + d, lo, hi), x)
         vt, gt, ht = _fgh(fun, xt)
-        accept = defined & jnp.isfinite(vt) & (vt <= v)
+        accept = (it == 0) | (defined & jnp.isfinite(vt) & (vt <= v))
         # converged: an undamped step that promises (and gives) less than tol
         small = defined & (lam == 0.0) & (0.5 * dec < tol) & (vt <= v + tol)
         pg = jnp.where(free & ~(((xt <= lo) & (gt > 0)) | ((xt >= hi) & (gt < 0))), gt, 0.0)
-        done = small | (accept & (jnp.max(jnp.abs(pg)) < 1e-10))
+        done = (it > 0) & (small | (accept & (jnp.max(jnp.abs(pg)) < 1e-10)))
         x, v, g, h = (
             jnp.where(accept, new, old) for new, old in ((xt, x), (vt, v), (gt, g), (ht, h))
         )
@@ -173,7 +175,7 @@ def minimise(
     start = (x0, v0, g0, h0, jnp.zeros((), x0.dtype), jnp.zeros((), jnp.int32),
              jnp.zeros((), bool), jnp.full((), jnp.inf, x0.dtype))
     x, v, _, _, _, it, done, dec = lax.while_loop(cond, body, start)
-    return Fit(x, v, done & jnp.isfinite(v), it, dec)
+    return Fit(x, v, done & jnp.isfinite(v), it - 1, dec)
 
 
 def cls_from_q(q: jax.Array, qa: jax.Array) -> jax.Array:
@@ -241,18 +243,29 @@ def summary(
     signal ``s`` (per main bin) on the data of ``kind`` (0 observed, 1 a-priori)."""
     n, aux, x0 = bg.n[kind], bg.aux[kind], bg.x0[kind]
     na, auxa, nlla0 = bg.n_asimov[kind], bg.aux_asimov[kind], bg.nll0_asimov[kind]
-    capped = free_fit(nll, problem, poi, x0, poi_hi, n, aux, s, max_iter)
-    loose = free_fit(nll, problem, poi, capped.x, jnp.asarray(_BIG_MU), n, aux, s, max_iter)
-    one = profile(nll, problem, poi, x0, jnp.asarray(1.0), n, aux, s, max_iter)
+    loose = free_fit(nll, problem, poi, x0, jnp.asarray(_BIG_MU), n, aux, s, max_iter)
     mu_hat = loose.x[poi]
-    status = jnp.where(capped.ok & loose.ok, 0, FREE_FIT) + jnp.where(one.ok, 0, PROFILE_FIT)
+    # nll(1) and nll(poi_hi): mu-hat capped at the POI bound (profile likelihood unimodal)
+    pair = jax.vmap(lambda m: profile(nll, problem, poi, x0, m, n, aux, s, max_iter))(
+        jnp.stack([jnp.asarray(1.0, x0.dtype), jnp.asarray(poi_hi, x0.dtype)])
+    )
+    one = jax.tree_util.tree_map(lambda t: t[0], pair)
+    over = mu_hat > poi_hi
+    capped_mu = jnp.where(over, poi_hi, mu_hat)
+    capped_nll = jnp.where(over, pair.nll[1], loose.nll)
+    capped_ok = loose.ok & (~over | pair.ok[1])
+    status = jnp.where(capped_ok, 0, FREE_FIT) + jnp.where(one.ok, 0, PROFILE_FIT)
 
     sigma = asimov_width(nll, problem, poi, x0, na, auxa, s)
     start = jnp.maximum(mu_hat, 0.0)
 
+    pair_n, pair_aux = jnp.stack([n, na]), jnp.stack([aux, auxa])
+
     def cls_at(mu: jax.Array, xd: jax.Array, xa: jax.Array) -> tuple[jax.Array, ...]:
-        fd = profile(nll, problem, poi, xd, mu, n, aux, s, max_iter)
-        fa = profile(nll, problem, poi, xa, mu, na, auxa, s, max_iter)
+        fits = jax.vmap(
+            lambda x, nn, aa: profile(nll, problem, poi, x, mu, nn, aa, s, max_iter)
+        )(jnp.stack([xd, xa]), pair_n, pair_aux)
+        fd, fa = (jax.tree_util.tree_map(lambda t, i=i: t[i], fits) for i in (0, 1))
         q = jnp.where(mu_hat > mu, 0.0, 2.0 * (fd.nll - loose.nll))
         qa = 2.0 * (fa.nll - nlla0)
         return cls_from_q(q, qa), fd.x, fa.x, fd.ok & fa.ok, jnp.maximum(fd.steps, fa.steps)
@@ -289,7 +302,8 @@ def summary(
         hb_new = jnp.where(upper, hc, jnp.where(side == -1, 0.5 * hb, hb))
         a_new, b_new = jnp.where(upper, a, c), jnp.where(upper, c, b)
         conv = (jnp.abs(hc) < 1e-5) | (b_new - a_new < 1e-5 * b_new)
-        return (a_new, ha_new, b_new, hb_new, jnp.where(upper, 1, -1).astype(jnp.int32), xd_c, xa_c, it + 1,
+        side = jnp.where(upper, 1, -1).astype(jnp.int32)
+        return (a_new, ha_new, b_new, hb_new, side, xd_c, xa_c, it + 1,
                 ok & ok_c & jnp.isfinite(hc), jnp.maximum(steps, steps_c), conv, c)
 
     init = (a, ha, b, hb, jnp.zeros((), jnp.int32), xd, xa, jnp.zeros((), jnp.int32),
@@ -308,5 +322,5 @@ def summary(
         + jnp.where(jnp.isfinite(sigma), 0, NO_SENSITIVITY)
     )
     limit = jnp.where(found, root, jnp.nan)
-    steps = jnp.max(jnp.stack([capped.steps, loose.steps, one.steps, jnp.max(steps_g), steps_r]))
-    return Summary(bg.nll0[kind], one.nll, capped.x[poi], capped.nll, limit, status, steps)
+    steps = jnp.max(jnp.stack([loose.steps, jnp.max(pair.steps), jnp.max(steps_g), steps_r]))
+    return Summary(bg.nll0[kind], one.nll, capped_mu, capped_nll, limit, status, steps)
