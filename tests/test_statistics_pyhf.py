@@ -616,3 +616,113 @@ def test_reference_model_with_pyhf_results(shared: Path) -> None:
         cls = float(pyhf.infer.hypotest(mu_ul, data, model, test_stat="qtilde", par_bounds=bounds))
     assert cls == pytest.approx(0.05, abs=2e-3)
     assert p.r_obs == pytest.approx(1.0 / mu_ul)
+
+
+# -- the JAX fits: batching, limits, flags, settings ------------------------------------------
+def test_curves_of_many_signals_are_one_call(models: PyhfModels) -> None:
+    """likelihood_curves: (signals x mu) profiled nll in one call, equal to the closed form of
+    the one-bin workspace and to PyhfLikelihood.nll."""
+    from protomodels.statistics.full_likelihood import likelihood_curves
+
+    n, b = 12.0, 5.0
+    result = _one_bin(n, b)
+    signals = np.asarray([[0.01], [0.04], [0.1]])
+    mus = np.asarray([0.0, 0.5, 1.0, 2.0, 3.0])
+    values, ok = likelihood_curves(result, signals, mus, models=models)
+    assert values.shape == ok.shape == (3, 5) and ok.all()
+    lumi_term = -norm.logpdf(1.0, 1.0, 0.017)
+    expected = -poisson.logpmf(n, mus[None, :] * signals * LUMI + b) + lumi_term
+    np.testing.assert_allclose(values, expected, rtol=1e-9)
+    single = PyhfLikelihood(result, signals[1], models=models)
+    np.testing.assert_allclose(single.nll(mus), values[1], rtol=1e-12)
+    curve, good = single.curve(mus)
+    np.testing.assert_allclose(curve, values[1], rtol=1e-12)
+    assert good.all()
+
+
+def _brentq_limit(model, data, lo: float, hi: float) -> float:  # noqa: ANN001
+    from scipy.optimize import brentq
+
+    bounds = model.config.suggested_bounds()
+    bounds[model.config.poi_index] = (0.0, 10.0)
+
+    def f(mu: float) -> float:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            cls = pyhf.infer.hypotest(mu, data, model, test_stat="qtilde", par_bounds=bounds)
+        return float(cls) - 0.05
+
+    return brentq(f, lo, hi, rtol=1e-6)
+
+
+def test_agreement_with_pyhf_on_systematics(models: PyhfModels) -> None:
+    """Two bins with normsys nuisances and a signal uncertainty: -2 ln L at mu = 0, 0.5, 1, 2
+    within 0.05 of pyhf's fixed_poi_fit (numpy backend), mu-hat within 2 %, observed and
+    expected mu_UL within 2 % of a brentq on pyhf.infer.hypotest (much closer in fact)."""
+    spec = _workspace(
+        [_channel("SR1", [5.0], systematic=True), _channel("SR2", [3.0], systematic=True)],
+        {"SR1": [9.0], "SR2": [4.0]},
+    )
+    entries = (PyhfChannel("A", None, "SR"), PyhfChannel("B", None, "SR"))
+    ws = PyhfWorkspace("two.json", entries, spec, False)
+    result = _result([_dataset("A"), _dataset("B")], [ws], signal_uncertainty=0.1)
+    likelihood = PyhfLikelihood(result, [0.03, 0.01], models=models)
+    patched = patched_spec(spec, likelihood.workspace.plan, {"A": 3.0, "B": 1.0}, 0.1)
+    model, data = _pyhf_model(patched)
+    for mu in (0.0, 0.5, 1.0, 2.0):
+        _, twice = pyhf.infer.mle.fixed_poi_fit(mu, data, model, return_fitted_val=True)
+        assert 2 * float(likelihood.nll(mu)) == pytest.approx(float(twice), abs=0.05)
+    best = pyhf.infer.mle.fit(data, model)
+    assert likelihood.mu_hat == pytest.approx(float(best[model.config.poi_index]), rel=0.02)
+    ours = likelihood.upper_limit()
+    assert ours == pytest.approx(_brentq_limit(model, data, 0.3 * ours, 3 * ours), rel=1e-3)
+    model_e, data_e = _pyhf_model(apriori_spec(patched))
+    ours_e = likelihood.upper_limit(expected=True)
+    assert ours_e == pytest.approx(_brentq_limit(model_e, data_e, 0.3 * ours_e, 3 * ours_e),
+                                   rel=1e-3)
+    assert likelihood.converged and not likelihood.errors
+
+
+def test_fit_out_of_budget_is_a_flag(models: PyhfModels) -> None:
+    """A fit that does not converge within its Newton budget: NaN, the reason, and the
+    prediction says so (extra["pyhf_converged"] = False), never a silent number."""
+    result = _two_bins()
+    likelihood = PyhfLikelihood(result, [0.03, 0.01], models=models, max_iterations=1)
+    assert math.isnan(float(likelihood.nll(1.0)))
+    assert not likelihood.converged
+    assert any("did not converge" in e for e in likelihood.errors)
+    p = _prediction(result, [0.03, 0.01])
+    attach_full_likelihoods([p], _OneResult(result), models=models, max_iterations=1)  # type: ignore[arg-type]
+    assert p.extra["pyhf_converged"] is False and math.isnan(p.extra["nll1"])
+
+
+def test_runtime_settings_are_restored() -> None:
+    """The statistics settings (x64, pyhf's backend, BLAS threads) hold inside their
+    contexts only: an embedding code keeps its own."""
+    import jax
+
+    from protomodels.statistics import runtime
+
+    x64_before = jax.config.read("jax_enable_x64")
+    backend_before = pyhf.get_backend()[0].name
+    with runtime.statistics_settings():
+        assert pyhf.get_backend()[0].name == "jax"
+        assert jax.numpy.zeros(1).dtype == np.float64
+    assert jax.config.read("jax_enable_x64") == x64_before
+    assert pyhf.get_backend()[0].name == backend_before
+    runtime.pyhf_jax_backend()
+    assert jax.config.read("jax_enable_x64") == x64_before
+
+
+def test_no_import_cycle() -> None:
+    """statistics.evaluate and statistics.full_likelihood share statistics.common, not each
+    other (evaluate imports full_likelihood lazily, only for the pyhf stage)."""
+    import ast
+    import inspect
+
+    from protomodels.statistics import full_likelihood
+
+    tree = ast.parse(inspect.getsource(full_likelihood))
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    assert "protomodels.statistics.evaluate" not in imported
+    assert "protomodels.statistics.common" in imported
