@@ -264,3 +264,42 @@ def test_matplotlib_is_a_dependency() -> None:
     root = Path(__file__).resolve().parents[1]
     project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
     assert any(d.startswith("matplotlib") for d in project["dependencies"])
+
+
+# --------------------------------------------------------------------------- database stores
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("notes.txt", "is not a protomodels store (not an SQLite database)"),
+        ("empty.sqlite", "is empty, not a protomodels store"),
+        ("other.sqlite", "has no protomodels tables"),
+    ],
+)
+@pytest.mark.parametrize("command", [["db", "info"], ["db", "list"]])
+def test_a_file_that_is_no_store_is_refused_unchanged(
+    bad_files: Path, name: str, message: str, command: list[str]
+) -> None:
+    """``--database`` names a file that is no store: one line naming it, no warning that the
+    store is 'incomplete', no journal or WAL file beside it, the file unchanged."""
+    before = snapshot(bad_files)
+    result = run(*command, database=bad_files / name)
+    assert result.exit_code == 1, result.output
+    line = error_line(result)
+    assert str(bad_files / name) in line and message in line, line
+    assert snapshot(bad_files) == before
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [("notes.txt", "not an SQLite database"), ("other.sqlite", "of something else")],
+)
+def test_import_refuses_to_write_into_a_file_that_is_no_store(
+    bad_files: Path, name: str, message: str
+) -> None:
+    before = snapshot(bad_files)
+    result = CliRunner().invoke(
+        cli, ["db", "import", "--out", str(bad_files / name), "--only", "x"], env=ENV
+    )
+    assert result.exit_code == 1, result.output
+    assert message in result.output and "Traceback" not in result.output
+    assert snapshot(bad_files) == before

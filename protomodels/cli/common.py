@@ -103,6 +103,7 @@ def open_database(ctx: Context, *, workspaces: bool = True) -> pdb.Database:
     path = ctx.store_path
     if not pdb.store_is_ready(path):
         if ctx.database is not None and path.exists():
+            pdb.check_store(path)  # a file that is no store at all: an error, not a warning
             click.echo(
                 f"warning: store {path} is incomplete (its last import had errors); "
                 "showing what it holds. Rerun 'protomodel db import' to complete it.",

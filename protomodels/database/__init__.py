@@ -37,6 +37,7 @@ __all__ = [
     "PyhfWorkspace",
     "Result",
     "Topology",
+    "check_store",
     "ensure_store",
     "import_database",
     "open",
@@ -46,6 +47,16 @@ __all__ = [
 
 def __dir__() -> list[str]:
     return __all__
+
+
+def check_store(path: str | os.PathLike[str]) -> None:
+    """Check that ``path`` is a protomodels store of the current schema (complete or not).
+
+    Raises:
+        DatabaseNotFoundError: no such file.
+        StoreSchemaError: a folder, an empty file, not an SQLite file, or another schema.
+    """
+    connect(path).close()
 
 
 def store_is_ready(path: str | os.PathLike[str]) -> bool:

@@ -724,9 +724,10 @@ def _covariance(
     for name, d, var in zip(names, datasets, variances, strict=True):
         if d.bg_error is None or d.bg_error <= 0:
             continue
-        ratio = var / d.bg_error**2
+        square = d.bg_error * d.bg_error  # (a float ** overflows with an exception)
+        ratio = float(var) / square if square > 0 else float("inf")
         if not 1 / _VARIANCE_FACTOR <= ratio <= _VARIANCE_FACTOR:
-            far.append(f"{name} (variance {var:g}, bgError^2 {d.bg_error**2:g})")
+            far.append(f"{name} (variance {var:g}, bgError^2 {square:g})")
     if far:
         warnings.append(
             f"{path}: the covariance diagonal is more than {_VARIANCE_FACTOR:g} times off "
@@ -747,7 +748,8 @@ def _check_third_moments(
     (arXiv:1809.05548) has no solution beyond (the real database stays below 0.31 of it)."""
     for d, variance in zip(datasets, np.diag(covariance), strict=True):
         m3 = d.third_moment
-        if m3 is None or m3**2 <= 8.0 * variance**3:
+        variance = float(variance)
+        if m3 is None or m3 * m3 <= 8.0 * variance * variance * variance:
             continue
         raise DatabaseFormatError(
             folder / d.dataset_id / "dataInfo.txt",

@@ -113,11 +113,14 @@ def connect(path: str | Path, *, create: bool = False) -> sqlite3.Connection:
     if not create and not path.exists():
         msg = f"store {path} does not exist; build it with 'protomodel db import --out {path}'"
         raise DatabaseNotFoundError(msg)
+    _check_sqlite_file(path, create=create)
     if create:
         path.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
+    try:
+        conn = sqlite3.connect(path, isolation_level=None)
+    except sqlite3.Error as err:
+        msg = f"cannot open the store {path} ({err}); check the file and its folder's permissions"
+        raise StoreSchemaError(msg) from err
     try:
         version = read_meta(conn).get("schema_version")
     except sqlite3.DatabaseError as err:
@@ -134,14 +137,53 @@ def connect(path: str | Path, *, create: bool = False) -> sqlite3.Connection:
             raise StoreSchemaError(msg)
         for table in _TABLES:
             conn.execute(f"DROP TABLE IF EXISTS {table}")
-    if create:
-        conn.executescript(_SCHEMA)
-        write_meta(conn, {"schema_version": SCHEMA_VERSION})
-    elif version is None:
+    if not create and version is None:
         conn.close()
         msg = f"{path} has no protomodels tables; build it with 'protomodel db import --out {path}'"
         raise StoreSchemaError(msg)
+    if create and version is None and conn.execute("SELECT 1 FROM sqlite_master").fetchone():
+        conn.close()  # an SQLite file of something else: never write our tables into it
+        msg = (
+            f"{path} is an SQLite database of something else, not a store; "
+            "write the store elsewhere"
+        )
+        raise StoreSchemaError(msg)
+    # only once the file is known to be (or to become) a store
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    if create:
+        conn.executescript(_SCHEMA)
+        write_meta(conn, {"schema_version": SCHEMA_VERSION})
     return conn
+
+
+#: the first bytes of every SQLite 3 file
+_SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def _check_sqlite_file(path: Path, *, create: bool) -> None:
+    """Refuse, before SQLite touches it, a path that is a folder, an empty file (unless a store
+    is to be made in it) or a file that is not an SQLite database: SQLite would otherwise
+    write a journal beside it, or turn an empty file into a database."""
+    if not path.exists():
+        return
+    build = "build a store with 'protomodel db import --out STORE'"
+    if path.is_dir():
+        raise StoreSchemaError(f"{path} is a folder, not a protomodels store; {build}")
+    try:
+        with path.open("rb") as f:
+            head = f.read(len(_SQLITE_HEADER))
+    except OSError as err:
+        raise StoreSchemaError(f"cannot read the store {path}: {err.strerror}") from err
+    if not head:
+        if create:
+            return
+        raise StoreSchemaError(f"{path} is empty, not a protomodels store; {build}")
+    if head != _SQLITE_HEADER:
+        what = "write the store elsewhere" if create else build
+        raise StoreSchemaError(
+            f"{path} is not a protomodels store (not an SQLite database); {what}"
+        )
 
 
 @contextmanager
