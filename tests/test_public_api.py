@@ -21,6 +21,7 @@ def test_database_api() -> None:
         "PyhfWorkspace",
         "Result",
         "Topology",
+        "check_store",
         "ensure_store",
         "import_database",
         "open",
