@@ -88,7 +88,7 @@ def evaluate(
     if not isinstance(model, _Protomodel):
         model = _Protomodel.from_slha(model)
     if database is None:
-        database = open_database(workspaces=bool(settings.get("full_likelihoods")))
+        database = open_database(workspaces=bool(settings.get("full_likelihoods", True)))
     return Evaluator(database, EvaluationSettings(**settings))(model)
 
 

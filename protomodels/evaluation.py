@@ -15,11 +15,18 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from protomodels.combiner.candidates import (
+    FLAT_TOLERANCE,
+    eligible_predictions,
+    likelihood_of,
+    stand_in_regions,
+)
 from protomodels.combiner.test_statistic import KResult, KSettings, compute_k
 from protomodels.critics import CriticContext, Verdict, run_critics
 from protomodels.database.database import Database
 from protomodels.database.records import Result
 from protomodels.exceptions import ProtomodelsError
+from protomodels.statistics.common import PYHF_MAX_ITERATIONS, pyhf_backend
 from protomodels.statistics.evaluate import Evaluator as StatisticsEvaluator
 from protomodels.statistics.evaluate import attach_statistics
 from protomodels.theory.predictions import PredictionSettings, Predictor, TheoryPrediction
@@ -42,8 +49,11 @@ class EvaluationSettings:
             minmassgap 10 GeV, combined signal regions on, every signal region a candidate).
         k: combinability, candidate selection, prior and penalties, search in mu.
         constructive: the critics cap mu-hat (mu_max) instead of vetoing the model.
-        full_likelihoods: use the pyhf full likelihoods where a result has them (slow); else
-            the simplified likelihood or best signal region (as the walk does by default).
+        full_likelihoods: the pyhf full likelihoods (jitted JAX fits) for the results with
+            pyhf workspaces, as the reference builder (default); off, their combinations get
+            no likelihood (a recorded fallback) and their signal regions stand in.
+        pyhf_iterations: the Newton budget of each pyhf fit (warm-started fits take 3-8); a
+            fit out of budget is a recorded fallback (the best signal region stands in).
     """
 
     predictions: PredictionSettings = field(
@@ -53,7 +63,8 @@ class EvaluationSettings:
     )
     k: KSettings = field(default_factory=KSettings)
     constructive: bool = False
-    full_likelihoods: bool = False
+    full_likelihoods: bool = True
+    pyhf_iterations: int = PYHF_MAX_ITERATIONS
 
 
 @dataclass
@@ -70,6 +81,8 @@ class Evaluation:
         predictions: the predictions of the rescaled model (with likelihoods).
         combination_particles: particles in the topologies of the best combination.
         seconds: time per stage.
+        data_types, drop_regions_of_combined: the combiner's rules for candidates (see
+            :func:`~protomodels.combiner.candidates.select_candidates`), for :attr:`candidates`.
     """
 
     K: float
@@ -84,6 +97,23 @@ class Evaluation:
     predictions: list[TheoryPrediction] = field(default_factory=list)
     combination_particles: frozenset[int] = frozenset()
     seconds: dict[str, float] = field(default_factory=dict)
+    data_types: tuple[str, ...] = ("efficiencyMap", "combined")
+    drop_regions_of_combined: bool = True
+
+    @property
+    def candidates(self) -> list[dict[str, Any]]:
+        """Every result the evaluation considered (the predictions of the rescaled model): its
+        ``analysis``, ``dataset``, ``data_type``, ``kind`` of likelihood (upper_limit,
+        single_region, simplified, pyhf or none), ``r_obs``, ``r_exp``, ``nll0`` and ``nll1``
+        (-ln L at mu = 0 and 1), whether it could enter the combination (``candidate``) and
+        entered the best one (``combined``), ``fallback`` where one applies and ``why`` it has
+        no likelihood or is no candidate."""
+        return candidate_rows(
+            self.predictions,
+            {(m.analysis, m.dataset) for m in (self.k.combination if self.k else ())},
+            data_types=self.data_types,
+            drop_regions_of_combined=self.drop_regions_of_combined,
+        )
 
     @property
     def combination(self) -> list[dict[str, Any]]:
@@ -136,12 +166,83 @@ class Evaluation:
             "flags": k.get("flags", []),
             "critics": critics,
             "combination_particles": sorted(self.combination_particles),
+            "candidates": self.candidates,
             "seconds": self.seconds,
         }
 
 
 def _finite(x: float | None) -> float | None:
     return None if x is None or not math.isfinite(x) else float(x)
+
+
+def _stored(p: TheoryPrediction, key: str) -> float | None:
+    value = p.extra.get(key)
+    return _finite(value) if isinstance(value, (int, float)) else None
+
+
+def _no_likelihood_reason(p: TheoryPrediction) -> str:
+    """Why a prediction has no likelihood object."""
+    for key in ("fallback", "likelihood_error"):
+        if p.extra.get(key):
+            return str(p.extra[key])
+    if p.data_type == "upperLimit" and not p.expected_upper_limit_fb:
+        return "upper-limit result without an expected limit: r only"
+    return "no likelihood"
+
+
+def candidate_rows(
+    predictions: Sequence[TheoryPrediction],
+    combination: set[tuple[str, str | None]],
+    *,
+    data_types: Sequence[str] = ("efficiencyMap", "combined"),
+    drop_regions_of_combined: bool = True,
+) -> list[dict[str, Any]]:
+    """One row per prediction: what entered the evaluation (see
+    :attr:`Evaluation.candidates`); ``combination``: (analysis, data set) of the best one."""
+    eligible = {
+        id(p)
+        for p in eligible_predictions(
+            predictions, data_types=data_types,
+            drop_regions_of_combined=drop_regions_of_combined,
+        )
+    }
+    stand_ins = stand_in_regions(predictions)
+    combined_results = {p.result_id for p in predictions if p.data_type == "combined"}
+    rows = []
+    for p in predictions:
+        likelihood = likelihood_of(p)
+        nll0, nll1 = _stored(p, "nll_SM"), _stored(p, "nll1")
+        kind = getattr(likelihood, "kind", type(likelihood).__name__) if likelihood else "none"
+        why = None
+        fallback = p.extra.get("fallback")
+        if likelihood is None or nll0 is None or nll1 is None:
+            kind, why = "none", _no_likelihood_reason(p)
+        if p.data_type == "combined" and p.result_id in stand_ins and kind == "none":
+            region = stand_ins[p.result_id].dataset
+            fallback = f"{fallback or why}; signal region {region} stands in"
+        candidate = id(p) in eligible and kind != "none"
+        if candidate and abs(math.expm1(min(nll0 - nll1, 700.0))) < FLAT_TOLERANCE:
+            candidate, why = False, "flat likelihood: L(1) = L(0)"
+        elif why is None and id(p) not in eligible:
+            if p.data_type not in data_types:
+                why = f"{p.data_type} results do not enter the combination"
+            elif p.result_id in combined_results:
+                why = "signal region of a combined result: the combination stands for it"
+        rows.append({
+            "analysis": p.analysis,
+            "dataset": p.dataset,
+            "data_type": p.data_type,
+            "kind": kind,
+            "r_obs": _finite(p.r_obs),
+            "r_exp": _finite(p.r_exp),
+            "nll0": nll0,
+            "nll1": nll1,
+            "candidate": candidate,
+            "combined": (p.analysis, p.dataset) in combination,
+            "fallback": fallback,
+            "why": why,
+        })
+    return rows
 
 
 class Evaluator:
@@ -160,6 +261,8 @@ class Evaluator:
     ) -> None:
         self.database = database
         self.settings = settings or EvaluationSettings()
+        if self.settings.full_likelihoods:
+            _check_workspaces(database)
         self.predictor = Predictor(
             database, settings=self.settings.predictions, tables=tables, results=results
         )
@@ -197,6 +300,7 @@ class Evaluator:
         attach_statistics(
             predictions, self.database, evaluator=self.statistics,
             full_likelihoods=self.settings.full_likelihoods,
+            max_iterations=self.settings.pyhf_iterations,
         )
         return predictions
 
@@ -299,7 +403,29 @@ class Evaluator:
             predictions=final,
             combination_particles=particles,
             seconds=seconds,
+            data_types=tuple(self.k_settings.data_types),
+            drop_regions_of_combined=self.k_settings.drop_regions_of_combined,
         )
+
+
+def _check_workspaces(database: Database) -> None:
+    """Full likelihoods need the pyhf workspaces in memory: refuse a database opened without
+    them before the first model (else every pyhf combination would fail one by one)."""
+    unloaded = [
+        r.result_id
+        for r in database.results
+        if pyhf_backend(r)
+        and all(w.workspace is None for w in r.pyhf if not w.full and not w.missing)
+        and any(not w.full and not w.missing for w in r.pyhf)
+    ]
+    if unloaded:
+        msg = (
+            f"full likelihoods are on, but the database {database.path} was opened without its "
+            f"pyhf workspaces ({', '.join(unloaded[:3])}{', ...' if len(unloaded) > 3 else ''});"
+            " open it with protomodels.open_database(workspaces=True), or evaluate with "
+            "full_likelihoods=False (--no-full-likelihoods)"
+        )
+        raise ProtomodelsError(msg)
 
 
 def _not_finite_reason(

@@ -46,7 +46,7 @@ def test_evaluate_json(subset_store: Path, slha: Path) -> None:
 def test_evaluation_combination_is_combinable(subset_store: Path, slha: Path, shared: Path) -> None:
     """The best combination holds only pairwise combinable results, one per analysis, and the
     model is rescaled by mu-hat."""
-    database = pdb.open(subset_store, build=False, workspaces=False)
+    database = pdb.open(subset_store, build=False)
     evaluation = Evaluator(database)(Protomodel.from_slha(slha))
     graph = load_combinability("yaml", shared=shared)
     members = evaluation.k.combination if evaluation.k else ()
@@ -93,7 +93,7 @@ def test_walk_refuses_to_overwrite(subset_store: Path, tmp_path: Path) -> None:
 
 
 def test_library_walk(subset_store: Path, tmp_path: Path) -> None:
-    database = pdb.open(subset_store, build=False, workspaces=False)
+    database = pdb.open(subset_store, build=False)
     run_ = protomodels.walk(database, steps=3, seed=5, out=tmp_path / "lib.sqlite")
     assert len(run_.steps()) == 3
     assert run_.metadata().seed == 5

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from protomodels.combiner import KSettings, compute_k, select_candidates
-from protomodels.combiner.candidates import LIKELIHOOD_KEY
+from protomodels.combiner.candidates import LIKELIHOOD_KEY, stand_in_regions
 from protomodels.combiner.graph import load_combinability
 from protomodels.combiner.prior import PriorSettings
 from protomodels.exceptions import ProtomodelsError
@@ -200,3 +200,23 @@ def test_all_regions_find_the_best_region_at_muhat(shared: Path) -> None:
     one = compute_k(model, predictions, xsecs, KSettings(shared=shared, regions="most_significant"))
     assert one.T_L == pytest.approx(36.0, abs=1e-3)  # CMS alone beats SR1 + CMS (35.35)
     assert every.T_L_mu1 == one.T_L_mu1
+
+
+def test_best_region_stands_in_for_a_combination_without_likelihood() -> None:
+    combined = prediction("ATLAS-F", None, dataset="(combined)", data_type="combined")
+    combined.extra["fallback"] = "full likelihoods off"
+    weak = prediction("ATLAS-F", Gauss(3.0, 0.1), dataset="SR1")
+    strong = prediction("ATLAS-F", Gauss(1.0, 0.5), dataset="SR2")
+    weak.expected_upper_limit_fb, strong.expected_upper_limit_fb = 2.0, 1.0  # r_exp 0.5, 1
+    other = prediction("CMS-G", Gauss(1.0, 1.0), dataset="(combined)", data_type="combined")
+    other_region = prediction("CMS-G", Gauss(1.0, 0.2), dataset="SR1")
+    other_region.expected_upper_limit_fb = 0.1
+    preds = [combined, weak, strong, other, other_region]
+    assert stand_in_regions(preds) == {"ATLAS-F": strong}
+    chosen = select_candidates(preds)
+    assert [(c.analysis, c.dataset) for c in chosen] == [
+        ("ATLAS-F", "SR2"),
+        ("CMS-G", "(combined)"),
+    ]
+    combined.extra["likelihood"], combined.extra["nll1"] = Gauss(1.0, 1.0), math.nan
+    assert stand_in_regions(preds) == {"ATLAS-F": strong}  # a NaN -ln L is no likelihood

@@ -16,7 +16,7 @@ STOP, N1 = 1000006, 1000022
 
 @pytest.fixture(scope="module")
 def evaluator(subset_store: Path) -> Evaluator:
-    return Evaluator(pdb.open(subset_store, build=False, workspaces=False))
+    return Evaluator(pdb.open(subset_store, build=False))
 
 
 def stop_model(multiplier: float = 1.0) -> Protomodel:
@@ -64,7 +64,7 @@ def test_constructive_critics_cap_the_signal_strength(subset_store: Path) -> Non
     mu-hat where the largest r reaches the threshold, and the capped model passes."""
     from protomodels.evaluation import EvaluationSettings
 
-    database = pdb.open(subset_store, build=False, workspaces=False)
+    database = pdb.open(subset_store, build=False)
     model = stop_model(30.0)
     veto = Evaluator(database)(model)
     assert not veto.passed and veto.critics.mu_max < 1.0

@@ -20,6 +20,7 @@ import pytest
 from scipy.stats import norm, poisson
 
 import protomodels.database as pdb
+from protomodels.combiner.candidates import stand_in_regions
 from protomodels.database.records import DataSet, PyhfChannel, PyhfWorkspace, Result
 from protomodels.exceptions import ProtomodelsError
 from protomodels.statistics.evaluate import (
@@ -29,6 +30,7 @@ from protomodels.statistics.evaluate import (
     store_likelihoods,
 )
 from protomodels.statistics.full_likelihood import (
+    FIT_FAILED,
     MODIFIER_SETTINGS,
     PyhfLikelihood,
     PyhfModels,
@@ -151,6 +153,7 @@ def test_public_api() -> None:
 
     assert dir(full_likelihood) == [
         "CompiledWorkspace",
+        "FIT_FAILED",
         "FitResult",
         "PyhfFitError",
         "PyhfLikelihood",
@@ -409,7 +412,7 @@ class _OneResult:
         self.results = (result,)
 
 
-def test_failed_fit_gives_nan_and_reason() -> None:
+def test_failed_fit_is_a_recorded_fallback() -> None:
     spec = _workspace(
         [_channel("SR1", [5.0], systematic=True), _channel("SR2", [3.0], systematic=True)],
         {"SR1": [40.0], "SR2": [1.0]},
@@ -420,8 +423,9 @@ def test_failed_fit_gives_nan_and_reason() -> None:
     )
     p = _prediction(result, [0.02, 0.03])
     attach_full_likelihoods([p], _OneResult(result), max_iterations=1)  # type: ignore[arg-type]
-    assert math.isnan(p.extra["nll1"]) and math.isnan(p.extra["L1"])
+    assert "nll1" not in p.extra and "L1" not in p.extra and "likelihood" not in p.extra
     assert "failed" in p.extra["likelihood_error"]
+    assert p.extra["fallback"].startswith(FIT_FAILED)
     assert p.upper_limit_fb is None and p.r_obs is None
 
 
@@ -440,7 +444,8 @@ def test_bad_signals_and_missing_json() -> None:
     assert p.extra == {"fallback": "pyhf JSON files missing: best signal region instead"}
     bad = _prediction(result, [0.1, 0.2])
     attach_full_likelihoods([bad], _OneResult(result))  # type: ignore[arg-type]
-    assert "signals_fb" in bad.extra["likelihood_error"] and math.isnan(bad.extra["muhat"])
+    assert "signals_fb" in bad.extra["likelihood_error"] and "muhat" not in bad.extra
+    assert bad.extra["fallback"].startswith(FIT_FAILED)
 
 
 # -- attach_statistics(full_likelihoods=...) --------------------------------------------------
@@ -684,8 +689,9 @@ def test_agreement_with_pyhf_on_systematics(models: PyhfModels) -> None:
 
 
 def test_fit_out_of_budget_is_a_flag(models: PyhfModels) -> None:
-    """A fit that does not converge within its Newton budget: NaN, the reason, and the
-    prediction says so (extra["pyhf_converged"] = False), never a silent number."""
+    """A fit that does not converge within its Newton budget: NaN and the reason; the
+    prediction is a recorded fallback (no likelihood, no limits, extra["fallback"] with the
+    reason, extra["pyhf_converged"] = False), never a silent number."""
     result = _two_bins()
     likelihood = PyhfLikelihood(result, [0.03, 0.01], models=models, max_iterations=1)
     assert math.isnan(float(likelihood.nll(1.0)))
@@ -693,7 +699,15 @@ def test_fit_out_of_budget_is_a_flag(models: PyhfModels) -> None:
     assert any("did not converge" in e for e in likelihood.errors)
     p = _prediction(result, [0.03, 0.01])
     attach_full_likelihoods([p], _OneResult(result), models=models, max_iterations=1)  # type: ignore[arg-type]
-    assert p.extra["pyhf_converged"] is False and math.isnan(p.extra["nll1"])
+    assert p.extra["pyhf_converged"] is False
+    assert "likelihood" not in p.extra and "nll1" not in p.extra
+    assert p.upper_limit_fb is None and p.expected_upper_limit_fb is None
+    assert p.extra["fallback"].startswith(FIT_FAILED)
+    assert "did not converge" in p.extra["fallback"]
+    assert stand_in_regions([p]) == {}  # no region predicted here: nothing stands in
+    p_ok = _prediction(result, [0.03, 0.01])
+    attach_full_likelihoods([p_ok], _OneResult(result), models=models)  # type: ignore[arg-type]
+    assert "fallback" not in p_ok.extra and math.isfinite(p_ok.extra["nll1"])
 
 
 def test_runtime_settings_are_restored() -> None:

@@ -47,8 +47,11 @@ def evaluation_options(func):  # noqa: ANN001, ANN201 - click decorator
                      help="Switch off the three penalty factors of the prior."),
         click.option("--constructive", is_flag=True,
                      help="Critics cap mu-hat (mu_max) instead of vetoing the model."),
-        click.option("--full-likelihoods", is_flag=True,
-                     help="pyhf full likelihoods where a result has them (slow)."),
+        click.option("--full-likelihoods/--no-full-likelihoods", default=True,
+                     show_default=True,
+                     help="pyhf full likelihoods (jitted JAX fits) for the results with pyhf "
+                          "workspaces; off, their combination has no likelihood (its best "
+                          "signal region stands in, as a recorded fallback)."),
     ]
     for option in reversed(options):
         func = option(func)
@@ -108,9 +111,52 @@ def print_evaluation(evaluation: Evaluation) -> None:
     for m in data["combination"]:
         table.add_row(m["analysis"], str(m["dataset"]), _g(m["contribution"]))
     out.print(table)
+    out.print(candidates_table(data["candidates"]))
     critics = data["critics"]
     status = "[green]passed[/]" if critics["passed"] else "[red]failed[/]"
     out.print(f"critics: {status}  {critics.get('summary', critics.get('reason') or '')}")
+
+
+def _per_result(rows: list[dict]) -> list[tuple[dict, int]]:
+    """One row per result and data type: the combination where there is one, else the region
+    in the best combination or with the largest r_exp; with the number of regions."""
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for row in rows:
+        data_type = "efficiencyMap" if row["data_type"] == "combined" else row["data_type"]
+        groups.setdefault((row["analysis"], data_type), []).append(row)
+    chosen = []
+    for group in groups.values():
+        best = max(
+            group,
+            key=lambda r: (r["data_type"] == "combined", r["combined"], r["r_exp"] or 0.0),
+        )
+        chosen.append((best, sum(r["data_type"] == "efficiencyMap" for r in group)))
+    return chosen
+
+
+def candidates_table(rows: list[dict]) -> Table:
+    """Every result the evaluation considered (one row per result; all predictions are in
+    the JSON's "candidates"): kind of likelihood, r, -ln L at mu = 0 and 1, and notes."""
+    table = Table(title="results considered (likelihood kind, r, -ln L at mu = 0 and 1)")
+    for column in ("analysis", "data set", "kind", "r_obs", "r_exp", "nll0", "nll1", "note"):
+        table.add_column(column)
+    for row, regions in sorted(_per_result(rows), key=lambda x: -(x[0]["r_exp"] or 0.0)):
+        notes = []
+        if row["combined"]:
+            notes.append("[green]in the best combination[/]")
+        elif row["candidate"]:
+            notes.append("candidate")
+        if regions > 1:
+            notes.append(f"best of {regions} regions" if row["dataset"] != "(combined)"
+                         else f"{regions} regions")
+        for key in ("fallback", "why"):
+            if row[key]:
+                notes.append(f"[yellow]{row[key]}[/]" if key == "fallback" else row[key])
+        table.add_row(
+            row["analysis"], str(row["dataset"] or "-"), row["kind"], _g(row["r_obs"], 3),
+            _g(row["r_exp"], 3), _g(row["nll0"], 5), _g(row["nll1"], 5), "; ".join(notes),
+        )
+    return table
 
 
 @click.command()

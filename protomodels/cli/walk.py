@@ -110,7 +110,7 @@ _FIXED_ON_RESUME = {
     "teleport_until": "--teleport-until", "sigmacut": "--sigmacut",
     "minmassgap": "--minmassgap", "combinability": "--combinability", "prior_name": "--prior",
     "no_penalties": "--no-penalties", "constructive": "--constructive",
-    "full_likelihoods": "--full-likelihoods",
+    "full_likelihoods": "--full-likelihoods/--no-full-likelihoods",
 }
 _RESUME_HINT = ("give --resume a run file written by 'protomodel walk', or start a new run "
                 "with --out NEW.sqlite")

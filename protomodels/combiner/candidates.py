@@ -42,8 +42,10 @@ __all__ = [
     "REGIONS",
     "Candidate",
     "Likelihood",
+    "eligible_predictions",
     "likelihood_of",
     "select_candidates",
+    "stand_in_regions",
 ]
 
 
@@ -142,6 +144,54 @@ def _evaluate(predictions: Sequence[TheoryPrediction]) -> list[Candidate | None]
     return out
 
 
+def _has_likelihood(p: TheoryPrediction) -> bool:
+    """A likelihood object, and finite -ln L at mu = 0 and 1 where they are stored."""
+    values = (p.extra.get("nll1"), p.extra.get("nll_SM"))
+    return likelihood_of(p) is not None and not any(
+        isinstance(v, float) and not math.isfinite(v) for v in values
+    )
+
+
+def stand_in_regions(predictions: Iterable[TheoryPrediction]) -> dict[str, TheoryPrediction]:
+    """For every combined prediction left without a likelihood (full likelihoods off, a pyhf fit
+    out of budget: see its ``extra["fallback"]``), the signal region of the same result that
+    stands in for it: the one with the largest expected r (SModelS's best signal region), ties
+    to the larger signal. Keyed by ``result_id``; results without such a region are absent."""
+    predictions = list(predictions)
+    missing = {
+        p.result_id for p in predictions if p.data_type == "combined" and not _has_likelihood(p)
+    }
+    best: dict[str, TheoryPrediction] = {}
+    for p in predictions:
+        if p.data_type != "efficiencyMap" or p.result_id not in missing or p.r_exp is None:
+            continue
+        held = best.get(p.result_id)
+        if held is None or (p.r_exp, p.xsec_fb) > (held.r_exp or 0.0, held.xsec_fb):
+            best[p.result_id] = p
+    return best
+
+
+def eligible_predictions(
+    predictions: Iterable[TheoryPrediction],
+    *,
+    data_types: Sequence[str] = ("efficiencyMap", "combined"),
+    drop_regions_of_combined: bool = True,
+) -> list[TheoryPrediction]:
+    """The predictions of the allowed data types, without the single regions of results that
+    have a combined prediction (unless a region stands in for a combination without
+    likelihood, :func:`stand_in_regions`): those :func:`select_candidates` evaluates."""
+    chosen = [p for p in predictions if p.data_type in data_types]
+    if not drop_regions_of_combined:
+        return chosen
+    combined = {p.result_id for p in chosen if p.data_type == "combined"}
+    stand_ins = {id(p) for p in stand_in_regions(chosen).values()}
+    return [
+        p
+        for p in chosen
+        if p.data_type == "combined" or p.result_id not in combined or id(p) in stand_ins
+    ]
+
+
 #: how many regions of one analysis and data type become candidates
 REGIONS = ("all", "reference", "most_significant")
 
@@ -161,7 +211,8 @@ def select_candidates(
             ``"upperLimit"`` to let them in: an upper-limit result and its ``-eff``/``-agg``
             sibling then compete as one analysis in the search).
         drop_regions_of_combined: drop single regions of a result that has a combined
-            prediction (reference predictor).
+            prediction (reference predictor); where the combination has no likelihood, its
+            best signal region stays (:func:`stand_in_regions`).
         regions: per analysis and data type, ``"most_significant"``: the prediction with the
             largest weight at mu = 1; ``"reference"``: those within 5 % of it, at least two
             (``selectMostSignificantSRs``); ``"all"``: every one. The search takes at most one
@@ -175,10 +226,9 @@ def select_candidates(
     if regions not in REGIONS:
         msg = f"regions must be one of {', '.join(REGIONS)}, got {regions!r}"
         raise ProtomodelsError(msg)
-    chosen = [p for p in predictions if p.data_type in data_types]
-    if drop_regions_of_combined:
-        combined = {p.result_id for p in chosen if p.data_type == "combined"}
-        chosen = [p for p in chosen if p.data_type == "combined" or p.result_id not in combined]
+    chosen = eligible_predictions(
+        predictions, data_types=data_types, drop_regions_of_combined=drop_regions_of_combined
+    )
     groups: dict[tuple[str, str], list[Candidate]] = {}
     for prediction, candidate in zip(chosen, _evaluate(chosen), strict=True):
         if candidate is not None:

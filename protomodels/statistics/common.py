@@ -10,7 +10,15 @@ import math
 from protomodels.database.records import Result
 from protomodels.theory.predictions import TheoryPrediction
 
-__all__ = ["NO_FULL_LIKELIHOOD", "likelihood_value", "pyhf_backend", "store_likelihoods"]
+__all__ = [
+    "LIKELIHOOD_KEYS",
+    "NO_FULL_LIKELIHOOD",
+    "PYHF_MAX_ITERATIONS",
+    "fall_back",
+    "likelihood_value",
+    "pyhf_backend",
+    "store_likelihoods",
+]
 
 
 def __dir__() -> list[str]:
@@ -48,6 +56,23 @@ def store_likelihoods(
         nll_SM=nll_sm,
         nll_max=nll_max,
     )
+
+
+#: default Newton budget of each pyhf fit of a protomodel (warm-started fits take 3-8 steps)
+PYHF_MAX_ITERATIONS = 60
+
+#: the keys :func:`store_likelihoods` writes, and the likelihood object
+LIKELIHOOD_KEYS = ("L1", "L_SM", "L_max", "muhat", "nll1", "nll_SM", "nll_max", "likelihood")
+
+
+def fall_back(p: TheoryPrediction, reason: str) -> None:
+    """Leave a combined prediction without a likelihood, for a stated reason: its likelihood
+    values, likelihood object and limits are removed and ``extra["fallback"]`` says why (the
+    combiner then lets the result's best signal region stand in)."""
+    for key in LIKELIHOOD_KEYS:
+        p.extra.pop(key, None)
+    p.upper_limit_fb = p.expected_upper_limit_fb = None
+    p.extra["fallback"] = reason
 
 
 def pyhf_backend(result: Result) -> bool:

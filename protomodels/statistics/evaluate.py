@@ -11,8 +11,9 @@ Upper-limit predictions without an expected limit get no likelihood (r only).
 Combined predictions of results with pyhf workspaces and no covariance (SModelS's pyhf backend,
 :func:`pyhf_backend`) get the pyhf full likelihood
 (:mod:`~protomodels.statistics.full_likelihood`) when ``full_likelihoods=True``: a stage run
-after the others, slow (seconds per workspace), so off by default (the walk). Without it they get
-no likelihood and ``extra["fallback"]`` says so. Predictions of a result whose pyhf JSON is
+after the others (jitted JAX fits; the evaluation and the walk have it on by default). Without
+it they get no likelihood and ``extra["fallback"]`` says so (the combiner then takes the
+result's best signal region). Predictions of a result whose pyhf JSON is
 missing (the predictor then gives its best signal region, or the covariance's combination) carry
 the result's fallback in ``extra["fallback"]``.
 
@@ -41,6 +42,7 @@ from protomodels.statistics.checks import (
 )
 from protomodels.statistics.common import (
     NO_FULL_LIKELIHOOD,
+    PYHF_MAX_ITERATIONS,
     likelihood_value,
     pyhf_backend,
     store_likelihoods,
@@ -195,7 +197,11 @@ class Evaluator:
         return self._combined[result_id]
 
     def attach(
-        self, predictions: Sequence[TheoryPrediction], *, full_likelihoods: bool = False
+        self,
+        predictions: Sequence[TheoryPrediction],
+        *,
+        full_likelihoods: bool = False,
+        max_iterations: int | None = None,
     ) -> None:
         """Compute and store the likelihood quantities of every prediction (in place).
 
@@ -203,6 +209,8 @@ class Evaluator:
         covariance) get the pyhf full likelihood in a last stage
         (:func:`~protomodels.statistics.full_likelihood.attach_full_likelihoods`); without, they
         get no likelihood and ``extra["fallback"] = NO_FULL_LIKELIHOOD``.
+        ``max_iterations``: the Newton budget of each pyhf fit (default
+        :data:`~protomodels.statistics.common.PYHF_MAX_ITERATIONS`).
 
         Raises:
             ProtomodelsError: ``full_likelihoods`` on a database opened without its pyhf
@@ -235,7 +243,7 @@ class Evaluator:
         if not pyhf:
             return
         if full_likelihoods:
-            self._attach_pyhf(pyhf)
+            self._attach_pyhf(pyhf, max_iterations)
             return
         for p in pyhf:
             fallback = self._fallbacks.get(p.result_id)
@@ -243,12 +251,14 @@ class Evaluator:
                 NO_FULL_LIKELIHOOD if fallback is None else f"{NO_FULL_LIKELIHOOD} ({fallback})"
             )
 
-    def _attach_pyhf(self, pyhf: list[TheoryPrediction]) -> None:
-        """The pyhf stage (pyhf is imported here: the walk without it never loads it)."""
+    def _attach_pyhf(self, pyhf: list[TheoryPrediction], max_iterations: int | None) -> None:
+        """The pyhf stage (pyhf is imported here: a run without it never loads it)."""
         from protomodels.statistics.full_likelihood import attach_full_likelihoods
 
         # compiled workspaces: full_likelihood keeps one set per database object
-        attach_full_likelihoods(pyhf, self._database)
+        attach_full_likelihoods(
+            pyhf, self._database, max_iterations=max_iterations or PYHF_MAX_ITERATIONS
+        )
 
     def _attach_ul(self, ul: list[TheoryPrediction]) -> None:
         x = np.asarray([p.xsec_fb for p in ul], dtype=float)
@@ -308,11 +318,15 @@ def attach_statistics(
     *,
     evaluator: Evaluator | None = None,
     full_likelihoods: bool = False,
+    max_iterations: int | None = None,
 ) -> None:
     """Compute and store the likelihood quantities of every prediction (in place).
 
     Pass an :class:`Evaluator` built once for the database when calling this in a loop.
     ``full_likelihoods``: the pyhf full likelihood for the combined predictions of results with
-    pyhf workspaces (slow; see :meth:`Evaluator.attach`); off, they get no likelihood.
+    pyhf workspaces (see :meth:`Evaluator.attach`, also for ``max_iterations``); off, they get
+    no likelihood.
     """
-    (evaluator or Evaluator(database)).attach(predictions, full_likelihoods=full_likelihoods)
+    (evaluator or Evaluator(database)).attach(
+        predictions, full_likelihoods=full_likelihoods, max_iterations=max_iterations
+    )

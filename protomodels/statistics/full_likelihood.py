@@ -32,9 +32,10 @@ minimisation (:mod:`~protomodels.statistics.pyhf_fits`) warm-started from those 
 fits; nll(0), nll(1), mu-hat, nll(mu-hat) and both limits of a batch of signals are one jitted
 call (:meth:`CompiledWorkspace.summaries`), a likelihood curve over many mu values and signals
 is another (:meth:`CompiledWorkspace.curves`, :func:`likelihood_curves`). A fit that does not
-converge within its budget gives NaN and a reason in :attr:`PyhfLikelihood.errors` (the
-prediction's ``extra["likelihood_error"]``, with ``extra["pyhf_converged"] = False``): the
-caller falls back (best signal region), never uses a silent number.
+converge within its budget gives NaN and a reason in :attr:`PyhfLikelihood.errors`;
+:func:`attach_full_likelihoods` then leaves the prediction without a likelihood, with the
+reason in ``extra["fallback"]`` (and ``extra["pyhf_converged"] = False``): the combiner takes
+the result's best signal region instead, never a silent number.
 
 The SciPy (L-BFGS-B) implementation this replaces is kept as the yardstick in
 :mod:`~protomodels.statistics.pyhf_scipy`.
@@ -47,7 +48,7 @@ import math
 import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -62,6 +63,8 @@ from protomodels.exceptions import ProtomodelsError
 from protomodels.statistics import pyhf_fits
 from protomodels.statistics.common import (
     NO_FULL_LIKELIHOOD,
+    PYHF_MAX_ITERATIONS,
+    fall_back,
     pyhf_backend,
     store_likelihoods,
 )
@@ -78,6 +81,7 @@ from protomodels.statistics.runtime import pyhf_jax, x64
 from protomodels.theory.predictions import TheoryPrediction
 
 __all__ = [
+    "FIT_FAILED",
     "CompiledWorkspace",
     "FitResult",
     "PyhfFitError",
@@ -97,10 +101,12 @@ def __dir__() -> list[str]:
 MODIFIER_SETTINGS = {"normsys": {"interpcode": "code4"}, "histosys": {"interpcode": "code4p"}}
 CL = pyhf_fits.CL
 #: default cap on Newton steps per fit of a protomodel (warm-started: 3-8 are typical)
-MAX_ITERATIONS = 60
+MAX_ITERATIONS = PYHF_MAX_ITERATIONS
 #: cap on Newton steps of the background-only fits (from pyhf's suggested values)
 BACKGROUND_ITERATIONS = 500
 _BAD = 1e30  # objective value where the nll is not finite
+#: start of ``extra["fallback"]`` of a combination whose pyhf fit failed or ran out of budget
+FIT_FAILED = "pyhf fit failed, the best signal region stands in"
 _FLOOR = 1e-8  # rates below max(_FLOOR, 1e-3 n) continue quadratically (_poisson_nll)
 
 
@@ -654,6 +660,9 @@ class PyhfLikelihood:
         ValueError: ``signals_fb`` has the wrong length or is negative.
     """
 
+    #: the kind of likelihood (``protomodel evaluate``'s candidates table)
+    kind: ClassVar[str] = "pyhf"
+
     def __init__(
         self,
         result: Result,
@@ -830,8 +839,11 @@ def _store(p: TheoryPrediction, likelihood: PyhfLikelihood) -> None:
         errors = [*errors, "no workspace with signal and a finite expected limit"]
     if errors:
         p.extra["likelihood_error"] = "; ".join(dict.fromkeys(errors))
-    if not likelihood.converged:
-        p.extra["pyhf_converged"] = False
+    values = (nll1, nll0, nll_max, muhat)
+    if not likelihood.converged or (used is not None and not all(map(math.isfinite, values))):
+        p.extra["pyhf_converged"] = likelihood.converged
+        why = p.extra.get("likelihood_error") or "a non-finite -ln L"
+        fall_back(p, f"{FIT_FAILED}: {why}")
 
 
 def attach_full_likelihoods(
@@ -844,9 +856,12 @@ def attach_full_likelihoods(
     """Store pyhf likelihood quantities in every combined prediction whose result has pyhf
     workspaces (in place): ``extra`` gets L1, L_SM, L_max, muhat, nll1, nll_SM, nll_max and
     ``likelihood`` (the :class:`PyhfLikelihood`); ``upper_limit_fb`` and
-    ``expected_upper_limit_fb`` get the computed limits. Failures leave NaN values and
-    ``extra["likelihood_error"]`` (a fit out of budget also ``extra["pyhf_converged"] =
-    False``); a result whose JSON is missing gets ``extra["fallback"]``. ``models`` and
+    ``expected_upper_limit_fb`` get the computed limits. A fit that fails or runs out of its
+    budget leaves the prediction without likelihood and limits (:func:`fall_back`):
+    ``extra["fallback"]`` starts with :data:`FIT_FAILED` and gives the reason (also in
+    ``extra["likelihood_error"]``; ``extra["pyhf_converged"] = False`` when out of budget), and
+    the combiner lets the result's best signal region stand in; a result whose JSON is missing
+    gets ``extra["fallback"]``. ``models`` and
     ``max_iterations`` as for :class:`PyhfLikelihood`. Usually called through
     :func:`~protomodels.statistics.evaluate.attach_statistics` with ``full_likelihoods=True``
     (after the other kinds).
@@ -884,5 +899,5 @@ def attach_full_likelihoods(
             )
             _store(p, likelihood)
         except (ProtomodelsError, ValueError, ArithmeticError) as err:
-            store_likelihoods(p, math.nan, math.nan, math.nan, math.nan)
             p.extra["likelihood_error"] = str(err)
+            fall_back(p, f"{FIT_FAILED}: {err}")

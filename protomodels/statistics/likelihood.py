@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from functools import cached_property, partial
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import jax
 import jax.numpy as jnp
@@ -128,6 +128,9 @@ class TruncatedGaussianLikelihood:
         label: the result id (for messages).
     """
 
+    #: the kind of likelihood (``protomodel evaluate``'s candidates table)
+    kind: ClassVar[str] = "upper_limit"
+
     observed_limit: float
     expected_limit: float
     label: str = ""
@@ -205,6 +208,9 @@ class SingleRegionLikelihood:
         observed: observed count n.
         label: the result id (for messages).
     """
+
+    #: the kind of likelihood (``protomodel evaluate``'s candidates table)
+    kind: ClassVar[str] = "single_region"
 
     signal: float
     background: float
@@ -295,6 +301,9 @@ class SimplifiedLikelihood:
         label: the result id (for messages).
         skewed: whether the model has the quadratic (third-moment) term (derived).
     """
+
+    #: the kind of likelihood (``protomodel evaluate``'s candidates table)
+    kind: ClassVar[str] = "simplified"
 
     model: simplified.SimplifiedModel
     observed: np.ndarray
