@@ -64,3 +64,22 @@ def copy_store(store: Path, dest: Path) -> Path:
 
 def result_folders(root: Path) -> list[str]:
     return sorted(p.parent.relative_to(root).as_posix() for p in root.rglob("globalInfo.txt"))
+
+
+def pyhf_model():  # noqa: ANN201 - a Protomodel (imported lazily)
+    """A displaced stau (ATLAS-SUSY-2018-14-eff of the subset store: three regions, a pyhf
+    combination of three JSON files) and a wino-like C1/N2 -> W/h N1 (ATLAS-SUSY-2019-08-eff:
+    its JSON is missing, best region)."""
+    from protomodels.theory.protomodel import Decay, Protomodel
+
+    n1, stau, c1, n2 = 1000022, 1000015, 1000024, 1000023
+    return Protomodel(
+        masses={stau: 200.0, c1: 500.0, n2: 500.0, n1: 0.5},
+        decays={
+            stau: (Decay(n1, (15,), 1.0),),
+            c1: (Decay(n1, (24,), 1.0),),
+            n2: (Decay(n1, (25,), 1.0),),
+        },
+        widths={stau: 1e-15, c1: 1.0, n2: 1.0},
+        xsecs={(-stau, stau): {13.0: 30.0}, (n2, c1): {13.0: 100.0}, (-c1, n2): {13.0: 50.0}},
+    )

@@ -7,6 +7,7 @@ import warnings
 from pathlib import Path
 
 import pytest
+from _helpers import pyhf_model
 from click.testing import CliRunner, Result
 
 from protomodels.cli import cli
@@ -119,21 +120,8 @@ def test_predict_slha_without_mass_block(subset_store: Path, tmp_path: Path) -> 
 def pyhf_slha(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A displaced stau (ATLAS-SUSY-2018-14, three regions: a pyhf combination) and a wino-like
     C1/N2 -> W/h N1 (ATLAS-SUSY-2019-08, JSON missing: best region)."""
-    from protomodels.theory.protomodel import Decay, Protomodel
-
-    n1, stau, c1, n2 = 1000022, 1000015, 1000024, 1000023
-    model = Protomodel(
-        masses={stau: 200.0, c1: 500.0, n2: 500.0, n1: 0.5},
-        decays={
-            stau: (Decay(n1, (15,), 1.0),),
-            c1: (Decay(n1, (24,), 1.0),),
-            n2: (Decay(n1, (25,), 1.0),),
-        },
-        widths={stau: 1e-15, c1: 1.0, n2: 1.0},
-        xsecs={(-stau, stau): {13.0: 30.0}, (n2, c1): {13.0: 100.0}, (-c1, n2): {13.0: 50.0}},
-    )
     path = tmp_path_factory.mktemp("pyhf-model") / "pyhf_model.slha"
-    model.to_slha(path)
+    pyhf_model().to_slha(path)
     return path
 
 
