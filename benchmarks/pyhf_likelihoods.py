@@ -15,6 +15,11 @@
    per protomodel, SModelS's time on the same signal (numpy pyhf, model rebuilt per call), and
    fits started from pyhf's suggested values only vs the default (also the closest fit).
 
+2b. Every pyhf result, synthetic signals: ours (JAX) against pyhf's own (numpy backend, SciPy):
+   warm ms per protomodel side by side, -2 ln L at mu = 0, 0.5, 1, 2, mu-hat, both limits.
+2c. The same on random protomodels of the template that reach each pyhf result (``--random``
+   per result, default 50).
+
 Usage: python benchmarks/pyhf_likelihoods.py [--smodels DIR] [--heavy] [--skip-reference]
 ``--heavy`` adds ATLAS-SUSY-2018-16 (two workspaces of ~200 parameters: minutes);
 ``--oracle-max-parameters 150`` runs SModelS on ATLAS-SUSY-2018-04 too (115 parameters: about
@@ -416,6 +421,88 @@ def _pyhf_limit(model, data, guess: float) -> float:  # noqa: ANN001
     return math.nan
 
 
+def our_fits(result: Result, signals: np.ndarray, models: PyhfModels) -> tuple:
+    """Our likelihood of one signal with what the evaluation asks of it (nll at mu = 0 and 1,
+    mu-hat, observed and expected limits), and the seconds it took."""
+    start = time.perf_counter()
+    lik = PyhfLikelihood(result, signals, models=models)
+    lik.nll(np.asarray([1.0, 0.0]))
+    lik.maximum()
+    lik.upper_limit()
+    lik.upper_limit(expected=True)
+    return lik, time.perf_counter() - start
+
+
+def against_pyhf(result: Result, lik: PyhfLikelihood, signals: np.ndarray) -> dict | None:
+    """pyhf's own numbers (numpy backend, SciPy) on the workspace our likelihood chose:
+    max |d(-2 ln L)| at mu = 0, 0.5, 1, 2, relative d mu-hat (floor 0.05), relative d of the
+    observed and expected limits, and pyhf's seconds (both fits and both limits)."""
+    import pyhf
+
+    used = lik.workspace
+    if used is None:
+        return None
+    ul, ul_exp = lik.upper_limit(), lik.upper_limit(expected=True)
+    mus = np.asarray([0.0, 0.5, 1.0, 2.0])
+    ours_nll = lik.nll(mus)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        start = time.perf_counter()
+        model, data = _numpy_model(result, used, signals, apriori=False)
+        ref = [
+            float(pyhf.infer.mle.fixed_poi_fit(m, data, model, return_fitted_val=True)[1])
+            for m in (0.0, 1.0)
+        ]
+        best, _ = pyhf.infer.mle.fit(data, model, return_fitted_val=True)
+        ref_ul = _pyhf_limit(model, data, ul)
+        model_e, data_e = _numpy_model(result, used, signals, apriori=True)
+        ref_ule = _pyhf_limit(model_e, data_e, ul_exp)
+        seconds = time.perf_counter() - start
+        ref += [
+            float(pyhf.infer.mle.fixed_poi_fit(m, data, model, return_fitted_val=True)[1])
+            for m in (0.5, 2.0)
+        ]
+    ref_nll = np.asarray([ref[0], ref[2], ref[1], ref[3]])
+    mu_ref = float(best[model.config.poi_index])
+    return {
+        "seconds": seconds,
+        "d2nll": float(np.max(np.abs(2 * ours_nll - ref_nll))),
+        "dmu": abs(lik.mu_hat - mu_ref) / max(abs(mu_ref), 0.05),
+        "dul": abs(ul / ref_ul - 1),
+        "dule": abs(ul_exp / ref_ule - 1),
+    }
+
+
+def _report(label: str, n_par: str, ours_t: list, diffs: list[dict], n: int) -> bool:
+    """One line: warm ms ours | pyhf, the largest differences, ok or MISS (the goals)."""
+    worst = {k: max((d[k] for d in diffs), default=math.nan) for k in ("d2nll", "dmu")}
+    ul = [d[k] for d in diffs for k in ("dul", "dule")]
+    ref_ms = 1e3 * np.median([d["seconds"] for d in diffs]) if diffs else math.nan
+    line = (
+        f"  {label:<34} {n_par:>12} par  {1e3 * np.median(ours_t):7.2f} ms | "
+        f"{ref_ms:8.0f} ms   d2nll {worst['d2nll']:.2g}  dmu {worst['dmu']:.2g}  "
+        f"dUL {max((d['dul'] for d in diffs), default=math.nan):.2g} / "
+        f"{max((d['dule'] for d in diffs), default=math.nan):.2g}  ({n} signals, "
+        f"{len(diffs)} vs pyhf)"
+    )
+    bad = (
+        not diffs or worst["d2nll"] > 0.05 or worst["dmu"] > 0.02
+        or not all(x <= 0.02 for x in ul)
+    )
+    print(line + ("  MISS" if bad else "  ok"))
+    return bad
+
+
+def _pyhf_results(db, heavy: bool):  # noqa: ANN001, ANN202
+    for result in db.results:
+        if result.likelihood != "pyhf" or result.covariance is not None:
+            continue
+        if result.result_id in HEAVY and not heavy:
+            print(f"  {result.result_id}: skipped (--heavy)")
+            continue
+        yield result
+
+
 def agreement_section(db, heavy: bool, n_signals: int) -> list[str]:  # noqa: ANN001
     """Per pyhf result and workspace: ours (JAX Newton) vs pyhf's own (numpy + SciPy)."""
     import pyhf
@@ -428,79 +515,100 @@ def agreement_section(db, heavy: bool, n_signals: int) -> list[str]:  # noqa: AN
     pyhf.set_backend("numpy")
     misses = []
     models = PyhfModels()
-    for result in db.results:
-        if result.likelihood != "pyhf" or result.covariance is not None:
-            continue
-        if result.result_id in HEAVY and not heavy:
-            print(f"  {result.result_id}: skipped (--heavy)")
-            continue
+    for result in _pyhf_results(db, heavy):
         start = time.perf_counter()
         compiled = models.workspaces(result)
         build = time.perf_counter() - start
         n_sig = n_signals if max(len(c.init) for c in compiled) < 60 else min(n_signals, 2)
-        ours_t, ref_t, d2nll, dmu, dul, dule, fails = [], [], [], [], [], [], []
-        first = True
+        ours_t, diffs, fails = [], [], []
         for seed in range(n_sig):
             rng = np.random.default_rng(seed)
             signals = synthetic_signal(result, seed) * rng.uniform(0.2, 3.0)
-            for attempt in range(2 if first else 1):  # the first call compiles
-                start = time.perf_counter()
-                lik = PyhfLikelihood(result, signals, models=models)
-                lik.nll(np.asarray([1.0, 0.0]))
-                lik.maximum()
-                ul, ul_exp = lik.upper_limit(), lik.upper_limit(expected=True)
-                elapsed = time.perf_counter() - start
-                if first and attempt == 0:
+            for attempt in range(2 if seed == 0 else 1):  # the first call compiles
+                lik, elapsed = our_fits(result, signals, models)
+                if seed == 0 and attempt == 0:
                     print(f"  {result.result_id}: build {build:.1f} s, first call (compile) "
                           f"{elapsed:.1f} s")
-            first = False
             ours_t.append(elapsed)
             if lik.errors:
                 fails.append("; ".join(lik.errors))
-            used = lik.workspace
-            if used is None:
-                continue
-            mus = np.asarray([0.0, 0.5, 1.0, 2.0])
-            ours_nll = lik.nll(mus)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                start = time.perf_counter()
-                model, data = _numpy_model(result, used, signals, apriori=False)
-                ref = [
-                    float(pyhf.infer.mle.fixed_poi_fit(m, data, model, return_fitted_val=True)[1])
-                    for m in (0.0, 1.0)
-                ]
-                best, _ = pyhf.infer.mle.fit(data, model, return_fitted_val=True)
-                ref_ul = _pyhf_limit(model, data, ul)
-                model_e, data_e = _numpy_model(result, used, signals, apriori=True)
-                ref_ule = _pyhf_limit(model_e, data_e, ul_exp)
-                ref_t.append(time.perf_counter() - start)
-                ref += [
-                    float(pyhf.infer.mle.fixed_poi_fit(m, data, model, return_fitted_val=True)[1])
-                    for m in (0.5, 2.0)
-                ]
-            ref_nll = np.asarray([ref[0], ref[2], ref[1], ref[3]])
-            d2nll.append(float(np.max(np.abs(2 * ours_nll - ref_nll))))
-            mu_ref = float(best[model.config.poi_index])
-            dmu.append(abs(lik.mu_hat - mu_ref) / max(abs(mu_ref), 0.05))
-            dul.append(abs(ul / ref_ul - 1))
-            dule.append(abs(ul_exp / ref_ule - 1))
+            diff = against_pyhf(result, lik, signals)
+            if diff is not None:
+                diffs.append(diff)
         n_par = "/".join(str(len(c.init)) for c in compiled)
-        line = (
-            f"  {result.result_id:<34} {n_par:>12} par  {1e3 * np.median(ours_t):7.2f} ms | "
-            f"{1e3 * np.median(ref_t) if ref_t else math.nan:8.0f} ms   "
-            f"d2nll {max(d2nll, default=math.nan):.2g}  dmu {max(dmu, default=math.nan):.2g}  "
-            f"dUL {np.nanmax(dul) if dul else math.nan:.2g} / "
-            f"{np.nanmax(dule) if dule else math.nan:.2g}  ({len(ours_t)} signals)"
-        )
-        bad = (
-            max(d2nll, default=0) > 0.05 or max(dmu, default=0) > 0.02
-            or not all(x <= 0.02 for x in dul + dule)
-        )
-        print(line + ("  MISS" if bad else "  ok"))
-        if bad:
+        if _report(result.result_id, n_par, ours_t, diffs, n_sig):
             misses.append(result.result_id)
         for f in dict.fromkeys(fails):
+            print(f"      -> {f}")
+    return misses
+
+
+def random_section(  # noqa: PLR0913
+    db,  # noqa: ANN001
+    heavy: bool,
+    n_models: int,
+    max_draws: int,
+    ref_seconds: float,
+    seed: int,
+) -> list[str]:
+    """Random protomodels of the template that reach each pyhf result (a combined pyhf
+    prediction with 0.05 <= r_exp <= 20 from our fit): ours vs pyhf numpy on their signals."""
+    import pyhf
+
+    from protomodels.evaluation import EvaluationSettings
+    from protomodels.theory.particles import load_template
+    from protomodels.theory.sampling import random_protomodel
+
+    print(
+        f"\n== 2c. random protomodels (seed {seed}) reaching each pyhf result (0.05 <= r_exp"
+        f" <= 20), up to {n_models} per result from at most {max_draws} draws; pyhf numpy on"
+        f" them for up to {ref_seconds:.0f} s per result"
+    )
+    pyhf.set_backend("numpy")
+    template = load_template(shared_dir() / "data" / "templates" / "protomodel_template.slha")
+    predictor = Predictor(db, settings=EvaluationSettings().predictions)
+    wanted = {r.result_id: r for r in _pyhf_results(db, heavy)}
+    models = PyhfModels()
+    reached: dict[str, list[np.ndarray]] = {rid: [] for rid in wanted}
+    rng = np.random.default_rng(seed)
+    start = time.perf_counter()
+    draws = 0
+    while draws < max_draws and any(len(v) < n_models for v in reached.values()):
+        draws += 1
+        model = random_protomodel(rng, template, lsp_mass=(0.0, 600.0), max_mass=1600.0)
+        for p in predictor.predict(model):
+            rid = p.result_id
+            if rid not in wanted or p.data_type != "combined" or len(reached[rid]) >= n_models:
+                continue
+            signals = np.asarray(p.signals_fb, dtype=float)
+            lik = PyhfLikelihood(wanted[rid], signals, models=models)
+            r_exp = lik.upper_limit(expected=True)
+            total = float(signals.sum())
+            if total > 0 and math.isfinite(r_exp) and 0.05 <= 1.0 / r_exp <= 20.0:
+                reached[rid].append(signals)
+    print(f"  {draws} random protomodels drawn and predicted in {time.perf_counter() - start:.0f}"
+          " s (with the compiles of the first fits)")
+    misses = []
+    for rid, signal_list in reached.items():
+        result = wanted[rid]
+        if not signal_list:
+            print(f"  {rid:<34} no random protomodel reaches it")
+            continue
+        ours_t, diffs, fails, spent = [], [], [], 0.0
+        for signals in signal_list:
+            lik, elapsed = our_fits(result, signals, models)
+            ours_t.append(elapsed)
+            if lik.errors:
+                fails.append("; ".join(lik.errors))
+            if spent < ref_seconds:
+                diff = against_pyhf(result, lik, signals)
+                if diff is not None:
+                    diffs.append(diff)
+                    spent += diff["seconds"]
+        n_par = "/".join(str(len(c.init)) for c in models.workspaces(result))
+        if _report(rid, n_par, ours_t, diffs, len(signal_list)):
+            misses.append(f"random/{rid}")
+        for f in list(dict.fromkeys(fails))[:3]:
             print(f"      -> {f}")
     return misses
 
@@ -512,6 +620,14 @@ def main() -> None:
     parser.add_argument("--skip-reference", action="store_true")
     parser.add_argument("--skip-protomodels", action="store_true")
     parser.add_argument("--signals", type=int, default=5, help="synthetic signals per result")
+    parser.add_argument("--skip-synthetic", action="store_true", help="skip section 2b")
+    parser.add_argument("--random", type=int, default=50,
+                        help="random protomodels per pyhf result (section 2c; 0: skip)")
+    parser.add_argument("--max-draws", type=int, default=20000,
+                        help="random protomodels drawn at most (section 2c)")
+    parser.add_argument("--ref-seconds", type=float, default=600.0,
+                        help="pyhf numpy time per result in section 2c (the rest: ours only)")
+    parser.add_argument("--seed", type=int, default=1, help="seed of section 2c")
     parser.add_argument(
         "--oracle-max-parameters",
         type=int,
@@ -529,7 +645,12 @@ def main() -> None:
     if not args.skip_reference:
         reference_section(db, predictor, PyhfModels(), oracle)
     misses = [] if args.skip_protomodels else protomodel_section(db, predictor, oracle, args.heavy)
-    misses += agreement_section(db, args.heavy, args.signals)
+    if not args.skip_synthetic:
+        misses += agreement_section(db, args.heavy, args.signals)
+    if args.random:
+        misses += random_section(
+            db, args.heavy, args.random, args.max_draws, args.ref_seconds, args.seed
+        )
     print(f"\n{len(misses)} goal misses" + ("".join(f"\n  {m}" for m in misses)))
 
 

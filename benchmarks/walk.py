@@ -2,6 +2,7 @@
 proposal, predictions, likelihoods + combination, critics and storage.
 
 Usage: python benchmarks/walk.py [--steps 1000] [--warmup 100] [--seed 1]
+       [--no-full-likelihoods]   (pyhf full likelihoods are on by default, as in the walk)
 (the grids are prepared first; the warm-up steps compile the kernels; both are reported
 separately)
 """
@@ -17,7 +18,7 @@ from pathlib import Path
 from protomodels.builders.storage import RunStorage
 from protomodels.builders.walker import Walker, WalkerConfig
 from protomodels.database import open as open_database
-from protomodels.evaluation import Evaluator
+from protomodels.evaluation import EvaluationSettings, Evaluator
 
 
 def main() -> None:
@@ -25,8 +26,13 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--warmup", type=int, default=100)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--no-full-likelihoods", action="store_true")
     args = parser.parse_args()
-    evaluator = Evaluator(open_database(workspaces=False))
+    full = not args.no_full_likelihoods
+    evaluator = Evaluator(
+        open_database(workspaces=full), EvaluationSettings(full_likelihoods=full)
+    )
+    print(f"pyhf full likelihoods {'on' if full else 'off'}")
     t0 = time.perf_counter()
     evaluator.prepare(workers=2)
     print(f"prepare grids (cached triangulations, stacks): {time.perf_counter() - t0:.1f} s")

@@ -5,12 +5,14 @@ Usage (from the repository root):
 
     python studies/best_protomodel/run.py [--walkers 10] [--steps 2000] [--seed 1]
         [--processes 2] [--run-file RUN.sqlite] [--report-only] [--constructive]
-        [--figures FOLDER]
+        [--no-full-likelihoods] [--figures FOLDER]
 
 The run file (SQLite) is written outside the repository by default (it is derived from the
 database); the figures and ``summary.json`` go to ``studies/best_protomodel/figures``.
 ``--report-only`` rereads an existing run file. ``--constructive``: the critics cap mu-hat at
 mu_max instead of vetoing a model (figures then go to ``figures-constructive`` by default).
+The pyhf full likelihoods are on (the walk's default; run file and figures tagged ``-pyhf``);
+``--no-full-likelihoods`` is the first runs of this study (``figures``, ``figures-constructive``).
 A killed run is continued by running the same command again (the walkers resume from the run
 file).
 """
@@ -99,17 +101,19 @@ def main() -> None:
     parser.add_argument("--run-file", type=Path, default=None)
     parser.add_argument("--report-only", action="store_true")
     parser.add_argument("--constructive", action="store_true")
+    parser.add_argument("--no-full-likelihoods", action="store_true")
     parser.add_argument("--figures", type=Path, default=None)
     args = parser.parse_args()
-    tag = "-constructive" if args.constructive else ""
+    full = not args.no_full_likelihoods
+    tag = ("-constructive" if args.constructive else "") + ("-pyhf" if full else "")
     run_file = args.run_file or (
         Path(tempfile.gettempdir()) / f"best_protomodel{tag}-{args.seed}.sqlite"
     )
     if not args.report_only:
-        database = open_database(workspaces=False)
+        database = open_database(workspaces=False)  # for its path: each walker opens its own
         settings = RunSettings(
             steps=args.steps, walkers=args.walkers, seed=args.seed, processes=args.processes,
-            evaluation=EvaluationSettings(constructive=args.constructive),
+            evaluation=EvaluationSettings(constructive=args.constructive, full_likelihoods=full),
         )
         t0 = time.perf_counter()
         run_walk(run_file, database.path, settings, resume=run_file.exists())
