@@ -26,7 +26,11 @@ from protomodels.critics import CriticContext, Verdict, run_critics
 from protomodels.database.database import Database
 from protomodels.database.records import Result
 from protomodels.exceptions import ProtomodelsError
-from protomodels.statistics.common import PYHF_MAX_ITERATIONS, pyhf_backend
+from protomodels.statistics.common import (
+    PYHF_MAX_ITERATIONS,
+    PYHF_MAX_PARAMETERS,
+    pyhf_backend,
+)
 from protomodels.statistics.evaluate import Evaluator as StatisticsEvaluator
 from protomodels.statistics.evaluate import attach_statistics
 from protomodels.theory.predictions import PredictionSettings, Predictor, TheoryPrediction
@@ -54,6 +58,10 @@ class EvaluationSettings:
             no likelihood (a recorded fallback) and their signal regions stand in.
         pyhf_iterations: the Newton budget of each pyhf fit (warm-started fits take 3-8); a
             fit out of budget is a recorded fallback (the best signal region stands in).
+        pyhf_max_parameters: workspaces with more parameters are not fitted (a recorded
+            fallback, the best signal region stands in): ATLAS-SUSY-2018-04 (115) and -2018-16
+            (~200) at the default 100, whose fits cost seconds and their compilation many GB;
+            None fits every workspace.
     """
 
     predictions: PredictionSettings = field(
@@ -65,6 +73,7 @@ class EvaluationSettings:
     constructive: bool = False
     full_likelihoods: bool = True
     pyhf_iterations: int = PYHF_MAX_ITERATIONS
+    pyhf_max_parameters: int | None = PYHF_MAX_PARAMETERS
 
 
 @dataclass
@@ -301,6 +310,7 @@ class Evaluator:
             predictions, self.database, evaluator=self.statistics,
             full_likelihoods=self.settings.full_likelihoods,
             max_iterations=self.settings.pyhf_iterations,
+            max_parameters=self.settings.pyhf_max_parameters,
         )
         return predictions
 

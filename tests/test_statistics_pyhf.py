@@ -32,8 +32,10 @@ from protomodels.statistics.evaluate import (
 from protomodels.statistics.full_likelihood import (
     FIT_FAILED,
     MODIFIER_SETTINGS,
+    NOT_FITTED,
     PyhfLikelihood,
     PyhfModels,
+    WorkspaceTooLarge,
     attach_full_likelihoods,
 )
 from protomodels.statistics.pyhf_patch import (
@@ -155,9 +157,11 @@ def test_public_api() -> None:
         "CompiledWorkspace",
         "FIT_FAILED",
         "FitResult",
+        "NOT_FITTED",
         "PyhfFitError",
         "PyhfLikelihood",
         "PyhfModels",
+        "WorkspaceTooLarge",
         "attach_full_likelihoods",
         "is_pyhf_prediction",
         "likelihood_curves",
@@ -740,3 +744,28 @@ def test_no_import_cycle() -> None:
     imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
     assert "protomodels.statistics.evaluate" not in imported
     assert "protomodels.statistics.common" in imported
+
+
+def test_a_workspace_above_the_parameter_cap_is_not_fitted(monkeypatch: pytest.MonkeyPatch) -> None:
+    """max_parameters: a larger workspace is a recorded fallback naming its size and the cap,
+    and the refusal is remembered (pyhf does not build the model again for the next signal)."""
+    from protomodels.statistics import full_likelihood
+
+    result = _two_bins()
+    models = PyhfModels()
+    n_par = len(models.workspaces(result)[0].init)
+    fresh = PyhfModels()
+    p = _prediction(result, [0.03, 0.01])
+    attach_full_likelihoods([p], _OneResult(result), models=fresh, max_parameters=n_par - 1)  # type: ignore[arg-type]
+    assert p.extra["fallback"].startswith(NOT_FITTED)
+    assert f"{n_par} parameters, more than the {n_par - 1}" in p.extra["fallback"]
+    assert "likelihood" not in p.extra and p.upper_limit_fb is None
+    builds = []
+    original = full_likelihood.CompiledWorkspace.build
+    monkeypatch.setattr(full_likelihood.CompiledWorkspace, "build",
+                        lambda *a, **k: builds.append(1) or original(*a, **k))
+    with pytest.raises(WorkspaceTooLarge):
+        fresh.workspaces(result, max_parameters=n_par - 1)
+    assert not builds  # remembered
+    assert fresh.workspaces(result, max_parameters=n_par)  # a higher cap builds it
+    assert builds == [1]

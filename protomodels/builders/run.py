@@ -74,6 +74,7 @@ class RunSettings:
                 else "custom",
                 "constructive": evaluation.constructive,
                 "full_likelihoods": evaluation.full_likelihoods,
+                "pyhf_max_parameters": evaluation.pyhf_max_parameters,
             },
         }
 
@@ -301,6 +302,8 @@ def _settings_from(config: dict[str, Any], override: RunSettings | None) -> RunS
         k=KSettings(combinability=e["combinability"], prior=PriorSettings(**prior)),
         constructive=e["constructive"],
         full_likelihoods=e["full_likelihoods"],
+        # run files written before the cap fitted every workspace
+        pyhf_max_parameters=e.get("pyhf_max_parameters"),
     )
     settings = RunSettings(
         steps=config["steps"],

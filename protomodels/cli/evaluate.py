@@ -22,6 +22,7 @@ from protomodels.cli.predict import model_notes
 from protomodels.combiner.prior import PRIORS, PriorSettings
 from protomodels.combiner.test_statistic import KSettings
 from protomodels.evaluation import Evaluation, EvaluationSettings, Evaluator
+from protomodels.statistics.common import PYHF_MAX_PARAMETERS
 from protomodels.theory.predictions import PredictionSettings
 from protomodels.theory.protomodel import Protomodel
 
@@ -52,6 +53,11 @@ def evaluation_options(func):  # noqa: ANN001, ANN201 - click decorator
                      help="pyhf full likelihoods (jitted JAX fits) for the results with pyhf "
                           "workspaces; off, their combination has no likelihood (its best "
                           "signal region stands in, as a recorded fallback)."),
+        click.option("--pyhf-max-parameters", type=click.IntRange(min=1),
+                     default=PYHF_MAX_PARAMETERS, show_default=True,
+                     help="pyhf workspaces with more parameters are not fitted (their best "
+                          "signal region stands in): ATLAS-SUSY-2018-04 (115) and -2018-16 "
+                          "(~200) take seconds per model and many GB to compile."),
     ]
     for option in reversed(options):
         func = option(func)
@@ -61,6 +67,7 @@ def evaluation_options(func):  # noqa: ANN001, ANN201 - click decorator
 def evaluation_settings(
     ctx: Context, sigmacut: float, minmassgap: float, combinability: str, prior_name: str,
     no_penalties: bool, constructive: bool, full_likelihoods: bool,
+    pyhf_max_parameters: int = PYHF_MAX_PARAMETERS,
 ) -> EvaluationSettings:
     """Settings from the shared options (the combinability matrix is loaded here, so that a
     wrong name or file is refused before any work)."""
@@ -78,6 +85,7 @@ def evaluation_settings(
         k=KSettings(combinability=combinability, shared=ctx.shared, prior=prior),
         constructive=constructive,
         full_likelihoods=full_likelihoods,
+        pyhf_max_parameters=pyhf_max_parameters,
     )
 
 

@@ -111,6 +111,7 @@ _FIXED_ON_RESUME = {
     "minmassgap": "--minmassgap", "combinability": "--combinability", "prior_name": "--prior",
     "no_penalties": "--no-penalties", "constructive": "--constructive",
     "full_likelihoods": "--full-likelihoods/--no-full-likelihoods",
+    "pyhf_max_parameters": "--pyhf-max-parameters",
 }
 _RESUME_HINT = ("give --resume a run file written by 'protomodel walk', or start a new run "
                 "with --out NEW.sqlite")

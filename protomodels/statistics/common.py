@@ -14,6 +14,7 @@ __all__ = [
     "LIKELIHOOD_KEYS",
     "NO_FULL_LIKELIHOOD",
     "PYHF_MAX_ITERATIONS",
+    "PYHF_MAX_PARAMETERS",
     "fall_back",
     "likelihood_value",
     "pyhf_backend",
@@ -60,6 +61,11 @@ def store_likelihoods(
 
 #: default Newton budget of each pyhf fit of a protomodel (warm-started fits take 3-8 steps)
 PYHF_MAX_ITERATIONS = 60
+
+#: default cap on the parameters of a pyhf workspace fitted in an evaluation: of v3.0.0's eight
+#: results, ATLAS-SUSY-2018-04 (115) and -2018-16 (~200) are above it (their fixed-budget Newton
+#: fits take seconds per model and their compilation many GB); everything else has 3-5
+PYHF_MAX_PARAMETERS = 100
 
 #: the keys :func:`store_likelihoods` writes, and the likelihood object
 LIKELIHOOD_KEYS = ("L1", "L_SM", "L_max", "muhat", "nll1", "nll_SM", "nll_max", "likelihood")

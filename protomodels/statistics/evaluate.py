@@ -202,6 +202,7 @@ class Evaluator:
         *,
         full_likelihoods: bool = False,
         max_iterations: int | None = None,
+        max_parameters: int | None = None,
     ) -> None:
         """Compute and store the likelihood quantities of every prediction (in place).
 
@@ -210,7 +211,8 @@ class Evaluator:
         (:func:`~protomodels.statistics.full_likelihood.attach_full_likelihoods`); without, they
         get no likelihood and ``extra["fallback"] = NO_FULL_LIKELIHOOD``.
         ``max_iterations``: the Newton budget of each pyhf fit (default
-        :data:`~protomodels.statistics.common.PYHF_MAX_ITERATIONS`).
+        :data:`~protomodels.statistics.common.PYHF_MAX_ITERATIONS`); ``max_parameters``:
+        workspaces with more parameters are not fitted (a recorded fallback; None: all are).
 
         Raises:
             ProtomodelsError: ``full_likelihoods`` on a database opened without its pyhf
@@ -243,7 +245,7 @@ class Evaluator:
         if not pyhf:
             return
         if full_likelihoods:
-            self._attach_pyhf(pyhf, max_iterations)
+            self._attach_pyhf(pyhf, max_iterations, max_parameters)
             return
         for p in pyhf:
             fallback = self._fallbacks.get(p.result_id)
@@ -251,13 +253,19 @@ class Evaluator:
                 NO_FULL_LIKELIHOOD if fallback is None else f"{NO_FULL_LIKELIHOOD} ({fallback})"
             )
 
-    def _attach_pyhf(self, pyhf: list[TheoryPrediction], max_iterations: int | None) -> None:
+    def _attach_pyhf(
+        self,
+        pyhf: list[TheoryPrediction],
+        max_iterations: int | None,
+        max_parameters: int | None,
+    ) -> None:
         """The pyhf stage (pyhf is imported here: a run without it never loads it)."""
         from protomodels.statistics.full_likelihood import attach_full_likelihoods
 
         # compiled workspaces: full_likelihood keeps one set per database object
         attach_full_likelihoods(
-            pyhf, self._database, max_iterations=max_iterations or PYHF_MAX_ITERATIONS
+            pyhf, self._database, max_iterations=max_iterations or PYHF_MAX_ITERATIONS,
+            max_parameters=max_parameters,
         )
 
     def _attach_ul(self, ul: list[TheoryPrediction]) -> None:

@@ -82,11 +82,13 @@ from protomodels.theory.predictions import TheoryPrediction
 
 __all__ = [
     "FIT_FAILED",
+    "NOT_FITTED",
     "CompiledWorkspace",
     "FitResult",
     "PyhfFitError",
     "PyhfLikelihood",
     "PyhfModels",
+    "WorkspaceTooLarge",
     "attach_full_likelihoods",
     "is_pyhf_prediction",
     "likelihood_curves",
@@ -107,6 +109,8 @@ BACKGROUND_ITERATIONS = 500
 _BAD = 1e30  # objective value where the nll is not finite
 #: start of ``extra["fallback"]`` of a combination whose pyhf fit failed or ran out of budget
 FIT_FAILED = "pyhf fit failed, the best signal region stands in"
+#: start of ``extra["fallback"]`` of a combination whose workspace is above ``max_parameters``
+NOT_FITTED = "pyhf workspace too large to fit here, the best signal region stands in"
 _FLOOR = 1e-8  # rates below max(_FLOOR, 1e-3 n) continue quadratically (_poisson_nll)
 
 
@@ -123,6 +127,17 @@ def _poisson_nll(n: jax.Array, lam: jax.Array) -> jax.Array:
     value = safe - n * jnp.log(safe) + gammaln(n + 1.0)
     d = jnp.minimum(lam - c, 0.0)
     return value + (1.0 - n / c) * d + 0.5 * (n / c**2) * d**2
+
+
+class WorkspaceTooLarge(ProtomodelsError):
+    """A workspace with more parameters than the caller's ``max_parameters`` (not fitted)."""
+
+    def __init__(self, where: str, n_parameters: int, max_parameters: int) -> None:
+        self.n_parameters = n_parameters
+        super().__init__(
+            f"{where} has {n_parameters} parameters, more than the {max_parameters} fitted in an"
+            " evaluation (pyhf_max_parameters, --pyhf-max-parameters)"
+        )
 
 
 class PyhfFitError(ProtomodelsError):
@@ -214,11 +229,15 @@ class CompiledWorkspace:
     _kernels: dict[tuple, _Kernel] = field(repr=False, default_factory=dict)
 
     @classmethod
-    def build(cls, result: Result, plan: PatchPlan) -> CompiledWorkspace:
+    def build(
+        cls, result: Result, plan: PatchPlan, *, max_parameters: int | None = None
+    ) -> CompiledWorkspace:
         """Patch with a unit signal, build the pyhf model, make the background-only fits.
 
         Raises:
             PyhfPatchError: the workspace is missing or invalid.
+            WorkspaceTooLarge: it has more than ``max_parameters`` parameters (checked once
+                pyhf has built the model, before anything is compiled).
         """
         raw = _source(result, plan)
         if raw is None:
@@ -267,6 +286,9 @@ class CompiledWorkspace:
                 return rates(pars, s_bins), model.expected_auxdata(pars)
 
             init = np.asarray(config.suggested_init(), dtype=float)
+            if max_parameters is not None and len(init) > max_parameters:
+                where = f"{result.result_id}/{plan.file_name}"
+                raise WorkspaceTooLarge(where, len(init), max_parameters)
             bounds = np.asarray(config.suggested_bounds(), dtype=float)
             fixed = np.asarray(config.suggested_fixed(), dtype=bool)
             names = []
@@ -520,19 +542,34 @@ class PyhfModels:
 
     def __init__(self) -> None:
         self._compiled: dict[tuple[str, str], CompiledWorkspace] = {}
+        self._sizes: dict[tuple[str, str], int] = {}  # parameters of workspaces not built
 
-    def workspaces(self, result: Result) -> list[CompiledWorkspace]:
+    def workspaces(
+        self, result: Result, *, max_parameters: int | None = None
+    ) -> list[CompiledWorkspace]:
         """The compiled workspaces SModelS would consider for this result.
 
         Raises:
             PyhfPatchError: a workspace is missing or cannot be patched.
+            WorkspaceTooLarge: one has more than ``max_parameters`` parameters (remembered:
+                the model is not built again for the next signal).
         """
         out = []
         for plan in patch_plans(result):
             key = (result.result_id, plan.file_name)
             compiled = self._compiled.get(key)
+            size = len(compiled.init) if compiled is not None else self._sizes.get(key)
+            if max_parameters is not None and size is not None and size > max_parameters:
+                raise WorkspaceTooLarge(f"{key[0]}/{key[1]}", size, max_parameters)
             if compiled is None or compiled.source is not _source(result, plan):
-                compiled = self._compiled[key] = CompiledWorkspace.build(result, plan)
+                try:
+                    compiled = CompiledWorkspace.build(
+                        result, plan, max_parameters=max_parameters
+                    )
+                except WorkspaceTooLarge as err:
+                    self._sizes[key] = err.n_parameters
+                    raise
+                self._compiled[key] = compiled
             out.append(compiled)
         return out
 
@@ -654,6 +691,7 @@ class PyhfLikelihood:
         signals_fb: sigma x eff per data set (fb), in the result's data-set order.
         models: compiled workspaces to reuse (one per database is kept by default).
         max_iterations: cap on Newton steps per fit.
+        max_parameters: refuse workspaces with more parameters (:class:`WorkspaceTooLarge`).
 
     Raises:
         PyhfPatchError: the workspaces are missing or do not fit the result's data sets.
@@ -670,6 +708,7 @@ class PyhfLikelihood:
         *,
         models: PyhfModels | None = None,
         max_iterations: int = MAX_ITERATIONS,
+        max_parameters: int | None = None,
     ) -> None:
         signals_fb = np.asarray(signals_fb, dtype=float)
         if signals_fb.shape != (len(result.datasets),):
@@ -683,7 +722,9 @@ class PyhfLikelihood:
             raise ValueError(msg)
         self.result = result
         self.signals = signals_fb * result.lumi_ifb  # events per data set
-        compiled = (models if models is not None else PyhfModels()).workspaces(result)
+        compiled = (models if models is not None else PyhfModels()).workspaces(
+            result, max_parameters=max_parameters
+        )
         if not compiled:
             msg = f"{result.result_id}: no jsonFiles workspace models a data set of the result"
             raise PyhfPatchError(msg)
@@ -852,6 +893,7 @@ def attach_full_likelihoods(
     *,
     models: PyhfModels | None = None,
     max_iterations: int = MAX_ITERATIONS,
+    max_parameters: int | None = None,
 ) -> None:
     """Store pyhf likelihood quantities in every combined prediction whose result has pyhf
     workspaces (in place): ``extra`` gets L1, L_SM, L_max, muhat, nll1, nll_SM, nll_max and
@@ -861,8 +903,9 @@ def attach_full_likelihoods(
     ``extra["fallback"]`` starts with :data:`FIT_FAILED` and gives the reason (also in
     ``extra["likelihood_error"]``; ``extra["pyhf_converged"] = False`` when out of budget), and
     the combiner lets the result's best signal region stand in; a result whose JSON is missing
-    gets ``extra["fallback"]``. ``models`` and
-    ``max_iterations`` as for :class:`PyhfLikelihood`. Usually called through
+    gets ``extra["fallback"]``. ``models``, ``max_iterations`` and ``max_parameters`` (None:
+    no cap) as for :class:`PyhfLikelihood`; a workspace above ``max_parameters`` is such a
+    fallback too. Usually called through
     :func:`~protomodels.statistics.evaluate.attach_statistics` with ``full_likelihoods=True``
     (after the other kinds).
 
@@ -895,9 +938,13 @@ def attach_full_likelihoods(
                 p.extra["fallback"] = result.fallback
         try:
             likelihood = PyhfLikelihood(
-                result, p.signals_fb, models=models, max_iterations=max_iterations
+                result, p.signals_fb, models=models, max_iterations=max_iterations,
+                max_parameters=max_parameters,
             )
             _store(p, likelihood)
+        except WorkspaceTooLarge as err:
+            p.extra["likelihood_error"] = str(err)
+            fall_back(p, f"{NOT_FITTED}: {err}")
         except (ProtomodelsError, ValueError, ArithmeticError) as err:
             p.extra["likelihood_error"] = str(err)
             fall_back(p, f"{FIT_FAILED}: {err}")
