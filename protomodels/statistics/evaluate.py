@@ -327,14 +327,16 @@ def attach_statistics(
     evaluator: Evaluator | None = None,
     full_likelihoods: bool = False,
     max_iterations: int | None = None,
+    max_parameters: int | None = None,
 ) -> None:
     """Compute and store the likelihood quantities of every prediction (in place).
 
     Pass an :class:`Evaluator` built once for the database when calling this in a loop.
     ``full_likelihoods``: the pyhf full likelihood for the combined predictions of results with
-    pyhf workspaces (see :meth:`Evaluator.attach`, also for ``max_iterations``); off, they get
-    no likelihood.
+    pyhf workspaces (see :meth:`Evaluator.attach`, also for ``max_iterations`` and
+    ``max_parameters``); off, they get no likelihood.
     """
     (evaluator or Evaluator(database)).attach(
-        predictions, full_likelihoods=full_likelihoods, max_iterations=max_iterations
+        predictions, full_likelihoods=full_likelihoods, max_iterations=max_iterations,
+        max_parameters=max_parameters,
     )
