@@ -382,3 +382,20 @@ def test_a_second_writer_of_a_run_is_refused_and_the_file_stays_intact(tmp_path,
     a.run()
     assert first.steps() == whole
     first.close()
+
+
+def test_a_walk_stops_on_repeated_internal_errors(template) -> None:  # noqa: ANN001
+    """An engine bug (every evaluation an internal error) stops the walk with the error, it does
+    not reject every step of the run."""
+    import math
+
+    from protomodels.builders.walker import MAX_INTERNAL_ERRORS
+    from protomodels.evaluation import Evaluation
+    from protomodels.exceptions import ProtomodelsError
+
+    def broken(model):  # noqa: ANN001, ANN202
+        return Evaluation(math.nan, math.nan, math.nan, math.nan, model, None, None, False,
+                          "internal error (TypeError: bad call); please report this model")
+
+    with pytest.raises(ProtomodelsError, match=f"{MAX_INTERNAL_ERRORS} evaluations in a row"):
+        walk(broken, WalkerConfig(steps=200, seed=1), template=template)

@@ -79,6 +79,11 @@ def __dir__() -> list[str]:
     return __all__
 
 
+#: consecutive evaluations failing with an internal error after which a walk stops (an engine
+#: bug would otherwise reject every step of the run)
+MAX_INTERNAL_ERRORS = 25
+
+
 class Evaluation(Protocol):
     """What the walker needs from an evaluation of a protomodel.
 
@@ -443,6 +448,7 @@ class Walker:
         self.storage = storage
         self.on_step = on_step
         self.particles_of = particles_of
+        self._internal_errors = 0
 
     @classmethod
     def resume(
@@ -501,6 +507,15 @@ class Walker:
         except ProtomodelsError as err:
             return _Candidate(False, model, reason=f"{type(err).__name__}: {err}")
         k = float(evaluation.K)
+        internal = math.isnan(k) and (evaluation.reason or "").startswith("internal error")
+        self._internal_errors = self._internal_errors + 1 if internal else 0
+        if self._internal_errors >= MAX_INTERNAL_ERRORS:
+            # a bug of the engine, not a model: stop rather than reject every step
+            msg = (
+                f"{MAX_INTERNAL_ERRORS} evaluations in a row failed with an internal error, "
+                f"the last: {evaluation.reason}"
+            )
+            raise ProtomodelsError(msg)
         if math.isnan(k):
             why = f"K is NaN ({evaluation.reason})" if evaluation.reason else "K is NaN"
             return _Candidate(False, model, reason=why)
