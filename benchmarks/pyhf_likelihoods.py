@@ -54,7 +54,8 @@ from protomodels.theory.protomodel import Decay, Protomodel
 
 N1 = 1000022
 HEAVY = ("ATLAS-SUSY-2018-16-eff",)
-ORACLE_MAX_PARAMETERS = 60  # default: SModelS (numpy pyhf) runs on smaller workspaces only
+ORACLE_MAX_PARAMETERS = 60
+SKIPPED: set[str] = set()  # --skip  # default: SModelS (numpy pyhf) runs on smaller workspaces only
 
 
 def protomodels_for_pyhf() -> dict[str, Protomodel]:
@@ -500,6 +501,9 @@ def _pyhf_results(db, heavy: bool):  # noqa: ANN001, ANN202
         if result.result_id in HEAVY and not heavy:
             print(f"  {result.result_id}: skipped (--heavy)")
             continue
+        if result.result_id in SKIPPED:
+            print(f"  {result.result_id}: skipped (--skip)")
+            continue
         yield result
 
 
@@ -543,42 +547,6 @@ def agreement_section(db, heavy: bool, n_signals: int) -> list[str]:  # noqa: AN
     return misses
 
 
-EWKINOS = (1000023, 1000024, 1000025, 1000035, 1000037)
-SLEPTONS = (1000011, 1000012, 1000013, 1000014, 1000015, 1000016, 2000011, 2000013, 2000015)
-
-
-def _family_draw(rng: np.random.Generator, template, family: str) -> Protomodel:  # noqa: ANN001
-    """One random protomodel of a family: the whole template, electroweakinos, sleptons,
-    compressed electroweakinos (all within 5-60 GeV of the LSP: the soft-lepton searches), or
-    long-lived sleptons (width 1e-18 to 1e-14 GeV: the displaced-lepton search)."""
-    from protomodels.theory.particles import LSP, Template
-    from protomodels.theory.sampling import random_protomodel
-
-    def sub(pdgs: tuple[int, ...]) -> Template:
-        keep = {LSP, *pdgs}
-        return Template(
-            tuple(q for q in template.particles if q in keep),
-            tuple(c for c in template.channels if c.mother in keep),
-        )
-
-    if family == "template":
-        return random_protomodel(rng, template, lsp_mass=(0.0, 600.0), max_mass=1600.0)
-    if family == "ewkinos":
-        return random_protomodel(rng, sub(EWKINOS), lsp_mass=(0.0, 500.0), max_mass=1200.0)
-    if family == "compressed":
-        m = float(rng.uniform(80.0, 300.0))
-        return random_protomodel(rng, sub(EWKINOS), lsp_mass=(m, m), max_mass=m + 60.0,
-                                 min_gap=5.0)
-    model = random_protomodel(rng, sub(SLEPTONS), lsp_mass=(0.0, 400.0), max_mass=900.0)
-    if family == "sleptons":
-        return model
-    widths = {q: float(10 ** rng.uniform(-18, -14)) for q in model.masses if q in SLEPTONS}
-    return dataclasses.replace(model, widths=widths)
-
-
-FAMILIES = ("template", "ewkinos", "compressed", "sleptons", "long-lived sleptons")
-
-
 def random_section(  # noqa: PLR0913
     db,  # noqa: ANN001
     heavy: bool,
@@ -588,12 +556,13 @@ def random_section(  # noqa: PLR0913
     seed: int,
 ) -> list[str]:
     """Random protomodels that reach each pyhf result (a combined pyhf prediction with
-    0.05 <= r_exp <= 20 from our fit), drawn in turn from the families of :func:`_family_draw`:
+    0.05 <= r_exp <= 20 from our fit), drawn in turn from the families of ``family_protomodel``:
     ours vs pyhf numpy on their signals."""
     import pyhf
 
     from protomodels.evaluation import EvaluationSettings
     from protomodels.theory.particles import load_template
+    from protomodels.theory.sampling import FAMILIES, family_protomodel
 
     print(
         f"\n== 2c. random protomodels (seed {seed}; families: {', '.join(FAMILIES)}) reaching"
@@ -613,7 +582,7 @@ def random_section(  # noqa: PLR0913
     draws = 0
     while draws < max_draws and any(len(v) < n_models for v in reached.values()):
         draws += 1
-        model = _family_draw(rng, template, FAMILIES[draws % len(FAMILIES)])
+        model = family_protomodel(rng, template, FAMILIES[draws % len(FAMILIES)])
         for p in predictor.predict(model):
             rid = p.result_id
             if rid not in wanted or p.data_type != "combined" or len(reached[rid]) >= n_models:
@@ -667,6 +636,8 @@ def main() -> None:
     parser.add_argument("--ref-seconds", type=float, default=600.0,
                         help="pyhf numpy time per result in section 2c (the rest: ours only)")
     parser.add_argument("--seed", type=int, default=1, help="seed of section 2c")
+    parser.add_argument("--skip", action="append", default=[],
+                        help="leave this result out of sections 2b and 2c (repeatable)")
     parser.add_argument(
         "--oracle-max-parameters",
         type=int,
@@ -674,6 +645,7 @@ def main() -> None:
         help="run SModelS only on workspaces with at most this many parameters",
     )
     args = parser.parse_args()
+    SKIPPED.update(args.skip)
     warnings.filterwarnings("ignore")
     module = load_smodels(args.smodels)
     oracle = None if module is None else Oracle(module, args.oracle_max_parameters)
