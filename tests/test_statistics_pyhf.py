@@ -155,6 +155,7 @@ def test_public_api() -> None:
 
     assert dir(full_likelihood) == [
         "CompiledWorkspace",
+        "EXACT_HESSIAN_MAX_PARAMETERS",
         "FIT_FAILED",
         "FitResult",
         "NOT_FITTED",
@@ -163,6 +164,7 @@ def test_public_api() -> None:
         "PyhfModels",
         "WorkspaceTooLarge",
         "attach_full_likelihoods",
+        "gauss_newton",
         "is_pyhf_prediction",
         "likelihood_curves",
     ]
@@ -769,3 +771,69 @@ def test_a_workspace_above_the_parameter_cap_is_not_fitted(monkeypatch: pytest.M
     assert not builds  # remembered
     assert fresh.workspaces(result, max_parameters=n_par)  # a higher cap builds it
     assert builds == [1]
+
+
+def _many_nuisances(n_syst: int = 36) -> Result:
+    """Three single-bin SRs sharing ``n_syst`` normsys nuisances of different sizes per bin:
+    more parameters than EXACT_HESSIAN_MAX_PARAMETERS."""
+    rng = np.random.default_rng(5)
+    channels = []
+    for name, b in (("SR1", 6.0), ("SR2", 4.0), ("SR3", 9.0)):
+        channel = _channel(name, [b])
+        for k in range(n_syst):
+            up = float(rng.uniform(0.01, 0.12))
+            channel["samples"][0]["modifiers"].append(
+                {"name": f"syst{k}", "type": "normsys",
+                 "data": {"hi": 1.0 + up, "lo": 1.0 - 0.8 * up}}
+            )
+        channels.append(channel)
+    spec = _workspace(channels, {"SR1": [11.0], "SR2": [3.0], "SR3": [12.0]})
+    entries = tuple(PyhfChannel(k, None, "SR") for k in ("A", "B", "C"))
+    ws = PyhfWorkspace("many.json", entries, spec, False)
+    return _result([_dataset("A"), _dataset("B"), _dataset("C")], [ws])
+
+
+def test_gauss_newton_fits_agree_with_pyhf(models: PyhfModels) -> None:
+    """Above EXACT_HESSIAN_MAX_PARAMETERS the Newton steps use the Gauss-Newton curvature:
+    it equals the exact Hessian at the post-fit Asimov data, and the fits reach pyhf's
+    minima: -2 ln L at mu = 0, 0.5, 1, 2, mu-hat and both limits as pyhf numpy."""
+    import jax
+    import jax.numpy as jnp
+
+    from protomodels.statistics.full_likelihood import EXACT_HESSIAN_MAX_PARAMETERS
+    from protomodels.statistics.runtime import statistics_settings
+
+    result = _many_nuisances()
+    signals = [0.05, 0.01, 0.03]
+    likelihood = PyhfLikelihood(result, signals, models=models)
+    compiled = likelihood.workspace
+    assert len(compiled.init) > EXACT_HESSIAN_MAX_PARAMETERS
+    assert compiled.curvature == "gauss-newton"
+    bg = compiled.background
+    with statistics_settings():
+        n, aux, x = (jnp.asarray(a[0]) for a in (bg.n_asimov, bg.aux_asimov, bg.x0))
+        s = jnp.asarray(compiled.signal_bins(np.asarray(signals) * LUMI))
+        exact = jax.hessian(lambda p: compiled._nll(p, n, aux, s))(x)
+        approx = compiled._objective.curvature(x, n, aux, s)
+    np.testing.assert_allclose(np.asarray(approx), np.asarray(exact), atol=1e-9)
+
+    patched = patched_spec(result.pyhf[0].workspace, compiled.plan,
+                           {"A": 5.0, "B": 1.0, "C": 3.0})
+    model, data = _pyhf_model(patched)
+    for mu in (0.0, 0.5, 1.0, 2.0):
+        _, twice = pyhf.infer.mle.fixed_poi_fit(mu, data, model, return_fitted_val=True)
+        assert 2 * float(likelihood.nll(mu)) == pytest.approx(float(twice), abs=1e-4)
+    best = pyhf.infer.mle.fit(data, model)
+    assert likelihood.mu_hat == pytest.approx(float(best[model.config.poi_index]), rel=0.02)
+    ours = likelihood.upper_limit()
+    assert ours == pytest.approx(_brentq_limit(model, data, 0.3 * ours, 3 * ours), rel=1e-3)
+    model_e, data_e = _pyhf_model(apriori_spec(patched))
+    ours_e = likelihood.upper_limit(expected=True)
+    assert ours_e == pytest.approx(_brentq_limit(model_e, data_e, 0.3 * ours_e, 3 * ours_e),
+                                   rel=1e-3)
+    assert likelihood.converged and not likelihood.errors
+
+
+def test_small_workspaces_keep_the_exact_hessian(models: PyhfModels) -> None:
+    compiled = PyhfLikelihood(_two_bins(), [0.03, 0.01], models=models).workspace
+    assert compiled.curvature == "exact"

@@ -10,7 +10,7 @@ import pytest
 
 from protomodels.theory import Decay, InvalidProtomodelError, Protomodel
 from protomodels.theory.particles import LSP, load_template
-from protomodels.theory.sampling import random_protomodel
+from protomodels.theory.sampling import FAMILIES, family_protomodel, random_protomodel
 from protomodels.theory.xsec import (
     channel_table,
     load_tables,
@@ -427,6 +427,25 @@ def test_random_protomodels_are_valid(shared: Path) -> None:
                 assert model.masses[abs(d.daughter)] < model.masses[pdg]
         for pdg in model.masses:
             assert pdg == LSP or model.decays.get(pdg)
+
+
+def test_family_protomodels_are_valid(shared: Path) -> None:
+    """Each family draws valid models; the LSP mass never rounds to zero (it did, at 0.0 GeV)."""
+    template = load_template(shared / "data" / "templates" / "protomodel_template.slha")
+    rng = np.random.default_rng(3)
+    for i in range(2000):
+        family = FAMILIES[i % len(FAMILIES)]
+        model = family_protomodel(rng, template, family)
+        model.validate()
+        assert model.masses[LSP] > 0
+        if family == "compressed":
+            assert max(model.masses.values()) - model.masses[LSP] <= 60.0 + 1e-9
+        if family == "long-lived sleptons":
+            assert model.widths
+    with pytest.raises(ValueError, match="family"):
+        family_protomodel(rng, template, "gluinos")
+    with pytest.raises(ValueError, match="lsp_mass"):
+        random_protomodel(rng, template, lsp_mass=(0.0, 10.0))
 
 
 def test_random_protomodel_is_reproducible(shared: Path) -> None:

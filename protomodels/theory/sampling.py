@@ -35,12 +35,15 @@ def random_protomodel(
         lsp_mass, max_mass: GeV.
         min_gap: minimal mass above the LSP (GeV).
     """
+    if not 0.0 < lsp_mass[0] <= lsp_mass[1]:
+        msg = f"lsp_mass must be a range of positive masses (GeV), got {lsp_mass}"
+        raise ValueError(msg)
     candidates = [p for p in template.particles if p != LSP]
     while True:
         k = int(rng.integers(n_particles[0], n_particles[1] + 1))
         chosen = [int(p) for p in rng.choice(candidates, size=k, replace=False)]
         m_lsp = float(rng.uniform(*lsp_mass))
-        masses = {LSP: round(m_lsp, 1)}
+        masses = {LSP: max(round(m_lsp, 1), 0.1)}
         for p in chosen:
             masses[p] = round(float(rng.uniform(m_lsp + min_gap, max_mass)), 1)
         decays: dict[int, tuple[Decay, ...]] = {}
@@ -86,9 +89,9 @@ def family_protomodel(rng: np.random.Generator, template: Template, family: str)
     sleptons only, or long-lived sleptons (widths 1e-18 to 1e-14 GeV: displaced leptons). For
     benchmarks that need models reaching given results (the pyhf ones)."""
     if family == "template":
-        return random_protomodel(rng, template, lsp_mass=(0.0, 600.0), max_mass=1600.0)
+        return random_protomodel(rng, template, lsp_mass=(1.0, 600.0), max_mass=1600.0)
     if family == "ewkinos":
-        return random_protomodel(rng, _sub(template, _EWKINOS), lsp_mass=(0.0, 500.0),
+        return random_protomodel(rng, _sub(template, _EWKINOS), lsp_mass=(1.0, 500.0),
                                  max_mass=1200.0)
     if family == "compressed":
         m = float(rng.uniform(80.0, 300.0))
@@ -97,7 +100,7 @@ def family_protomodel(rng: np.random.Generator, template: Template, family: str)
     if family not in FAMILIES:
         msg = f"family must be one of {', '.join(FAMILIES)}, got {family!r}"
         raise ValueError(msg)
-    model = random_protomodel(rng, _sub(template, _SLEPTONS), lsp_mass=(0.0, 400.0),
+    model = random_protomodel(rng, _sub(template, _SLEPTONS), lsp_mass=(1.0, 400.0),
                               max_mass=900.0)
     if family == "sleptons":
         return model
