@@ -277,14 +277,9 @@ class Evaluator:
         )
         self.statistics = StatisticsEvaluator(database)
         self.graph = self.settings.k.graph()
-        self.k_settings = KSettings(
-            combinability=self.graph,
-            shared=self.settings.k.shared,
-            data_types=self.settings.k.data_types,
-            drop_regions_of_combined=self.settings.k.drop_regions_of_combined,
-            prior=self.settings.k.prior,
-            search=self.settings.k.search,
-        )
+        # every field of the user's settings, with the graph loaded once (a field-by-field
+        # copy dropped ``regions``)
+        self.k_settings = dataclasses.replace(self.settings.k, combinability=self.graph)
         self.context = CriticContext(
             combinable=self._combinable,
             database=database,

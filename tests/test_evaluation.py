@@ -113,3 +113,19 @@ def test_cli_evaluate_fails_without_a_k(
     result = CliRunner().invoke(cli, ["--database", str(subset_store), "evaluate", str(slha)])
     assert result.exit_code == 1
     assert f"{slha}: no K: not evaluable: K = nan" in result.output
+
+
+def test_every_combiner_setting_reaches_the_combiner(subset_store: Path) -> None:
+    """The evaluator keeps every field of the user's KSettings (a field-by-field copy once
+    dropped ``regions``), with the combinability graph loaded once."""
+    import dataclasses
+
+    from protomodels.combiner.test_statistic import KSettings
+    from protomodels.evaluation import EvaluationSettings
+
+    k = KSettings(regions="most_significant", drop_regions_of_combined=False)
+    ev = Evaluator(pdb.open(subset_store, build=False), EvaluationSettings(k=k))
+    for f in dataclasses.fields(KSettings):
+        if f.name != "combinability":
+            assert getattr(ev.k_settings, f.name) == getattr(k, f.name), f.name
+    assert ev.k_settings.combinability is ev.graph
