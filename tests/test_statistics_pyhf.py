@@ -666,6 +666,24 @@ def _brentq_limit(model, data, lo: float, hi: float) -> float:  # noqa: ANN001
     return brentq(f, lo, hi, rtol=1e-6)
 
 
+def _assert_agrees_with_pyhf(likelihood: PyhfLikelihood, patched: dict, nll_abs: float) -> None:
+    """-2 ln L at mu = 0, 0.5, 1, 2 within ``nll_abs`` of pyhf's fixed_poi_fit (numpy), mu-hat
+    within 2 %, observed and expected mu_UL within 1e-3 of a brentq on pyhf.infer.hypotest."""
+    model, data = _pyhf_model(patched)
+    for mu in (0.0, 0.5, 1.0, 2.0):
+        _, twice = pyhf.infer.mle.fixed_poi_fit(mu, data, model, return_fitted_val=True)
+        assert 2 * float(likelihood.nll(mu)) == pytest.approx(float(twice), abs=nll_abs)
+    best = pyhf.infer.mle.fit(data, model)
+    assert likelihood.mu_hat == pytest.approx(float(best[model.config.poi_index]), rel=0.02)
+    ours = likelihood.upper_limit()
+    assert ours == pytest.approx(_brentq_limit(model, data, 0.3 * ours, 3 * ours), rel=1e-3)
+    model_e, data_e = _pyhf_model(apriori_spec(patched))
+    ours_e = likelihood.upper_limit(expected=True)
+    assert ours_e == pytest.approx(_brentq_limit(model_e, data_e, 0.3 * ours_e, 3 * ours_e),
+                                   rel=1e-3)
+    assert likelihood.converged and not likelihood.errors
+
+
 def test_agreement_with_pyhf_on_systematics(models: PyhfModels) -> None:
     """Two bins with normsys nuisances and a signal uncertainty: -2 ln L at mu = 0, 0.5, 1, 2
     within 0.05 of pyhf's fixed_poi_fit (numpy backend), mu-hat within 2 %, observed and
@@ -679,19 +697,7 @@ def test_agreement_with_pyhf_on_systematics(models: PyhfModels) -> None:
     result = _result([_dataset("A"), _dataset("B")], [ws], signal_uncertainty=0.1)
     likelihood = PyhfLikelihood(result, [0.03, 0.01], models=models)
     patched = patched_spec(spec, likelihood.workspace.plan, {"A": 3.0, "B": 1.0}, 0.1)
-    model, data = _pyhf_model(patched)
-    for mu in (0.0, 0.5, 1.0, 2.0):
-        _, twice = pyhf.infer.mle.fixed_poi_fit(mu, data, model, return_fitted_val=True)
-        assert 2 * float(likelihood.nll(mu)) == pytest.approx(float(twice), abs=0.05)
-    best = pyhf.infer.mle.fit(data, model)
-    assert likelihood.mu_hat == pytest.approx(float(best[model.config.poi_index]), rel=0.02)
-    ours = likelihood.upper_limit()
-    assert ours == pytest.approx(_brentq_limit(model, data, 0.3 * ours, 3 * ours), rel=1e-3)
-    model_e, data_e = _pyhf_model(apriori_spec(patched))
-    ours_e = likelihood.upper_limit(expected=True)
-    assert ours_e == pytest.approx(_brentq_limit(model_e, data_e, 0.3 * ours_e, 3 * ours_e),
-                                   rel=1e-3)
-    assert likelihood.converged and not likelihood.errors
+    _assert_agrees_with_pyhf(likelihood, patched, nll_abs=0.05)
 
 
 def test_fit_out_of_budget_is_a_flag(models: PyhfModels) -> None:
@@ -819,19 +825,7 @@ def test_gauss_newton_fits_agree_with_pyhf(models: PyhfModels) -> None:
 
     patched = patched_spec(result.pyhf[0].workspace, compiled.plan,
                            {"A": 5.0, "B": 1.0, "C": 3.0})
-    model, data = _pyhf_model(patched)
-    for mu in (0.0, 0.5, 1.0, 2.0):
-        _, twice = pyhf.infer.mle.fixed_poi_fit(mu, data, model, return_fitted_val=True)
-        assert 2 * float(likelihood.nll(mu)) == pytest.approx(float(twice), abs=1e-4)
-    best = pyhf.infer.mle.fit(data, model)
-    assert likelihood.mu_hat == pytest.approx(float(best[model.config.poi_index]), rel=0.02)
-    ours = likelihood.upper_limit()
-    assert ours == pytest.approx(_brentq_limit(model, data, 0.3 * ours, 3 * ours), rel=1e-3)
-    model_e, data_e = _pyhf_model(apriori_spec(patched))
-    ours_e = likelihood.upper_limit(expected=True)
-    assert ours_e == pytest.approx(_brentq_limit(model_e, data_e, 0.3 * ours_e, 3 * ours_e),
-                                   rel=1e-3)
-    assert likelihood.converged and not likelihood.errors
+    _assert_agrees_with_pyhf(likelihood, patched, nll_abs=1e-4)
 
 
 def test_small_workspaces_keep_the_exact_hessian(models: PyhfModels) -> None:
