@@ -23,7 +23,7 @@ import numpy as np
 
 from protomodels.database import open as open_database
 from protomodels.paths import shared_dir
-from protomodels.statistics.evaluate import attach_statistics
+from protomodels.statistics.attach import attach_statistics
 from protomodels.theory.predictions import PredictionSettings, Predictor
 from protomodels.theory.protomodel import Protomodel
 

@@ -76,8 +76,8 @@ def main() -> None:
         # the reference's path search shifts every weight by |min| + 1, so its combination
         # may hold members of weight <= 0 (they lower its T_L): compare without those too
         weight = {
-            (p.analysis, p.dataset): 2.0 * (p.extra["nll_SM"] - p.extra["nll1"])
-            for p in e.predictions if "nll1" in p.extra and "nll_SM" in p.extra
+            (p.analysis, p.dataset): 2.0 * (p.statistics.nll_sm - p.statistics.nll1)
+            for p in e.predictions if "nll1" in p.to_json()
         }
         positive = {m for m in theirs if weight.get(m, math.nan) > 0}
         differ.append((slha.stem, sorted(ours - theirs), sorted(theirs - ours),

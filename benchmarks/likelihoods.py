@@ -2,8 +2,8 @@
 simplified likelihoods with a covariance) per protomodel over the full database.
 
 Models: the reference SLHA files and N random protomodels of the template. Their predictions
-are made first (not timed). Then, per model, the warm time of ``Evaluator.attach`` (the best of
-a few repeats), split per kind of result, and the first-call time of a fresh process (every
+are made first (not timed). Then, per model, the warm time of ``LikelihoodBuilder.attach`` (the
+best of a few repeats), split per kind of result, and the first-call time of a fresh process (every
 compilation included) without and with the persistent compilation cache (a fresh cache folder,
 filled by the first run, then read by a second run).
 
@@ -54,15 +54,15 @@ def _of_kind(predictions: list, data_type: str, database_results: dict) -> list:
 def _first_call(path: Path) -> None:
     """Child process: time the first attach over all models (compilations included)."""
     from protomodels.database import open as open_database
-    from protomodels.statistics.evaluate import Evaluator
+    from protomodels.statistics.attach import LikelihoodBuilder
 
     t0 = time.perf_counter()
     database = open_database(workspaces=False)
-    evaluator = Evaluator(database)
+    builder = LikelihoodBuilder(database)
     everything = pickle.loads(path.read_bytes())
     t1 = time.perf_counter()
     for predictions in everything:
-        evaluator.attach(predictions)
+        builder.attach(predictions)
     print(f"{time.perf_counter() - t1:.2f} {t1 - t0:.2f}")
 
 
@@ -91,7 +91,7 @@ def main() -> None:
         return
 
     from protomodels.database import open as open_database
-    from protomodels.statistics.evaluate import Evaluator
+    from protomodels.statistics.attach import LikelihoodBuilder
     from protomodels.theory.predictions import Predictor
 
     database = open_database(workspaces=False)
@@ -121,9 +121,9 @@ def main() -> None:
         print(f"  with an empty cache (filling): {filling:7.2f} s")
         print(f"  with the filled cache:         {reading:7.2f} s")
 
-    evaluator = Evaluator(database)
+    builder = LikelihoodBuilder(database)
     for predictions in everything:  # compile everything before timing
-        evaluator.attach(predictions)
+        builder.attach(predictions)
     per_kind: dict[str, list[float]] = {label: [] for label in KINDS}
     counts: dict[str, int] = dict.fromkeys(KINDS, 0)
     totals = []
@@ -134,14 +134,14 @@ def main() -> None:
             best = np.inf
             for _ in range(args.repeats):
                 t = time.perf_counter()
-                evaluator.attach(subset)
+                builder.attach(subset)
                 best = min(best, time.perf_counter() - t)
             per_kind[label].append(best)
         kinds_1_3 = [p for subset in subsets.values() for p in subset]
         best = np.inf
         for _ in range(args.repeats):
             t = time.perf_counter()
-            evaluator.attach(kinds_1_3)
+            builder.attach(kinds_1_3)
             best = min(best, time.perf_counter() - t)
         totals.append(best)
 

@@ -254,10 +254,10 @@ def reference_section(
             values = {
                 "r_obs": p.r_obs,
                 "r_exp": p.r_exp,
-                "muhat": p.extra.get("muhat"),
-                "nll1": p.extra.get("nll1"),
-                "nll0": p.extra.get("nll_SM"),
-                "workspace": p.extra.get("pyhf_workspace"),
+                "muhat": p.to_json().get("muhat"),
+                "nll1": p.to_json().get("nll1"),
+                "nll0": p.to_json().get("nll_SM"),
+                "workspace": p.to_json().get("pyhf_workspace"),
             }
             ref_values = (
                 {}
@@ -277,7 +277,7 @@ def reference_section(
                     ref_values = oracle.values(by_id[p.result_id], p.signals_fb)
                     note += "; SModelS run here"
                 note += "]"
-            extra = p.extra.get("fallback") or p.extra.get("likelihood_error") or ""
+            extra = p.to_json().get("fallback") or p.to_json().get("likelihood_error") or ""
             compare(f"{slha.stem}: {p.result_id}{note}", ref_values, values)
             if extra:
                 print(f"      -> {extra}")
@@ -324,10 +324,10 @@ def protomodel_section(
             ours = {
                 "r_obs": p.r_obs,
                 "r_exp": p.r_exp,
-                "muhat": p.extra.get("muhat"),
-                "nll1": p.extra.get("nll1"),
-                "nll0": p.extra.get("nll_SM"),
-                "workspace": p.extra.get("pyhf_workspace"),
+                "muhat": p.to_json().get("muhat"),
+                "nll1": p.to_json().get("nll1"),
+                "nll0": p.to_json().get("nll_SM"),
+                "workspace": p.to_json().get("pyhf_workspace"),
             }
             ref = {}
             if oracle is not None and oracle.applies(result, models):
@@ -340,8 +340,8 @@ def protomodel_section(
                         f"      SModelS lmax raised {ref['lmax_error']}: its muhat is "
                         "lmax's pyhf fit, repeated here"
                     )
-            if p.extra.get("likelihood_error"):
-                print(f"      -> {p.extra['likelihood_error']}")
+            if p.to_json().get("likelihood_error"):
+                print(f"      -> {p.statistics.error}")
             misses += [f"{name}/{p.result_id}: {m}" for m in miss]
     return misses
 
@@ -363,7 +363,7 @@ class Oracle:
 
 
 def _copy_prediction(p: TheoryPrediction) -> TheoryPrediction:
-    return dataclasses.replace(p, extra={})
+    return dataclasses.replace(p, statistics=None)
 
 
 def synthetic_signal(result: Result, seed: int = 7) -> np.ndarray:

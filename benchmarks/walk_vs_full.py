@@ -38,7 +38,7 @@ from protomodels.database import open as open_database
 from protomodels.database.records import Result
 from protomodels.evaluation import EvaluationSettings, Evaluator
 from protomodels.paths import shared_dir
-from protomodels.statistics.evaluate import attach_statistics, pyhf_backend
+from protomodels.statistics.attach import attach_statistics, pyhf_backend
 from protomodels.theory.predictions import TheoryPrediction
 from protomodels.theory.protomodel import Protomodel
 
@@ -47,9 +47,9 @@ HEAVY = ("ATLAS-SUSY-2018-16-eff",)
 
 def _t(p: TheoryPrediction | None) -> float | None:
     """-2 ln(L1/L_SM) = 2 (nll1 - nll_SM)."""
-    if p is None or "nll1" not in p.extra:
+    if p is None or "nll1" not in p.to_json():
         return None
-    return 2.0 * (p.extra["nll1"] - p.extra["nll_SM"])
+    return 2.0 * (p.statistics.nll1 - p.statistics.nll_sm)
 
 
 def _f(x: float | None, width: int = 8) -> str:
@@ -82,11 +82,11 @@ def _values(p: TheoryPrediction | None) -> tuple[float | None, ...]:
     """(-2 ln(L1/L_SM), mu-hat, r_obs, r_exp) of a prediction (None where missing)."""
     if p is None:
         return (None, None, None, None)
-    return (_t(p), p.extra.get("muhat"), p.r_obs, p.r_exp)
+    return (_t(p), p.to_json().get("muhat"), p.r_obs, p.r_exp)
 
 
 def _fresh(predictions: list[TheoryPrediction]) -> list[TheoryPrediction]:
-    return [dataclasses.replace(p, extra={}) for p in predictions]
+    return [dataclasses.replace(p, statistics=None) for p in predictions]
 
 
 def compare_model(
@@ -132,7 +132,7 @@ def compare_model(
         else:
             stand_in = best_region(result, mine)
             label = f"SR {stand_in.dataset}" if stand_in is not None else "SR -"
-        fallback = next((p.extra["fallback"] for p in mine if "fallback" in p.extra), None)
+        fallback = next((p.to_json()["fallback"] for p in mine if "fallback" in p.to_json()), None)
         print(f"  {rid}  ({result.likelihood}; walk: {label})")
         if result.likelihood != "pyhf":
             print(f"      no full likelihood: {fallback or result.fallback}")
@@ -153,7 +153,7 @@ def compare_model(
         delta = [_diff(f, w) for f, w in zip(values["full"], values["walk"], strict=True)]
         print(f"      {'diff':<6}" + "".join(f"  {_f(v)}" for v in delta))
         if comb_full is not None:
-            extra = comb_full.extra
+            extra = comb_full.to_json()
             line = (
                 f"      full: {len(result.datasets)} data sets, JSON {extra.get('pyhf_workspace')}"
                 f", xsec {comb_full.xsec_fb:.4g} fb"

@@ -18,7 +18,6 @@ from typing import Any
 from protomodels.combiner.candidates import (
     FLAT_TOLERANCE,
     eligible_predictions,
-    likelihood_of,
     stand_in_regions,
 )
 from protomodels.combiner.test_statistic import KResult, KSettings, compute_k
@@ -26,13 +25,12 @@ from protomodels.critics import CriticContext, Verdict, run_critics
 from protomodels.database.database import Database
 from protomodels.database.records import Result
 from protomodels.exceptions import ProtomodelsError
+from protomodels.statistics.attach import LikelihoodBuilder, attach_statistics
 from protomodels.statistics.common import (
     PYHF_MAX_ITERATIONS,
     PYHF_MAX_PARAMETERS,
     pyhf_backend,
 )
-from protomodels.statistics.evaluate import Evaluator as StatisticsEvaluator
-from protomodels.statistics.evaluate import attach_statistics
 from protomodels.theory.predictions import PredictionSettings, Predictor, TheoryPrediction
 from protomodels.theory.protomodel import Protomodel
 from protomodels.theory.xsec import XsecTables
@@ -184,16 +182,12 @@ def _finite(x: float | None) -> float | None:
     return None if x is None or not math.isfinite(x) else float(x)
 
 
-def _stored(p: TheoryPrediction, key: str) -> float | None:
-    value = p.extra.get(key)
-    return _finite(value) if isinstance(value, (int, float)) else None
-
-
 def _no_likelihood_reason(p: TheoryPrediction) -> str:
     """Why a prediction has no likelihood object."""
-    for key in ("fallback", "likelihood_error"):
-        if p.extra.get(key):
-            return str(p.extra[key])
+    s = p.statistics
+    for text in (s.fallback, s.error) if s is not None else ():
+        if text:
+            return text
     if p.data_type == "upperLimit" and not p.expected_upper_limit_fb:
         return "upper-limit result without an expected limit: r only"
     return "no likelihood"
@@ -219,13 +213,14 @@ def candidate_rows(
     combined_results = {p.result_id for p in predictions if p.data_type == "combined"}
     rows = []
     for p in predictions:
-        likelihood = likelihood_of(p)
-        nll0, nll1 = _stored(p, "nll_SM"), _stored(p, "nll1")
-        kind = getattr(likelihood, "kind", type(likelihood).__name__) if likelihood else "none"
+        s = p.statistics
+        has = s is not None and s.has_likelihood
+        nll0, nll1 = (_finite(s.nll_sm), _finite(s.nll1)) if has else (None, None)
+        kind = s.kind if has else "none"
         why = None
-        fallback = p.extra.get("fallback")
-        if likelihood is None or nll0 is None or nll1 is None:
-            kind, why = "none", _no_likelihood_reason(p)
+        fallback = s.fallback if s is not None else None
+        if not has:
+            why = _no_likelihood_reason(p)
         if p.data_type == "combined" and p.result_id in stand_ins and kind == "none":
             region = stand_ins[p.result_id].dataset
             fallback = f"{fallback or why}; signal region {region} stands in"
@@ -275,7 +270,7 @@ class Evaluator:
         self.predictor = Predictor(
             database, settings=self.settings.predictions, tables=tables, results=results
         )
-        self.statistics = StatisticsEvaluator(database)
+        self.likelihoods = LikelihoodBuilder(database)
         self.graph = self.settings.k.graph()
         # every field of the user's settings, with the graph loaded once (a field-by-field
         # copy dropped ``regions``)
@@ -302,7 +297,7 @@ class Evaluator:
 
     def _attach(self, predictions: list[TheoryPrediction]) -> list[TheoryPrediction]:
         attach_statistics(
-            predictions, self.database, evaluator=self.statistics,
+            predictions, self.database, builder=self.likelihoods,
             full_likelihoods=self.settings.full_likelihoods,
             max_iterations=self.settings.pyhf_iterations,
             max_parameters=self.settings.pyhf_max_parameters,
@@ -442,8 +437,11 @@ def _not_finite_reason(
         {
             f"{p.analysis}:{p.dataset}"
             for p in predictions
-            for key in ("nll1", "nll_SM", "nll_max", "muhat")
-            if isinstance(p.extra.get(key), float) and math.isnan(p.extra[key])
+            if p.statistics is not None and p.statistics.likelihood is not None
+            and any(
+                map(math.isnan, (p.statistics.nll1, p.statistics.nll_sm, p.statistics.nll_max,
+                                 p.statistics.mu_hat))
+            )
         }
     )
     where = f"; non-finite likelihoods of {', '.join(bad[:5])}" if bad else ""

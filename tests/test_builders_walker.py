@@ -18,7 +18,7 @@ import pytest
 from protomodels.builders import moves as mv
 from protomodels.builders.records import model_to_json
 from protomodels.builders.storage import RunStorage, RunStorageError
-from protomodels.builders.toy import toy_evaluate
+from protomodels.builders.toy import toy_evaluator
 from protomodels.builders.walker import (
     Walker,
     WalkerConfig,
@@ -72,18 +72,18 @@ def _chain(records) -> list:
 
 def test_walk_is_reproducible_by_seed(template) -> None:
     config = WalkerConfig(steps=80, seed=3)
-    first = walk(toy_evaluate, config, template=template)
-    again = walk(toy_evaluate, config, template=template)
-    other = walk(toy_evaluate, replace(config, seed=4), template=template)
+    first = walk(toy_evaluator, config, template=template)
+    again = walk(toy_evaluator, config, template=template)
+    other = walk(toy_evaluator, replace(config, seed=4), template=template)
     assert first.state.as_json() == again.state.as_json()
     assert first.state.as_json() != other.state.as_json()
-    two = Walker(toy_evaluate, replace(config, walker=1), template=template)
-    assert model_to_json(two.model) != model_to_json(Walker(toy_evaluate, config).model)
+    two = Walker(toy_evaluator, replace(config, walker=1), template=template)
+    assert model_to_json(two.model) != model_to_json(Walker(toy_evaluator, config).model)
 
 
 def test_start_and_records(template) -> None:
     records = []
-    walker = Walker(toy_evaluate, WalkerConfig(steps=30, seed=1), template=template,
+    walker = Walker(toy_evaluator, WalkerConfig(steps=30, seed=1), template=template,
                     on_step=records.append)  # fmt: skip
     assert list(walker.model.masses) == [LSP]
     assert 200.0 <= walker.model.masses[LSP] <= 500.0
@@ -205,7 +205,7 @@ def test_particles_outside_the_combination_are_frozen(template) -> None:
 def test_teleportation(template) -> None:
     records = []
     config = WalkerConfig(steps=400, seed=7, teleport_until=400)
-    walker = walk(toy_evaluate, config, template=template, on_step=records.append)
+    walker = walk(toy_evaluator, config, template=template, on_step=records.append)
     teleports = [r for r in records if r.move == "teleport"]
     assert teleports, "with K falling below the best, the walker teleports sometimes"
     for record in teleports:  # teleports only once the best K reached the threshold
@@ -213,7 +213,7 @@ def test_teleportation(template) -> None:
         assert max(before) >= config.teleport_min_best_K
     plain = []
     walk(
-        toy_evaluate, replace(config, teleport_until=None), template=template, on_step=plain.append
+        toy_evaluator, replace(config, teleport_until=None), template=template, on_step=plain.append
     )
     assert len(plain) == 400 and not [r for r in plain if r.move == "teleport"]
     assert walker.best is not None
@@ -222,7 +222,7 @@ def test_teleportation(template) -> None:
 
 def test_annealing_schedule(template) -> None:
     walker = Walker(
-        toy_evaluate,
+        toy_evaluator,
         WalkerConfig(steps=100, temperature=4.0, final_temperature=0.25),
         template=template,
     )
@@ -263,17 +263,17 @@ def test_start_model_checks(template) -> None:
         xsecs={(-1000006, 1000006): {13.0: 100.0}},
     )
     with pytest.raises(WalkerConfigError, match="xsecs"):
-        Walker(toy_evaluate, template=template, start=with_xsecs)
+        Walker(toy_evaluator, template=template, start=with_xsecs)
     sneutrino_lsp = Protomodel(masses={1000012: 100.0, LSP: 200.0}, decays={
         LSP: (Decay(1000012, (12,), 1.0),)})  # fmt: skip
     with pytest.raises(WalkerConfigError, match="LSP"):
-        Walker(toy_evaluate, template=template, start=sneutrino_lsp)
+        Walker(toy_evaluator, template=template, start=sneutrino_lsp)
 
 
 def test_storage_holds_history_state_and_hiscores(tmp_path, template) -> None:
     path = tmp_path / "run.sqlite"
     with RunStorage(path) as storage:
-        walker = walk(toy_evaluate, WalkerConfig(steps=150, seed=11), template=template,
+        walker = walk(toy_evaluator, WalkerConfig(steps=150, seed=11), template=template,
                       storage=storage)  # fmt: skip
         records = storage.steps(0)
         assert len(records) == 150
@@ -285,21 +285,21 @@ def test_storage_holds_history_state_and_hiscores(tmp_path, template) -> None:
         assert best[0].evaluation["K"] == best[0].K  # the full evaluation JSON
         assert [h.K for h in best] == [e.K for e in walker.state.hiscores]
         with pytest.raises(RunStorageError, match="already exists"):
-            Walker(toy_evaluate, WalkerConfig(seed=11), template=template, storage=storage)
+            Walker(toy_evaluator, WalkerConfig(seed=11), template=template, storage=storage)
 
 
 def test_resume_continues_the_same_chain(tmp_path, template) -> None:
     config = WalkerConfig(steps=120, seed=21, teleport_until=120)
     with RunStorage(tmp_path / "whole.sqlite") as storage:
-        walk(toy_evaluate, config, template=template, storage=storage)
+        walk(toy_evaluator, config, template=template, storage=storage)
         whole, whole_hiscores = storage.steps(), storage.hiscores()
         whole_state = storage.load_state(0)
     storage = RunStorage(tmp_path / "split.sqlite")
-    Walker(toy_evaluate, config, template=template, storage=storage).run(until=45)
+    Walker(toy_evaluator, config, template=template, storage=storage).run(until=45)
     storage.close()
     del storage  # "crash": nothing survives but the file
     with RunStorage(tmp_path / "split.sqlite") as storage:
-        resumed = Walker.resume(storage, toy_evaluate, template=template)
+        resumed = Walker.resume(storage, toy_evaluator, template=template)
         assert resumed.state.step == 45 and resumed.config == config
         resumed.run()
         assert _chain(storage.steps()) == _chain(whole)
@@ -312,12 +312,12 @@ KILLED_RUN = textwrap.dedent(
     """
     import sys, time
     from protomodels.builders.storage import RunStorage
-    from protomodels.builders.toy import toy_evaluate
+    from protomodels.builders.toy import toy_evaluator
     from protomodels.builders.walker import Walker, WalkerConfig
 
     def slow(model):
         time.sleep(0.01)
-        return toy_evaluate(model)
+        return toy_evaluator(model)
 
     config = WalkerConfig(steps=int(sys.argv[2]), seed=33, teleport_until=100)
     Walker(slow, config, storage=RunStorage(sys.argv[1])).run()
@@ -349,14 +349,14 @@ def test_resume_after_kill_9(tmp_path, template) -> None:
     assert proc.returncode == -signal.SIGKILL
     config = WalkerConfig(steps=steps, seed=33, teleport_until=100)
     with RunStorage(tmp_path / "whole.sqlite") as storage:
-        walk(toy_evaluate, config, template=template, storage=storage)
+        walk(toy_evaluator, config, template=template, storage=storage)
         whole = storage.steps()
     with RunStorage(path) as storage:
         assert storage._db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         kept = storage.count_steps()
         assert 60 <= kept < steps
         assert storage.load_state(0)["step"] == kept  # state and history from one transaction
-        walker = Walker.resume(storage, toy_evaluate, template=template)
+        walker = Walker.resume(storage, toy_evaluator, template=template)
         walker.run()
         assert storage.steps() == whole
 
@@ -364,15 +364,15 @@ def test_resume_after_kill_9(tmp_path, template) -> None:
 def test_a_second_writer_of_a_run_is_refused_and_the_file_stays_intact(tmp_path, template) -> None:
     config = WalkerConfig(steps=60, seed=5, teleport_until=60)
     with RunStorage(tmp_path / "whole.sqlite") as storage:
-        walk(toy_evaluate, config, template=template, storage=storage)
+        walk(toy_evaluator, config, template=template, storage=storage)
         whole = storage.steps()
     path = tmp_path / "shared.sqlite"
     with RunStorage(path) as storage:
-        Walker(toy_evaluate, config, template=template, storage=storage).run(until=20)
+        Walker(toy_evaluator, config, template=template, storage=storage).run(until=20)
     # two processes resume the same walker of one file: the one that writes second is refused
     first, second = RunStorage(path), RunStorage(path)
-    a = Walker.resume(first, toy_evaluate, template=template)
-    b = Walker.resume(second, toy_evaluate, template=template)
+    a = Walker.resume(first, toy_evaluator, template=template)
+    b = Walker.resume(second, toy_evaluator, template=template)
     a.run(until=30)
     with pytest.raises(RunStorageError, match=r"step 21 of walker 0 is already in .*shared"):
         b.run(until=30)

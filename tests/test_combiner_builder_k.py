@@ -33,7 +33,7 @@ TOLERANCE = 0.02  # in T_L: our statistics vs SModelS 3.0.3, predictions vs the 
 @pytest.mark.slow
 def test_builder_k_models(shared: Path) -> None:
     import protomodels.database as pdb
-    from protomodels.statistics.evaluate import attach_statistics
+    from protomodels.statistics.attach import attach_statistics
 
     try:
         database = pdb.open(build=False, workspaces=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 
@@ -9,10 +10,11 @@ import numpy as np
 import pytest
 
 from protomodels.combiner import KSettings, compute_k, select_candidates
-from protomodels.combiner.candidates import LIKELIHOOD_KEY, stand_in_regions
+from protomodels.combiner.candidates import stand_in_regions
 from protomodels.combiner.graph import load_combinability
 from protomodels.combiner.prior import PriorSettings
 from protomodels.exceptions import ProtomodelsError
+from protomodels.statistics.record import PredictionStatistics
 from protomodels.theory.predictions import TheoryPrediction
 from protomodels.theory.protomodel import Decay, Protomodel
 
@@ -45,7 +47,6 @@ def prediction(
     result_id: str | None = None,
     sqrts: float = 13.0,
 ) -> TheoryPrediction:
-    extra = {} if likelihood is None else {LIKELIHOOD_KEY: likelihood}
     return TheoryPrediction(
         analysis=analysis,
         result_id=result_id or analysis,
@@ -57,7 +58,9 @@ def prediction(
         expected_upper_limit_fb=2.0,
         sqrts_tev=sqrts,
         lumi_ifb=139.0,
-        extra=extra,
+        statistics=None if likelihood is None else PredictionStatistics.from_likelihood(
+            likelihood
+        ),
     )
 
 
@@ -204,7 +207,7 @@ def test_all_regions_find_the_best_region_at_muhat(shared: Path) -> None:
 
 def test_best_region_stands_in_for_a_combination_without_likelihood() -> None:
     combined = prediction("ATLAS-F", None, dataset="(combined)", data_type="combined")
-    combined.extra["fallback"] = "full likelihoods off"
+    combined.statistics = PredictionStatistics.without_likelihood("full likelihoods off")
     weak = prediction("ATLAS-F", Gauss(3.0, 0.1), dataset="SR1")
     strong = prediction("ATLAS-F", Gauss(1.0, 0.5), dataset="SR2")
     weak.expected_upper_limit_fb, strong.expected_upper_limit_fb = 2.0, 1.0  # r_exp 0.5, 1
@@ -218,5 +221,7 @@ def test_best_region_stands_in_for_a_combination_without_likelihood() -> None:
         ("ATLAS-F", "SR2"),
         ("CMS-G", "(combined)"),
     ]
-    combined.extra["likelihood"], combined.extra["nll1"] = Gauss(1.0, 1.0), math.nan
+    combined.statistics = dataclasses.replace(
+        PredictionStatistics.from_likelihood(Gauss(1.0, 1.0)), nll1=math.nan
+    )
     assert stand_in_regions(preds) == {"ATLAS-F": strong}  # a NaN -ln L is no likelihood

@@ -29,6 +29,7 @@ from protomodels.critics import (
     sibling_key,
     upper_limit_candidates,
 )
+from protomodels.statistics.record import PredictionStatistics
 from protomodels.theory.predictions import TheoryPrediction
 
 # -- helpers ---------------------------------------------------------------------------------
@@ -129,7 +130,9 @@ def pred(
         expected_upper_limit_fb=None if r_exp is None else xsec / r_exp,
         sqrts_tev=13.0,
         lumi_ifb=139.0,
-        extra={} if likelihood is None else {"likelihood": likelihood},
+        statistics=None if likelihood is None else PredictionStatistics.from_likelihood(
+            likelihood
+        ),
     )
 
 
@@ -390,11 +393,12 @@ def test_combined_prediction_enters_likelihood_critic() -> None:
 
 def _scaled(p, k):
     """The prediction of the model with signal strength k (sigma and likelihood scaled)."""
-    extra = dict(p.extra)
-    if "likelihood" in extra:
-        g = extra["likelihood"]
-        extra["likelihood"] = Gaussian(g.mean / k, g.sigma / k)  # L(mu; k s) = L(k mu; s)
-    return replace(p, xsec_fb=p.xsec_fb * k, extra=extra)
+    statistics = p.statistics
+    if statistics is not None:
+        g = statistics.likelihood
+        # L(mu; k s) = L(k mu; s)
+        statistics = PredictionStatistics.from_likelihood(Gaussian(g.mean / k, g.sigma / k))
+    return replace(p, xsec_fb=p.xsec_fb * k, statistics=statistics)
 
 
 def test_constructive_upper_limit_cap() -> None:
@@ -508,7 +512,7 @@ def json_combinability(shared):
 @pytest.mark.parametrize("model", ["best_pmodel_latest", "protomodels_ewkinos"])
 def test_critics_on_reference_models(model, shared) -> None:
     import protomodels.database
-    from protomodels.statistics.evaluate import attach_statistics
+    from protomodels.statistics.attach import attach_statistics
     from protomodels.theory.predictions import Predictor
     from protomodels.theory.protomodel import Protomodel
 

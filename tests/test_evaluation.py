@@ -54,9 +54,11 @@ def test_rescaled_predictions_equal_a_new_pass(evaluator: Evaluator) -> None:
     for p in scaled:
         q = by_key[key(p)]
         assert p.xsec_fb == pytest.approx(q.xsec_fb, rel=1e-12)
-        for name in ("nll1", "nll_SM", "nll_max", "muhat"):
-            if name in q.extra:
-                assert p.extra[name] == pytest.approx(q.extra[name], rel=1e-9, abs=1e-9), name
+        assert (p.statistics.likelihood is None) == (q.statistics.likelihood is None)
+        for name in ("nll1", "nll_sm", "nll_max", "mu_hat"):
+            if q.statistics.likelihood is not None:
+                mine, theirs = getattr(p.statistics, name), getattr(q.statistics, name)
+                assert mine == pytest.approx(theirs, rel=1e-9, abs=1e-9), name
 
 
 def test_constructive_critics_cap_the_signal_strength(subset_store: Path) -> None:

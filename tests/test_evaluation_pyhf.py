@@ -50,7 +50,7 @@ def test_the_pyhf_combination_enters_by_default(full: Evaluation) -> None:
     assert row["kind"] == "pyhf" and row["candidate"] and row["fallback"] is None
     assert math.isfinite(row["nll0"]) and math.isfinite(row["nll1"])
     p = next(p for p in full.predictions if p.result_id == PYHF and p.data_type == "combined")
-    assert row["nll0"] == p.extra["nll_SM"] and row["nll1"] == p.extra["nll1"]
+    assert row["nll0"] == p.statistics.nll_sm and row["nll1"] == p.statistics.nll1
     assert row["r_exp"] == pytest.approx(p.r_exp) and row["r_obs"] == pytest.approx(p.r_obs)
     # its single regions are not candidates: the combination stands for them
     regions = [r for r in _rows(full) if r["data_type"] == "efficiencyMap"]

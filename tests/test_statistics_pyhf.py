@@ -23,7 +23,7 @@ import protomodels.database as pdb
 from protomodels.combiner.candidates import stand_in_regions
 from protomodels.database.records import DataSet, PyhfChannel, PyhfWorkspace, Result
 from protomodels.exceptions import ProtomodelsError
-from protomodels.statistics.evaluate import (
+from protomodels.statistics.attach import (
     NO_FULL_LIKELIHOOD,
     attach_statistics,
     likelihood_value,
@@ -45,6 +45,7 @@ from protomodels.statistics.pyhf_patch import (
     patched_spec,
     plan_patch,
 )
+from protomodels.statistics.record import PredictionStatistics
 from protomodels.theory.predictions import TheoryPrediction
 
 LUMI = 100.0
@@ -429,9 +430,11 @@ def test_failed_fit_is_a_recorded_fallback() -> None:
     )
     p = _prediction(result, [0.02, 0.03])
     attach_full_likelihoods([p], _OneResult(result), max_iterations=1)  # type: ignore[arg-type]
-    assert "nll1" not in p.extra and "L1" not in p.extra and "likelihood" not in p.extra
-    assert "failed" in p.extra["likelihood_error"]
-    assert p.extra["fallback"].startswith(FIT_FAILED)
+    s = p.statistics
+    assert s.kind == "none" and s.likelihood is None and math.isnan(s.nll1)
+    assert "L1" not in p.to_json() and "nll1" not in p.to_json()
+    assert "failed" in s.error
+    assert s.fallback.startswith(FIT_FAILED)
     assert p.upper_limit_fb is None and p.r_obs is None
 
 
@@ -447,11 +450,13 @@ def test_bad_signals_and_missing_json() -> None:
     )
     p = _prediction(missing, [0.1])
     attach_full_likelihoods([p], _OneResult(missing))  # type: ignore[arg-type]
-    assert p.extra == {"fallback": "pyhf JSON files missing: best signal region instead"}
+    assert p.statistics == PredictionStatistics.without_likelihood(
+        "pyhf JSON files missing: best signal region instead"
+    )
     bad = _prediction(result, [0.1, 0.2])
     attach_full_likelihoods([bad], _OneResult(result))  # type: ignore[arg-type]
-    assert "signals_fb" in bad.extra["likelihood_error"] and "muhat" not in bad.extra
-    assert bad.extra["fallback"].startswith(FIT_FAILED)
+    assert "signals_fb" in bad.statistics.error and math.isnan(bad.statistics.mu_hat)
+    assert bad.statistics.fallback.startswith(FIT_FAILED)
 
 
 # -- attach_statistics(full_likelihoods=...) --------------------------------------------------
@@ -486,25 +491,27 @@ def test_attach_statistics_runs_the_pyhf_stage() -> None:
     attach_statistics([region, combined], database, full_likelihoods=True)  # type: ignore[arg-type]
     expected = PyhfLikelihood(result, signals)
     nll1, nll0 = expected.nll([1.0, 0.0])
-    assert isinstance(combined.extra["likelihood"], PyhfLikelihood)
-    assert combined.extra["nll1"] == pytest.approx(float(nll1), abs=1e-9)
-    assert combined.extra["nll_SM"] == pytest.approx(float(nll0), abs=1e-9)
-    assert combined.extra["muhat"] == pytest.approx(expected.mu_hat, abs=1e-6)
-    assert combined.extra["L1"] == pytest.approx(math.exp(-float(nll1)), rel=1e-9)
-    assert combined.extra["pyhf_workspace"] == "two.json"
+    s = combined.statistics
+    assert isinstance(s.likelihood, PyhfLikelihood) and s.kind == "pyhf"
+    assert s.nll1 == pytest.approx(float(nll1), abs=1e-9)
+    assert s.nll_sm == pytest.approx(float(nll0), abs=1e-9)
+    assert s.mu_hat == pytest.approx(expected.mu_hat, abs=1e-6)
+    assert s.L1 == pytest.approx(math.exp(-float(nll1)), rel=1e-9)
+    assert s.workspace == "two.json" and combined.to_json()["pyhf_workspace"] == "two.json"
     assert combined.upper_limit_fb == pytest.approx(expected.upper_limit_fb(), rel=1e-6)
     assert combined.r_obs == pytest.approx(combined.xsec_fb / expected.upper_limit_fb(), rel=1e-6)
-    assert "fallback" not in combined.extra and "likelihood_error" not in combined.extra
-    assert "nll1" in region.extra and "fallback" not in region.extra  # the single region too
+    assert s.fallback is None and s.error is None
+    # the single region too
+    assert region.statistics.kind == "single_region" and region.statistics.fallback is None
     # the default: no pyhf stage, the prediction says so
     fast = _prediction(result, signals)
     attach_statistics([fast], database)  # type: ignore[arg-type]
-    assert fast.extra == {"fallback": NO_FULL_LIKELIHOOD}
+    assert fast.statistics == PredictionStatistics.without_likelihood(NO_FULL_LIKELIHOOD)
     assert fast.upper_limit_fb is None
-    # evaluation.py's order (attach_statistics, then attach_full_likelihoods) clears the label
+    # attach_statistics, then attach_full_likelihoods: the label is cleared
     attach_full_likelihoods([fast], database)  # type: ignore[arg-type]
-    assert "fallback" not in fast.extra
-    assert fast.extra["nll1"] == pytest.approx(combined.extra["nll1"], abs=1e-9)
+    assert fast.statistics.fallback is None
+    assert fast.statistics.nll1 == pytest.approx(s.nll1, abs=1e-9)
 
 
 def test_missing_json_reports_its_fallback() -> None:
@@ -523,8 +530,8 @@ def test_missing_json_reports_its_fallback() -> None:
             xsec_fb=0.03,
         )
         attach_statistics([p], _OneResult(missing), full_likelihoods=full)  # type: ignore[arg-type]
-        assert p.extra["fallback"] == fallback
-        assert p.extra["likelihood"].__class__.__name__ == "SingleRegionLikelihood"
+        assert p.statistics.fallback == fallback
+        assert p.statistics.likelihood.__class__.__name__ == "SingleRegionLikelihood"
         assert p.to_json()["fallback"] == fallback
 
 
@@ -547,8 +554,8 @@ def test_one_store_helper_for_every_backend() -> None:
     assert likelihood_value(-800.0) == math.inf  # a very narrow density: no OverflowError
     assert math.isnan(likelihood_value(math.nan))
     p = _prediction(_one_bin(), [0.02])
-    store_likelihoods(p, 800.0, 1.0, math.nan, 0.5)
-    assert p.extra == {
+    store_likelihoods(p, "pyhf", 800.0, 1.0, math.nan, 0.5, object())
+    assert {k: v for k, v in p.to_json().items() if k[0] in "Lmn"} == {
         "L1": 0.0, "L_SM": pytest.approx(math.exp(-1.0)), "L_max": pytest.approx(math.nan,
         nan_ok=True), "muhat": 0.5, "nll1": 800.0, "nll_SM": 1.0,
         "nll_max": pytest.approx(math.nan, nan_ok=True),
@@ -608,17 +615,17 @@ def test_reference_model_with_pyhf_results(shared: Path) -> None:
     combined = {p.result_id: p for p in predictions if p.data_type == "combined"}
     (missing,) = [p for p in predictions if p.result_id == "ATLAS-SUSY-2019-08-eff"]
     assert missing.data_type == "efficiencyMap"
-    assert "best signal region" in missing.extra["fallback"]
+    assert "best signal region" in missing.statistics.fallback
     p = combined["ATLAS-SUSY-2018-32-eff"]
-    assert "likelihood_error" not in p.extra
-    likelihood = p.extra["likelihood"]
+    assert p.statistics.error is None
+    likelihood = p.statistics.likelihood
     result = by_id[p.result_id]
     ids = [d.data_id or d.dataset_id for d in result.datasets]
     raw = next(w.workspace for w in result.pyhf if not w.full)
     signals = dict(zip(ids, np.asarray(p.signals_fb) * result.lumi_ifb, strict=True))
     model, data = _pyhf_model(patched_spec(raw, likelihood.workspace.plan, signals))
     _, twice = pyhf.infer.mle.fixed_poi_fit(1.0, data, model, return_fitted_val=True)
-    assert p.extra["nll1"] == pytest.approx(float(twice) / 2, abs=1e-5)
+    assert p.statistics.nll1 == pytest.approx(float(twice) / 2, abs=1e-5)
     mu_ul = p.upper_limit_fb / p.xsec_fb  # one JSON, all data sets in it: T = xsec x lumi
     bounds = model.config.suggested_bounds()
     bounds[model.config.poi_index] = (0.0, 10.0)
@@ -702,8 +709,8 @@ def test_agreement_with_pyhf_on_systematics(models: PyhfModels) -> None:
 
 def test_fit_out_of_budget_is_a_flag(models: PyhfModels) -> None:
     """A fit that does not converge within its Newton budget: NaN and the reason; the
-    prediction is a recorded fallback (no likelihood, no limits, extra["fallback"] with the
-    reason, extra["pyhf_converged"] = False), never a silent number."""
+    prediction is a recorded fallback (no likelihood, no limits, statistics.fallback with the
+    reason, statistics.converged = False), never a silent number."""
     result = _two_bins()
     likelihood = PyhfLikelihood(result, [0.03, 0.01], models=models, max_iterations=1)
     assert math.isnan(float(likelihood.nll(1.0)))
@@ -711,15 +718,15 @@ def test_fit_out_of_budget_is_a_flag(models: PyhfModels) -> None:
     assert any("did not converge" in e for e in likelihood.errors)
     p = _prediction(result, [0.03, 0.01])
     attach_full_likelihoods([p], _OneResult(result), models=models, max_iterations=1)  # type: ignore[arg-type]
-    assert p.extra["pyhf_converged"] is False
-    assert "likelihood" not in p.extra and "nll1" not in p.extra
+    assert p.statistics.converged is False and p.to_json()["pyhf_converged"] is False
+    assert p.statistics.likelihood is None and "nll1" not in p.to_json()
     assert p.upper_limit_fb is None and p.expected_upper_limit_fb is None
-    assert p.extra["fallback"].startswith(FIT_FAILED)
-    assert "did not converge" in p.extra["fallback"]
+    assert p.statistics.fallback.startswith(FIT_FAILED)
+    assert "did not converge" in p.statistics.fallback
     assert stand_in_regions([p]) == {}  # no region predicted here: nothing stands in
     p_ok = _prediction(result, [0.03, 0.01])
     attach_full_likelihoods([p_ok], _OneResult(result), models=models)  # type: ignore[arg-type]
-    assert "fallback" not in p_ok.extra and math.isfinite(p_ok.extra["nll1"])
+    assert p_ok.statistics.fallback is None and math.isfinite(p_ok.statistics.nll1)
 
 
 def test_runtime_settings_are_restored() -> None:
@@ -741,7 +748,7 @@ def test_runtime_settings_are_restored() -> None:
 
 
 def test_no_import_cycle() -> None:
-    """statistics.evaluate and statistics.full_likelihood share statistics.common, not each
+    """statistics.attach and statistics.full_likelihood share statistics.common, not each
     other (evaluate imports full_likelihood lazily, only for the pyhf stage)."""
     import ast
     import inspect
@@ -750,7 +757,7 @@ def test_no_import_cycle() -> None:
 
     tree = ast.parse(inspect.getsource(full_likelihood))
     imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
-    assert "protomodels.statistics.evaluate" not in imported
+    assert "protomodels.statistics.attach" not in imported
     assert "protomodels.statistics.common" in imported
 
 
@@ -765,9 +772,9 @@ def test_a_workspace_above_the_parameter_cap_is_not_fitted(monkeypatch: pytest.M
     fresh = PyhfModels()
     p = _prediction(result, [0.03, 0.01])
     attach_full_likelihoods([p], _OneResult(result), models=fresh, max_parameters=n_par - 1)  # type: ignore[arg-type]
-    assert p.extra["fallback"].startswith(NOT_FITTED)
-    assert f"{n_par} parameters, more than the {n_par - 1}" in p.extra["fallback"]
-    assert "likelihood" not in p.extra and p.upper_limit_fb is None
+    assert p.statistics.fallback.startswith(NOT_FITTED)
+    assert f"{n_par} parameters, more than the {n_par - 1}" in p.statistics.fallback
+    assert p.statistics.likelihood is None and p.upper_limit_fb is None
     builds = []
     original = full_likelihood.CompiledWorkspace.build
     monkeypatch.setattr(full_likelihood.CompiledWorkspace, "build",

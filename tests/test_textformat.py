@@ -9,8 +9,8 @@ import pytest
 
 from protomodels.database.textformat import (
     ValueNotUnderstood,
-    evaluate,
-    evaluate_strictly,
+    parse_value,
+    parse_value_strictly,
     read_fields,
 )
 from protomodels.exceptions import DatabaseFormatError
@@ -167,13 +167,13 @@ def test_missing_file_is_a_format_error(tmp_path: Path) -> None:
     ],
 )
 def test_numbers_and_units(text: str, expected: float) -> None:
-    value = evaluate(text)
+    value = parse_value(text)
     assert isinstance(value, (int, float))
     assert value == pytest.approx(expected, rel=1e-12)
 
 
 def test_integers_stay_integers() -> None:
-    value = evaluate("42")
+    value = parse_value("42")
     assert value == 42
     assert isinstance(value, int)
 
@@ -198,13 +198,13 @@ def test_integers_stay_integers() -> None:
     ],
 )
 def test_containers_and_constants(text: str, expected: object) -> None:
-    value = evaluate(text)
+    value = parse_value(text)
     assert value == expected
     assert type(value) is type(expected)
 
 
 def test_dict_values_keep_units_applied() -> None:
-    assert evaluate("{'ul': 2*pb, 'm': 1*TeV}") == {"ul": 2000.0, "m": 1000.0}
+    assert parse_value("{'ul': 2*pb, 'm': 1*TeV}") == {"ul": 2000.0, "m": 1000.0}
 
 
 @pytest.mark.parametrize(
@@ -225,25 +225,25 @@ def test_dict_values_keep_units_applied() -> None:
     ],
 )
 def test_unparseable_text_is_returned_stripped(text: str, expected: str) -> None:
-    assert evaluate(text) == expected
+    assert parse_value(text) == expected
 
 
 def test_multiline_bracketed_value_is_evaluated() -> None:
     (field,) = read_fields("globalInfo.txt", "covariance: [[1, 2],\n [3, 4]]\n")
-    assert evaluate(field.text) == [[1, 2], [3, 4]]
+    assert parse_value(field.text) == [[1, 2], [3, 4]]
 
 
 def test_bare_tuple_continued_after_commas_evaluates_like_one_line() -> None:
     # SModelS joins the lines of a value ending in ',' and evaluates the joined line:
     # 'datasetOrder: "SR1",\n"SR2"' means the tuple ("SR1", "SR2")
     (field,) = read_fields("globalInfo.txt", 'datasetOrder: "SR1",\n"SR2",\n"SR3"\n')
-    assert evaluate(field.text) == ("SR1", "SR2", "SR3")
+    assert parse_value(field.text) == ("SR1", "SR2", "SR3")
 
 
 def test_nan_float_is_passed_through() -> None:
     # "nan" is not a name the evaluator knows: kept as text; a computed NaN stays a float
-    assert evaluate("nan") == "nan"
-    value = evaluate("1e308*1e308 - 1e308*1e308")
+    assert parse_value("nan") == "nan"
+    value = parse_value("1e308*1e308 - 1e308*1e308")
     assert isinstance(value, float)
     assert math.isnan(value)
 
@@ -271,25 +271,25 @@ def test_evaluate_strictly_quotes_what_it_did_not_understand(
     text: str, message: str, offset: int
 ) -> None:
     with pytest.raises(ValueNotUnderstood) as info:
-        evaluate_strictly(text)
+        parse_value_strictly(text)
     err = info.value
     assert message in str(err)
     assert err.offset == offset
     assert "<ast" not in str(err) and "object at 0x" not in str(err)
     # the lenient evaluator keeps such a value as text, as SModelS does
-    assert evaluate(text) == text.strip()
+    assert parse_value(text) == text.strip()
 
 
 def test_huge_powers_are_computed_in_floating_point() -> None:
     # no giant integers (10**10**10 would take minutes and gigabytes as an int)
-    assert evaluate("10**300") == 1e300
-    assert isinstance(evaluate("10**300"), float)
-    assert evaluate("2**10") == 1024 and isinstance(evaluate("2**10"), int)
-    assert evaluate("9**9**9") == "9**9**9"
+    assert parse_value("10**300") == 1e300
+    assert isinstance(parse_value("10**300"), float)
+    assert parse_value("2**10") == 1024 and isinstance(parse_value("2**10"), int)
+    assert parse_value("9**9**9") == "9**9**9"
 
 
 def test_huge_integer_literal_is_not_understood() -> None:
     with pytest.raises(ValueNotUnderstood) as info:
-        evaluate_strictly("1" * 5000)
+        parse_value_strictly("1" * 5000)
     assert "not a valid expression" in str(info.value)
     assert len(str(info.value)) < 200

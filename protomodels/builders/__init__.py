@@ -7,8 +7,8 @@ forms and ``toy`` a stand-in evaluation.
 
 Example:
     >>> from protomodels.builders import WalkerConfig, walk
-    >>> from protomodels.builders.toy import toy_evaluate
-    >>> walker = walk(toy_evaluate, WalkerConfig(steps=20, seed=1))  # doctest: +SKIP
+    >>> from protomodels.builders.toy import toy_evaluator
+    >>> walker = walk(toy_evaluator, WalkerConfig(steps=20, seed=1))  # doctest: +SKIP
     >>> walker.state.best.K  # doctest: +SKIP
 """
 

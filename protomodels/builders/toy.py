@@ -17,7 +17,7 @@ from protomodels.exceptions import ProtomodelsError
 from protomodels.theory.particles import LSP
 from protomodels.theory.protomodel import Protomodel
 
-__all__ = ["ToyEvaluation", "toy_evaluate"]
+__all__ = ["ToyEvaluation", "toy_evaluator"]
 
 
 def __dir__() -> list[str]:
@@ -32,7 +32,7 @@ PENALTY = 0.6
 
 @dataclass(frozen=True)
 class ToyEvaluation:
-    """Result of :func:`toy_evaluate` (fulfils the walker's ``Evaluation`` protocol)."""
+    """Result of :func:`toy_evaluator` (fulfils the walker's ``Evaluation`` protocol)."""
 
     K: float
     T_L: float
@@ -57,7 +57,7 @@ class ToyEvaluation:
         }
 
 
-def toy_evaluate(model: Protomodel) -> ToyEvaluation:
+def toy_evaluator(model: Protomodel) -> ToyEvaluation:
     """Evaluate a protomodel with the toy K (see the module docstring).
 
     Raises:

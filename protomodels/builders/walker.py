@@ -17,7 +17,7 @@ Follows the reference builder, SModelS/protomodels (branch ``develop``),
 * the walk starts from the LSP alone at a mass uniform in [200, 500] GeV with K = -20,
   T_L = -0.1 (``RandomWalker.__init__``, ``ProtoModel.initializeModel``).
 
-The evaluation is injected: ``evaluate(model) -> Evaluation``. It rescales the model by muhat
+The evaluation is injected: ``evaluator(model) -> Evaluation``. It rescales the model by muhat
 (the reference's ``predict`` loop) and runs the critics; a model it cannot evaluate (it raises
 a :class:`~protomodels.exceptions.ProtomodelsError` or returns K = NaN) is a rejected proposal
 with its reason recorded. Unlike the reference, such a step is counted, so that the history
@@ -62,7 +62,7 @@ from protomodels.theory.particles import LSP, Template, load_template
 from protomodels.theory.protomodel import Protomodel
 
 __all__ = [
-    "Evaluate",
+    "ModelEvaluator",
     "Evaluation",
     "Walker",
     "WalkerConfig",
@@ -110,7 +110,7 @@ class Evaluation(Protocol):
         ...
 
 
-Evaluate = Callable[[Protomodel], Evaluation]
+ModelEvaluator = Callable[[Protomodel], Evaluation]
 
 
 class WalkerConfigError(ProtomodelsError):
@@ -390,7 +390,7 @@ class Walker:
     """One random walker.
 
     Args:
-        evaluate: ``evaluate(model) -> Evaluation`` (see :class:`Evaluation`).
+        evaluator: ``evaluator(model) -> Evaluation`` (see :class:`Evaluation`).
         config: the settings (default :class:`WalkerConfig`).
         template: the protomodel template (default: ``config.template`` or the shared one).
         storage: the run file to write every step to (None: keep nothing).
@@ -406,7 +406,7 @@ class Walker:
 
     def __init__(
         self,
-        evaluate: Evaluate,
+        evaluator: ModelEvaluator,
         config: WalkerConfig | None = None,
         *,
         template: Template | None = None,
@@ -416,7 +416,7 @@ class Walker:
         particles_of: Callable[[Evaluation], Collection[int] | None] = combination_particles,
     ) -> None:
         config = config or WalkerConfig()
-        self._setup(evaluate, config, template, storage, on_step, particles_of)
+        self._setup(evaluator, config, template, storage, on_step, particles_of)
         self.rng = np.random.default_rng(np.random.SeedSequence([config.seed, config.walker]))
         if start is None:
             start = lsp_only(self.rng.uniform(*config.lsp_mass))
@@ -435,14 +435,14 @@ class Walker:
 
     def _setup(
         self,
-        evaluate: Evaluate,
+        evaluator: ModelEvaluator,
         config: WalkerConfig,
         template: Template | None,
         storage: RunStorage | None,
         on_step: Callable[[StepRecord], None] | None,
         particles_of: Callable[[Evaluation], Collection[int] | None],
     ) -> None:
-        self.evaluate = evaluate
+        self.evaluator = evaluator
         self.config = config
         self.template = template if template is not None else _default_template(config)
         self.storage = storage
@@ -454,7 +454,7 @@ class Walker:
     def resume(
         cls,
         storage: RunStorage,
-        evaluate: Evaluate,
+        evaluator: ModelEvaluator,
         *,
         walker: int = 0,
         template: Template | None = None,
@@ -469,7 +469,7 @@ class Walker:
         """
         config = WalkerConfig.from_json(storage.walker_config(walker))
         self = cls.__new__(cls)
-        self._setup(evaluate, config, template, storage, on_step, particles_of)
+        self._setup(evaluator, config, template, storage, on_step, particles_of)
         self.state = WalkerState.from_json(storage.load_state(walker))
         self.rng = np.random.Generator(np.random.PCG64())
         self.rng.bit_generator.state = self.state.rng
@@ -503,7 +503,7 @@ class Walker:
     # -- one step ---------------------------------------------------------------------------
     def _evaluate(self, model: Protomodel) -> _Candidate:
         try:
-            evaluation = self.evaluate(model)
+            evaluation = self.evaluator(model)
         except ProtomodelsError as err:
             return _Candidate(False, model, reason=f"{type(err).__name__}: {err}")
         k = float(evaluation.K)
@@ -664,7 +664,7 @@ class Walker:
 
 
 def walk(
-    evaluate: Evaluate,
+    evaluator: ModelEvaluator,
     config: WalkerConfig | None = None,
     *,
     template: Template | None = None,
@@ -674,7 +674,7 @@ def walk(
 ) -> Walker:
     """Run a walker from the start for ``config.steps`` steps; returns it (state, hiscores)."""
     walker = Walker(
-        evaluate, config, template=template, storage=storage, start=start, on_step=on_step
+        evaluator, config, template=template, storage=storage, start=start, on_step=on_step
     )
     walker.run()
     return walker

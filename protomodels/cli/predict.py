@@ -31,16 +31,11 @@ def __dir__() -> list[str]:
     return __all__
 
 
-#: ``extra["fallback"]`` of the best-region predictions that replace a pyhf combination
+#: the ``statistics.fallback`` of the best-region predictions that replace a pyhf combination
 BEST_REGION_FALLBACK = "full likelihoods off: best signal region instead of the pyhf combination"
 REGIONS_FALLBACK = "full likelihoods off: signal regions instead of the pyhf combination"
-#: short names of the likelihood objects (table column, ``likelihood_kind`` in the JSON)
-KINDS = {
-    "TruncatedGaussianLikelihood": "UL",
-    "SingleRegionLikelihood": "SR",
-    "SimplifiedLikelihood": "SL",
-    "PyhfLikelihood": "pyhf",
-}
+#: short names of the kinds of likelihood (table column, ``likelihood_kind`` in the JSON)
+KINDS = {"upper_limit": "UL", "single_region": "SR", "simplified": "SL", "pyhf": "pyhf"}
 
 
 def _fmt(x: float | None, digits: int = 4) -> str:
@@ -49,10 +44,9 @@ def _fmt(x: float | None, digits: int = 4) -> str:
 
 def _kind(p: TheoryPrediction) -> str | None:
     """Which likelihood a prediction has (None: none)."""
-    likelihood = p.extra.get("likelihood")
-    if likelihood is None:
+    if p.statistics is None or p.statistics.likelihood is None:
         return None
-    return KINDS.get(type(likelihood).__name__, type(likelihood).__name__)
+    return KINDS.get(p.statistics.kind, p.statistics.kind)
 
 
 #: what the help of predict, evaluate and walk --start says about reading SLHA files
@@ -152,7 +146,7 @@ def predict(
     their decays and cross sections), and negative masses are taken as their absolute value;
     each such correction is shown once as a warning and listed in the JSON's "flags".
     """
-    from protomodels.statistics.evaluate import pyhf_backend
+    from protomodels.statistics.attach import pyhf_backend
 
     check_output_file(json_out, "--json")
     protomodel = Protomodel.from_slha(model)
@@ -175,6 +169,7 @@ def predict(
     predictor = Predictor(database, settings=settings, results=others)
     t0 = time.perf_counter()
     predictions = predictor.predict(protomodel)
+    noted = []
     if pyhf_results:
         regions = Predictor(
             database, settings=dataclasses.replace(settings, combine=False), results=pyhf_results
@@ -182,12 +177,15 @@ def predict(
         note = BEST_REGION_FALLBACK if settings.best_dataset else REGIONS_FALLBACK
         for p in regions:
             if np.count_nonzero(p.signals_fb) > 1:  # (one region with signal: no combination)
-                p.extra["fallback"] = note
+                noted.append(p)
         predictions += regions
     if statistics:
-        from protomodels.statistics.evaluate import attach_statistics
+        from protomodels.statistics.attach import attach_statistics
+        from protomodels.statistics.common import note_fallback
 
         attach_statistics(predictions, database, full_likelihoods=full)
+        for p in noted:
+            note_fallback(p, note)
         predictions.sort(key=lambda p: (p.r_obs is None, -(p.r_obs or 0.0)))
     seconds = time.perf_counter() - t0
     if json_out is not None:
@@ -221,19 +219,22 @@ def predict(
             _fmt(p.r_obs, 3), _fmt(p.r_exp, 3),
         ]
         if statistics:
-            e = p.extra
-            t_l = 2 * (e["nll1"] - e["nll_SM"]) if "nll1" in e else None
+            s = p.statistics
+            has = s is not None and s.likelihood is not None
+            t_l = 2 * (s.nll1 - s.nll_sm) if has else None
             kind = _kind(p) or "-"
-            if "fallback" in e or "likelihood_error" in e:
+            if s is not None and (s.fallback or s.error):
                 kind += " *"
-            row += [_fmt(t_l, 3), _fmt(e.get("muhat"), 3), kind]
+            row += [_fmt(t_l, 3), _fmt(s.mu_hat if has else None, 3), kind]
         table.add_row(*row)
     out.print(table)
     notes = {
-        f"{p.result_id}: {key.replace('_', ' ')}: {p.extra[key]}"
+        f"{p.result_id}: {label}: {text}"
         for p in predictions[:limit]
-        for key in ("fallback", "likelihood_error")
-        if key in p.extra
+        if p.statistics is not None
+        for label, text in (("fallback", p.statistics.fallback),
+                            ("likelihood error", p.statistics.error))
+        if text
     }
     for line in sorted(notes):
         out.print(f"* {line}")

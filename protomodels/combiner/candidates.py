@@ -16,8 +16,8 @@ Follows the reference builder (SModelS/protomodels ``develop``):
   mu find that combination directly; ``"most_significant"`` keeps one per analysis and data
   type, ``"reference"`` the reference's selection at mu = 1.
 
-The likelihood of a prediction is the object in ``prediction.extra["likelihood"]`` (see
-:class:`Likelihood`).
+The likelihood of a prediction is the object in ``prediction.statistics.likelihood`` (see
+:class:`Likelihood` and :class:`~protomodels.statistics.record.PredictionStatistics`).
 """
 
 from __future__ import annotations
@@ -33,12 +33,12 @@ from numpy.typing import ArrayLike
 from protomodels.combiner.graph import analysis_base
 from protomodels.exceptions import ProtomodelsError
 from protomodels.statistics.curves import CurveSet, CurveShapeError
+from protomodels.statistics.record import likelihood_of
 from protomodels.theory.predictions import TheoryPrediction
 
 __all__ = [
     "BOUND_PERCENT",
     "FLAT_TOLERANCE",
-    "LIKELIHOOD_KEY",
     "REGIONS",
     "Candidate",
     "Likelihood",
@@ -53,8 +53,6 @@ def __dir__() -> list[str]:
     return __all__
 
 
-#: key of the likelihood object in ``TheoryPrediction.extra``
-LIKELIHOOD_KEY = "likelihood"
 #: predictions with |L(1)/L(0) - 1| below this carry no information (reference: 1e-5)
 FLAT_TOLERANCE = 1e-5
 #: reference selectMostSignificantSRs: regions within this percentage of the best one
@@ -78,11 +76,6 @@ class Likelihood(Protocol):
     def nll_max(self) -> float:
         """-ln L(mu_hat), the smallest nll."""
         ...
-
-
-def likelihood_of(prediction: TheoryPrediction) -> Likelihood | None:
-    """The prediction's likelihood object, or None when it has none."""
-    return prediction.extra.get(LIKELIHOOD_KEY)
 
 
 @dataclass(frozen=True, eq=False)
@@ -145,16 +138,13 @@ def _evaluate(predictions: Sequence[TheoryPrediction]) -> list[Candidate | None]
 
 
 def _has_likelihood(p: TheoryPrediction) -> bool:
-    """A likelihood object, and finite -ln L at mu = 0 and 1 where they are stored."""
-    values = (p.extra.get("nll1"), p.extra.get("nll_SM"))
-    return likelihood_of(p) is not None and not any(
-        isinstance(v, float) and not math.isfinite(v) for v in values
-    )
+    """A likelihood object, and finite -ln L at mu = 0 and 1."""
+    return p.statistics is not None and p.statistics.has_likelihood
 
 
 def stand_in_regions(predictions: Iterable[TheoryPrediction]) -> dict[str, TheoryPrediction]:
     """For every combined prediction left without a likelihood (full likelihoods off, a pyhf fit
-    out of budget: see its ``extra["fallback"]``), the signal region of the same result that
+    out of budget: see its ``statistics.fallback``), the signal region of the same result that
     stands in for it: the one with the largest expected r (SModelS's best signal region), ties
     to the larger signal. Keyed by ``result_id``; results without such a region are absent."""
     predictions = list(predictions)

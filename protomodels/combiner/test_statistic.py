@@ -152,7 +152,7 @@ def compute_k(
 
     Args:
         model: the protomodel.
-        predictions: its theory predictions, each with ``extra["likelihood"]``.
+        predictions: its theory predictions, each with its ``statistics``.
         xsecs: its cross sections per production channel, {pair: {sqrts: fb}}
             (``Predictor.cross_sections(model)``).
         settings: combinability, candidate selection, prior and search settings.

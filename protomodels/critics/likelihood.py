@@ -26,17 +26,15 @@ from protomodels.critics.combined_limit import combined_upper_limit
 from protomodels.critics.context import CriticContext
 from protomodels.critics.verdict import CriticEntry, CriticInputError, Verdict, mu_cap
 from protomodels.statistics.curves import CurveSet
+from protomodels.statistics.record import likelihood_of
 from protomodels.theory.predictions import TheoryPrediction
 
-__all__ = ["LIKELIHOOD_KEY", "LikelihoodCritic", "exclusion_weight"]
+__all__ = ["LikelihoodCritic", "exclusion_weight"]
 
 
 def __dir__() -> list[str]:
     return __all__
 
-
-#: where the statistics stage stores a prediction's likelihood object
-LIKELIHOOD_KEY = "likelihood"
 
 
 def exclusion_weight(likelihood: Any) -> float:
@@ -54,10 +52,10 @@ def _exclusion_weights(predictions: Sequence[TheoryPrediction]) -> list[float]:
     if not predictions:
         return []
     try:
-        curves = CurveSet([p.extra[LIKELIHOOD_KEY] for p in predictions])
+        curves = CurveSet([likelihood_of(p) for p in predictions])
         values = curves.grid(np.arange(len(curves)), [1.0, 0.0], expected=True)
     except (TypeError, ValueError, ArithmeticError, IndexError):
-        return [exclusion_weight(p.extra[LIKELIHOOD_KEY]) for p in predictions]
+        return [exclusion_weight(likelihood_of(p)) for p in predictions]
     return (2.0 * (values[:, 0] - values[:, 1])).tolist()
 
 
@@ -98,8 +96,8 @@ class LikelihoodCritic:
             if p.r_exp < self.min_r_exp:
                 below_cut += 1
                 continue
-            if p.extra.get(LIKELIHOOD_KEY) is None:
-                notes.append(f"{_label(p)}: no likelihood object in extra, left out")
+            if likelihood_of(p) is None:
+                notes.append(f"{_label(p)}: no likelihood, left out")
                 continue
             sensitive.append(p)
         for p, weight in zip(sensitive, _exclusion_weights(sensitive), strict=True):
@@ -178,7 +176,7 @@ class LikelihoodCritic:
         combiner returns the prediction itself), else 1 / mu_UL of the summed nll."""
         if len(members) == 1:
             return members[0].r_obs
-        mu_ul = combined_upper_limit([p.extra[LIKELIHOOD_KEY] for p in members])
+        mu_ul = combined_upper_limit([likelihood_of(p) for p in members])
         if mu_ul is None or not mu_ul > 0:
             return None
         return 1.0 / mu_ul

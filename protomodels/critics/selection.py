@@ -88,7 +88,7 @@ def best_region(prediction: TheoryPrediction, result: Result) -> TheoryPredictio
         xsec_fb=float(signals[best]) * scale,
         upper_limit_fb=ds.upper_limit_fb,
         expected_upper_limit_fb=ds.expected_upper_limit_fb,
-        extra={"from_combined": True},
+        statistics=None,
     )
 
 

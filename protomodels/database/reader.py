@@ -38,8 +38,8 @@ from protomodels.database.records import (
 from protomodels.database.textformat import (
     Field,
     ValueNotUnderstood,
-    evaluate,
-    evaluate_strictly,
+    parse_value,
+    parse_value_strictly,
     read_fields,
 )
 from protomodels.exceptions import DatabaseFormatError
@@ -189,7 +189,7 @@ def _number(path: Path, fields: dict[str, Field], tag: str, *, required: bool) -
         return None
     hint = "write a number, with its unit where one is expected (e.g. 3.2*fb)"
     try:
-        value = evaluate_strictly(f.text)
+        value = parse_value_strictly(f.text)
     except ValueNotUnderstood as err:
         if _NON_FINITE_WORD.search(f.text):
             problem, hint = f"'{_short(f.text)}' is not a finite number", "write a finite number"
@@ -313,7 +313,7 @@ def _axes_for(
     layout = grid.layout
     if layout.branch_lengths is None:
         f = fields.get("dataMap")
-        data_map = evaluate(f.text) if f is not None else None
+        data_map = parse_value(f.text) if f is not None else None
         if not isinstance(data_map, dict):
             raise DatabaseFormatError(
                 path,
@@ -403,9 +403,9 @@ def _read_topology(
             hint="add 'constraint: [[[...]],[[...]]]' or the graph notation",
         )
     condition_text = _split_list(_text(fields, "condition"))
-    final_state = evaluate(fields["finalState"].text) if "finalState" in fields else None
+    final_state = parse_value(fields["finalState"].text) if "finalState" in fields else None
     inter_state = (
-        evaluate(fields["intermediateState"].text) if "intermediateState" in fields else None
+        parse_value(fields["intermediateState"].text) if "intermediateState" in fields else None
     )
     try:
         constraint = parse_constraint(
@@ -627,7 +627,7 @@ def _covariance(
             hint='add \'datasetOrder: "SR1", "SR2", ...\' listing the dataId of each row, in order',
         )
     try:
-        value = evaluate_strictly(f.text)
+        value = parse_value_strictly(f.text)
     except ValueNotUnderstood as err:
         raise DatabaseFormatError(
             path,
@@ -845,7 +845,7 @@ def read_result(
         if tag not in fields:
             continue
         f = fields[tag]
-        mapping = _normalise_json_entries(info_path, f, evaluate(f.text), tag)
+        mapping = _normalise_json_entries(info_path, f, parse_value(f.text), tag)
         for file_name, channels in mapping.items():
             if not full:
                 for ch in channels:
@@ -879,7 +879,7 @@ def read_result(
     lines: dict[tuple[str, str], int] = {}
     if "datasetOrder" in fields:
         f = fields["datasetOrder"]
-        value = evaluate(f.text)
+        value = parse_value(f.text)
         value = (value,) if isinstance(value, str) else value
         if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
             raise DatabaseFormatError(
@@ -996,8 +996,8 @@ def read_result(
         if analysis_id.startswith("CMS")
         else ("ATLAS" if analysis_id.startswith("ATLAS") else folder.parent.name)
     )
-    include_crs = evaluate(fields["includeCRs"].text) if "includeCRs" in fields else False
-    private = evaluate(fields["private"].text) if "private" in fields else False
+    include_crs = parse_value(fields["includeCRs"].text) if "includeCRs" in fields else False
+    private = parse_value(fields["private"].text) if "private" in fields else False
     result = Result(
         result_id=folder.name,
         analysis_id=analysis_id,

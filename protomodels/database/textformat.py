@@ -23,8 +23,8 @@ __all__ = [
     "UNITS",
     "Field",
     "ValueNotUnderstood",
-    "evaluate",
-    "evaluate_strictly",
+    "parse_value",
+    "parse_value_strictly",
     "read_fields",
 ]
 
@@ -224,8 +224,8 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def evaluate_strictly(text: str) -> Any:
-    """Evaluate a value, or say why it cannot be (see :func:`evaluate`).
+def parse_value_strictly(text: str) -> Any:
+    """Evaluate a value, or say why it cannot be (see :func:`parse_value`).
 
     Raises:
         ValueNotUnderstood: the value is not an expression the evaluator understands; the
@@ -254,20 +254,20 @@ def evaluate_strictly(text: str) -> Any:
         raise ValueNotUnderstood(msg) from None
 
 
-def evaluate(text: str) -> Any:
+def parse_value(text: str) -> Any:
     """Evaluate a value as SModelS does, but safely.
 
     Numbers, strings, lists, tuples, dicts, arithmetic and unit names are understood; a value
     that is not such an expression is returned unchanged as a string (as SModelS keeps it).
-    :func:`evaluate_strictly` says why a value was not understood.
+    :func:`parse_value_strictly` says why a value was not understood.
 
     Examples:
-        >>> evaluate("137/fb"), evaluate("13*TeV"), evaluate("0.035*pb")
+        >>> parse_value("137/fb"), parse_value("13*TeV"), parse_value("0.035*pb")
         (137.0, 13000.0, 35.0)
-        >>> evaluate("2024/7/2 by hand")
+        >>> parse_value("2024/7/2 by hand")
         '2024/7/2 by hand'
     """
     try:
-        return evaluate_strictly(text)
+        return parse_value_strictly(text)
     except ValueNotUnderstood:
         return text.strip()

@@ -11,9 +11,11 @@ of the signal strength mu (jittable, vectorised over predictions, differentiable
 
 :mod:`~protomodels.statistics.likelihood` wraps them behind one protocol,
 :class:`~protomodels.statistics.likelihood.Likelihood` (nll(mu), mu-hat, nll_max, upper
-limit). :func:`~protomodels.statistics.evaluate.attach_statistics` (or an
-:class:`~protomodels.statistics.evaluate.Evaluator` built once per database) fills the
-predictions of :mod:`protomodels.theory` with L(1), L(0), L_max, mu-hat, r-values and the
-likelihood object; :mod:`~protomodels.statistics.checks` rejects bad inputs first and
-:mod:`~protomodels.statistics.compilation_cache` keeps compiled fits across processes.
+limit). :func:`~protomodels.statistics.attach.attach_statistics` (or a
+:class:`~protomodels.statistics.attach.LikelihoodBuilder` built once per database) gives each
+prediction of :mod:`protomodels.theory` its statistics
+(:class:`~protomodels.statistics.record.PredictionStatistics`: nll at mu = 1, 0 and mu-hat,
+mu-hat, the likelihood object, the fallback); :mod:`~protomodels.statistics.checks` rejects bad
+inputs first and :mod:`~protomodels.statistics.compilation_cache` keeps compiled fits across
+processes.
 """

@@ -1,22 +1,23 @@
-"""Names shared by :mod:`~protomodels.statistics.evaluate` and
+"""Names shared by :mod:`~protomodels.statistics.attach` and
 :mod:`~protomodels.statistics.full_likelihood` (which import this module, not each other):
 the fallback label of a pyhf combination without its full likelihood, the test for SModelS's
-pyhf backend and the helper that stores L1, L_SM, L_max and mu-hat in a prediction."""
+pyhf backend and the helpers that give a prediction its statistics record."""
 
 from __future__ import annotations
 
-import math
+from typing import Any
 
 from protomodels.database.records import Result
+from protomodels.statistics.record import PredictionStatistics, likelihood_value
 from protomodels.theory.predictions import TheoryPrediction
 
 __all__ = [
-    "LIKELIHOOD_KEYS",
     "NO_FULL_LIKELIHOOD",
     "PYHF_MAX_ITERATIONS",
     "PYHF_MAX_PARAMETERS",
     "fall_back",
     "likelihood_value",
+    "note_fallback",
     "pyhf_backend",
     "store_likelihoods",
 ]
@@ -26,36 +27,26 @@ def __dir__() -> list[str]:
     return __all__
 
 
-#: ``extra["fallback"]`` of a pyhf combination left without its full likelihood
+#: the ``fallback`` of a pyhf combination left without its full likelihood
 NO_FULL_LIKELIHOOD = "full likelihoods off: no likelihood for the pyhf combination"
 
 
-def likelihood_value(nll: float) -> float:
-    """exp(-nll) for the stored L1, L_SM, L_max: 0 where it underflows (nll >= 745), inf where
-    it overflows (nll <= -709: a likelihood density, e.g. a very narrow truncated Gaussian of a
-    strongly excluded model), NaN where nll is NaN (a failed fit is not a likelihood of zero).
-    The nll values are stored too: use those."""
-    if math.isnan(nll):
-        return math.nan
-    if nll >= 745:
-        return 0.0
-    return math.exp(-nll) if nll > -709 else math.inf
-
-
 def store_likelihoods(
-    p: TheoryPrediction, nll1: float, nll_sm: float, nll_max: float, muhat: float
+    p: TheoryPrediction,
+    kind: str,
+    nll1: float,
+    nll_sm: float,
+    nll_max: float,
+    muhat: float,
+    likelihood: Any,
+    **notes: Any,
 ) -> None:
-    """Store L1, L_SM, L_max (:func:`likelihood_value`), muhat, nll1, nll_SM and nll_max in
-    ``p.extra``: every backend (kinds 1-3 in :mod:`~protomodels.statistics.evaluate`, pyhf in
-    :mod:`~protomodels.statistics.full_likelihood`) writes them through this function."""
-    p.extra.update(
-        L1=likelihood_value(nll1),
-        L_SM=likelihood_value(nll_sm),
-        L_max=likelihood_value(nll_max),
-        muhat=muhat,
-        nll1=nll1,
-        nll_SM=nll_sm,
-        nll_max=nll_max,
+    """Give ``p`` its :class:`~protomodels.statistics.record.PredictionStatistics`: every
+    backend (kinds 1-3 in :mod:`~protomodels.statistics.attach`, pyhf in
+    :mod:`~protomodels.statistics.full_likelihood`) writes them through this function;
+    ``notes``: further fields of the record (fallback, error, workspace, ...)."""
+    p.statistics = PredictionStatistics(
+        kind, nll1, nll_sm, nll_max, muhat, likelihood, **notes
     )
 
 
@@ -67,18 +58,21 @@ PYHF_MAX_ITERATIONS = 60
 #: fits take seconds per model and their compilation many GB); everything else has 3-5
 PYHF_MAX_PARAMETERS = 100
 
-#: the keys :func:`store_likelihoods` writes, and the likelihood object
-LIKELIHOOD_KEYS = ("L1", "L_SM", "L_max", "muhat", "nll1", "nll_SM", "nll_max", "likelihood")
-
-
-def fall_back(p: TheoryPrediction, reason: str) -> None:
-    """Leave a combined prediction without a likelihood, for a stated reason: its likelihood
-    values, likelihood object and limits are removed and ``extra["fallback"]`` says why (the
+def fall_back(p: TheoryPrediction, reason: str, **notes: Any) -> None:
+    """Leave a combined prediction without a likelihood, for a stated reason: its statistics
+    say why (``fallback``; ``notes``: error, converged) and its limits are removed (the
     combiner then lets the result's best signal region stand in)."""
-    for key in LIKELIHOOD_KEYS:
-        p.extra.pop(key, None)
     p.upper_limit_fb = p.expected_upper_limit_fb = None
-    p.extra["fallback"] = reason
+    p.statistics = PredictionStatistics.without_likelihood(reason, **notes)
+
+
+def note_fallback(p: TheoryPrediction, note: str) -> None:
+    """Record a fallback note in ``p.statistics``, keeping its likelihood if it has one."""
+    p.statistics = (
+        PredictionStatistics.without_likelihood(note)
+        if p.statistics is None
+        else p.statistics.with_fallback(note)
+    )
 
 
 def pyhf_backend(result: Result) -> bool:

@@ -9,7 +9,7 @@ or the one named by the environment variable ``PROTOMODELS_JAX_CACHE``; set that
 entries by program, JAX version and flags, so stale entries are never used.
 
 This changes process-wide JAX settings (``jax_compilation_cache_dir`` and the minimum compile
-time worth caching). :class:`~protomodels.statistics.evaluate.Evaluator` calls it when it is
+time worth caching). :class:`~protomodels.statistics.attach.LikelihoodBuilder` calls it when it is
 built, unless given ``compilation_cache=False``.
 """
 

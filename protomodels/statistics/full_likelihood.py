@@ -34,7 +34,7 @@ call (:meth:`CompiledWorkspace.summaries`), a likelihood curve over many mu valu
 is another (:meth:`CompiledWorkspace.curves`, :func:`likelihood_curves`). A fit that does not
 converge within its budget gives NaN and a reason in :attr:`PyhfLikelihood.errors`;
 :func:`attach_full_likelihoods` then leaves the prediction without a likelihood, with the
-reason in ``extra["fallback"]`` (and ``extra["pyhf_converged"] = False``): the combiner takes
+reason in its ``statistics.fallback`` (and ``statistics.converged = False``): the combiner takes
 the result's best signal region instead, never a silent number.
 
 The SciPy (L-BFGS-B) implementation this replaces is kept as the yardstick in
@@ -62,7 +62,6 @@ from protomodels.database.records import Result
 from protomodels.exceptions import ProtomodelsError
 from protomodels.statistics import pyhf_fits
 from protomodels.statistics.common import (
-    NO_FULL_LIKELIHOOD,
     PYHF_MAX_ITERATIONS,
     fall_back,
     pyhf_backend,
@@ -77,6 +76,7 @@ from protomodels.statistics.pyhf_patch import (
     patch_plans,
     patched_spec,
 )
+from protomodels.statistics.record import PredictionStatistics
 from protomodels.statistics.runtime import pyhf_jax, x64
 from protomodels.theory.predictions import TheoryPrediction
 
@@ -109,9 +109,9 @@ MAX_ITERATIONS = PYHF_MAX_ITERATIONS
 #: cap on Newton steps of the background-only fits (from pyhf's suggested values)
 BACKGROUND_ITERATIONS = 500
 _BAD = 1e30  # objective value where the nll is not finite
-#: start of ``extra["fallback"]`` of a combination whose pyhf fit failed or ran out of budget
+#: start of the ``fallback`` of a combination whose pyhf fit failed or ran out of budget
 FIT_FAILED = "pyhf fit failed, the best signal region stands in"
-#: start of ``extra["fallback"]`` of a combination whose workspace is above ``max_parameters``
+#: start of the ``fallback`` of a combination whose workspace is above ``max_parameters``
 NOT_FITTED = "pyhf workspace too large to fit here, the best signal region stands in"
 #: above this many parameters the Newton steps use the Gauss-Newton curvature (exact Hessian:
 #: one gradient pass per parameter, 10 ms per step at 115 parameters; Gauss-Newton: 0.1 ms)
@@ -924,28 +924,29 @@ def is_pyhf_prediction(p: TheoryPrediction, result: Result) -> bool:
     return p.data_type == "combined" and pyhf_backend(result)
 
 
-def _store(p: TheoryPrediction, likelihood: PyhfLikelihood) -> None:
+def _store(p: TheoryPrediction, likelihood: PyhfLikelihood, fallback: str | None) -> None:
     """L1, L_SM, L_max, mu-hat and the limits of one prediction (NaN + reason on failure)."""
     nll1, nll0 = (float(v) for v in likelihood.nll(np.asarray([1.0, 0.0])))
     muhat, nll_max = likelihood.maximum()
     limits = [likelihood.upper_limit_fb(expected) for expected in (False, True)]
-    store_likelihoods(p, nll1, nll0, nll_max, muhat)
-    p.extra["likelihood"] = likelihood
     used = likelihood.workspace
-    p.extra["pyhf_workspace"] = used.plan.file_name if used is not None else None
-    p.upper_limit_fb, p.expected_upper_limit_fb = (
-        u if math.isfinite(u) and u > 0 else None for u in limits
-    )
     errors = likelihood.errors
     if used is None:
         errors = [*errors, "no workspace with signal and a finite expected limit"]
-    if errors:
-        p.extra["likelihood_error"] = "; ".join(dict.fromkeys(errors))
+    error = "; ".join(dict.fromkeys(errors)) if errors else None
     values = (nll1, nll0, nll_max, muhat)
     if not likelihood.converged or (used is not None and not all(map(math.isfinite, values))):
-        p.extra["pyhf_converged"] = likelihood.converged
-        why = p.extra.get("likelihood_error") or "a non-finite -ln L"
-        fall_back(p, f"{FIT_FAILED}: {why}")
+        why = error or "a non-finite -ln L"
+        fall_back(p, f"{FIT_FAILED}: {why}", error=error, converged=likelihood.converged)
+        return
+    p.upper_limit_fb, p.expected_upper_limit_fb = (
+        u if math.isfinite(u) and u > 0 else None for u in limits
+    )
+    store_likelihoods(
+        p, "pyhf", nll1, nll0, nll_max, muhat, likelihood, error=error,
+        workspace=used.plan.file_name if used is not None else None,
+        fallback=fallback,
+    )
 
 
 def attach_full_likelihoods(
@@ -957,17 +958,17 @@ def attach_full_likelihoods(
     max_parameters: int | None = None,
 ) -> None:
     """Store pyhf likelihood quantities in every combined prediction whose result has pyhf
-    workspaces (in place): ``extra`` gets L1, L_SM, L_max, muhat, nll1, nll_SM, nll_max and
-    ``likelihood`` (the :class:`PyhfLikelihood`); ``upper_limit_fb`` and
+    workspaces (in place): its ``statistics`` get nll at mu = 1, 0 and mu-hat, mu-hat and the
+    :class:`PyhfLikelihood` (kind ``"pyhf"``); ``upper_limit_fb`` and
     ``expected_upper_limit_fb`` get the computed limits. A fit that fails or runs out of its
-    budget leaves the prediction without likelihood and limits (:func:`fall_back`):
-    ``extra["fallback"]`` starts with :data:`FIT_FAILED` and gives the reason (also in
-    ``extra["likelihood_error"]``; ``extra["pyhf_converged"] = False`` when out of budget), and
-    the combiner lets the result's best signal region stand in; a result whose JSON is missing
-    gets ``extra["fallback"]``. ``models``, ``max_iterations`` and ``max_parameters`` (None:
+    budget leaves the prediction without likelihood and limits (:func:`fall_back`): its
+    ``statistics.fallback`` starts with :data:`FIT_FAILED` and gives the reason (also in
+    ``statistics.error``; ``statistics.converged = False`` when out of budget), and the
+    combiner lets the result's best signal region stand in; a result whose JSON is missing
+    says so in ``statistics.fallback``. ``models``, ``max_iterations`` and ``max_parameters`` (None:
     no cap) as for :class:`PyhfLikelihood`; a workspace above ``max_parameters`` is such a
     fallback too. Usually called through
-    :func:`~protomodels.statistics.evaluate.attach_statistics` with ``full_likelihoods=True``
+    :func:`~protomodels.statistics.attach.attach_statistics` with ``full_likelihoods=True``
     (after the other kinds).
 
     Raises:
@@ -981,7 +982,9 @@ def attach_full_likelihoods(
         if result is None or not is_pyhf_prediction(p, result):
             continue
         if result.likelihood != "pyhf":
-            p.extra["fallback"] = result.fallback or f"no pyhf workspace ({result.likelihood})"
+            p.statistics = PredictionStatistics.without_likelihood(
+                result.fallback or f"no pyhf workspace ({result.likelihood})"
+            )
             continue
         used = [w for w in result.pyhf if not w.full and not w.missing]
         if all(w.workspace is None for w in used):
@@ -991,21 +994,15 @@ def attach_full_likelihoods(
                 "full likelihoods off)"
             )
             raise ProtomodelsError(msg)
-        stale = p.extra.get("fallback")
-        if isinstance(stale, str) and stale.startswith(NO_FULL_LIKELIHOOD):
-            # from attach_statistics without full likelihoods: they are computed now
-            p.extra.pop("fallback")
-            if any(w.missing for w in result.pyhf if not w.full) and result.fallback:
-                p.extra["fallback"] = result.fallback
+        # a missing JSON file of the result: its fallback note stays with the likelihood
+        missing = any(w.missing for w in result.pyhf if not w.full) and result.fallback
         try:
             likelihood = PyhfLikelihood(
                 result, p.signals_fb, models=models, max_iterations=max_iterations,
                 max_parameters=max_parameters,
             )
-            _store(p, likelihood)
+            _store(p, likelihood, result.fallback if missing else None)
         except WorkspaceTooLarge as err:
-            p.extra["likelihood_error"] = str(err)
-            fall_back(p, f"{NOT_FITTED}: {err}")
+            fall_back(p, f"{NOT_FITTED}: {err}", error=str(err))
         except (ProtomodelsError, ValueError, ArithmeticError) as err:
-            p.extra["likelihood_error"] = str(err)
-            fall_back(p, f"{FIT_FAILED}: {err}")
+            fall_back(p, f"{FIT_FAILED}: {err}", error=str(err))

@@ -14,8 +14,8 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, replace
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
 import jax
 import jax.numpy as jnp
@@ -41,6 +41,9 @@ from protomodels.theory.signals import (
     item_weights,
 )
 from protomodels.theory.xsec import XsecTables, load_tables, production_channels, table_xsec
+
+if TYPE_CHECKING:  # the statistics stage fills the field; theory never imports it
+    from protomodels.statistics.record import PredictionStatistics
 
 __all__ = ["PredictionSettings", "Predictor", "TheoryPrediction", "predict", "predictions_frame"]
 
@@ -95,7 +98,8 @@ class TheoryPrediction:
         particles: PDG ids (> 0) of the BSM particles in the topologies that contribute.
         max_condition: the largest violation of the txnames' conditions (0: none, or none
             defined; see :mod:`protomodels.theory.conditions`).
-        extra: room for the statistics stage (likelihoods, mu-hat, ...).
+        statistics: the likelihood quantities, set by the statistics stage
+            (:class:`~protomodels.statistics.record.PredictionStatistics`); None before.
     """
 
     analysis: str
@@ -112,7 +116,7 @@ class TheoryPrediction:
     masses: tuple[float, ...] | None = None
     particles: frozenset[int] = frozenset()
     max_condition: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)
+    statistics: PredictionStatistics | None = None
 
     @property
     def r_obs(self) -> float | None:
@@ -139,9 +143,8 @@ class TheoryPrediction:
             "r_obs": self.r_obs,
             "r_exp": self.r_exp,
         }
-        record.update(
-            {k: v for k, v in self.extra.items() if isinstance(v, (str, int, float, bool))}
-        )
+        if self.statistics is not None:
+            record.update(self.statistics.to_json())
         return record
 
 
@@ -396,7 +399,7 @@ class Predictor:
         factor). None when that would not be exact: the sigmacut would keep another set of
         topologies, or a prediction would fall below the smallest cross section kept.
         (Predictions that the scaling would lift above that smallest cross section, 1e-6 fb,
-        are not recovered.) The copies carry no statistics (``extra`` is empty)."""
+        are not recovered.) The copies carry no statistics."""
         if not (math.isfinite(factor) and factor > 0):
             return None
         rounded = replace(model, masses={p: round(m, 1) for p, m in model.masses.items()})
@@ -411,7 +414,7 @@ class Predictor:
             if xsec < _MIN_XSEC:
                 return None
             signals = None if p.signals_fb is None else np.asarray(p.signals_fb) * factor
-            out.append(replace(p, xsec_fb=xsec, signals_fb=signals, extra={}))
+            out.append(replace(p, xsec_fb=xsec, signals_fb=signals, statistics=None))
         return out
 
     def plan(self, models: Iterable[Protomodel]) -> Plan:

@@ -1,21 +1,20 @@
 """Attach likelihood quantities to theory predictions, batched per kind of result.
 
-For every prediction: nll(mu) at mu = 1 and 0, mu-hat and nll(mu-hat), stored in
-``prediction.extra`` as ``L1``, ``L_SM``, ``L_max`` (likelihoods, as in the SModelS reference
-files), ``muhat`` and the corresponding ``nll_*`` values (use those: exp(-nll) underflows), and
-the likelihood itself (a :class:`~protomodels.statistics.likelihood.Likelihood`) as
-``likelihood``. Combined predictions with a covariance also get their observed and expected
-upper limits (CLs); when a limit search fails, the limit is None and ``limit_failed`` is set.
+For every prediction: nll(mu) at mu = 1 and 0, mu-hat and nll(mu-hat), and the likelihood
+itself (a :class:`~protomodels.statistics.likelihood.Likelihood`), as its
+``prediction.statistics`` (:class:`~protomodels.statistics.record.PredictionStatistics`).
+Combined predictions with a covariance also get their observed and expected upper limits
+(CLs); when a limit search fails, the limit is None and ``limit_failed`` is set.
 Upper-limit predictions without an expected limit get no likelihood (r only).
 
 Combined predictions of results with pyhf workspaces and no covariance (SModelS's pyhf backend,
 :func:`pyhf_backend`) get the pyhf full likelihood
 (:mod:`~protomodels.statistics.full_likelihood`) when ``full_likelihoods=True``: a stage run
 after the others (jitted JAX fits; the evaluation and the walk have it on by default). Without
-it they get no likelihood and ``extra["fallback"]`` says so (the combiner then takes the
+it they get no likelihood and their ``statistics.fallback`` says so (the combiner then takes the
 result's best signal region). Predictions of a result whose pyhf JSON is
 missing (the predictor then gives its best signal region, or the covariance's combination) carry
-the result's fallback in ``extra["fallback"]``.
+the result's fallback in ``statistics.fallback``.
 
 Upper-limit and single-region predictions are evaluated in one vectorised call each (lengths
 padded to a power of two); each combined prediction in one call compiled per padded number of
@@ -44,6 +43,7 @@ from protomodels.statistics.common import (
     NO_FULL_LIKELIHOOD,
     PYHF_MAX_ITERATIONS,
     likelihood_value,
+    note_fallback,
     pyhf_backend,
     store_likelihoods,
 )
@@ -53,11 +53,12 @@ from protomodels.statistics.likelihood import (
     SingleRegionLikelihood,
     TruncatedGaussianLikelihood,
 )
+from protomodels.statistics.record import PredictionStatistics
 from protomodels.theory.predictions import TheoryPrediction
 
 __all__ = [
     "NO_FULL_LIKELIHOOD",
-    "Evaluator",
+    "LikelihoodBuilder",
     "attach_statistics",
     "em_statistics",
     "likelihood_value",
@@ -136,8 +137,9 @@ def _first_bad(predictions: Sequence[TheoryPrediction], ok: np.ndarray) -> Theor
     return predictions[int(np.flatnonzero(~ok)[0])]
 
 
-class Evaluator:
-    """Statistics of theory predictions for one database: build once, then :meth:`attach`.
+class LikelihoodBuilder:
+    """The likelihoods of theory predictions for one database: build once, then
+    :meth:`attach`.
 
     Keeps the checked counts of every data set and the prepared simplified likelihood of every
     result with a covariance (zero signal; each prediction puts its own in). The compiled pyhf
@@ -209,7 +211,7 @@ class Evaluator:
         With ``full_likelihoods``, combined predictions of results with pyhf workspaces (no
         covariance) get the pyhf full likelihood in a last stage
         (:func:`~protomodels.statistics.full_likelihood.attach_full_likelihoods`); without, they
-        get no likelihood and ``extra["fallback"] = NO_FULL_LIKELIHOOD``.
+        get no likelihood and the fallback :data:`NO_FULL_LIKELIHOOD`.
         ``max_iterations``: the Newton budget of each pyhf fit (default
         :data:`~protomodels.statistics.common.PYHF_MAX_ITERATIONS`); ``max_parameters``:
         workspaces with more parameters are not fitted (a recorded fallback; None: all are).
@@ -240,7 +242,7 @@ class Evaluator:
             for p in predictions:
                 fallback = self._fallbacks.get(p.result_id)
                 if fallback is not None and p.data_type != "upperLimit":
-                    p.extra["fallback"] = fallback
+                    note_fallback(p, fallback)
         pyhf = [p for p in predictions if p.data_type == "combined" and p.result_id in self._pyhf]
         if not pyhf:
             return
@@ -249,7 +251,7 @@ class Evaluator:
             return
         for p in pyhf:
             fallback = self._fallbacks.get(p.result_id)
-            p.extra["fallback"] = (
+            p.statistics = PredictionStatistics.without_likelihood(
                 NO_FULL_LIKELIHOOD if fallback is None else f"{NO_FULL_LIKELIHOOD} ({fallback})"
             )
 
@@ -287,10 +289,10 @@ class Evaluator:
         for p, (nll1, nll0, nllmax, muhat, sigma), ui, ei in zip(
             ul, rows, u.tolist(), e.tolist(), strict=True
         ):
-            store_likelihoods(p, nll1, nll0, nllmax, muhat)
-            p.extra["likelihood"] = TruncatedGaussianLikelihood._fitted(
+            likelihood = TruncatedGaussianLikelihood._fitted(
                 ui, ei, p.result_id, sigma, muhat, nllmax
             )
+            store_likelihoods(p, "upper_limit", nll1, nll0, nllmax, muhat, likelihood)
 
     def _attach_em(self, em: list[TheoryPrediction]) -> None:
         s = np.asarray([p.xsec_fb * p.lumi_ifb for p in em], dtype=float)
@@ -303,40 +305,40 @@ class Evaluator:
         rows = np.asarray(_em_rows(*_padded([s, b, sigma, n], 1.0)))[:, : len(em)].T.tolist()
         inputs = zip(s.tolist(), b.tolist(), sigma.tolist(), n.tolist(), strict=True)
         for p, (nll1, nll0, nllmax, muhat), row in zip(em, rows, inputs, strict=True):
-            store_likelihoods(p, nll1, nll0, nllmax, muhat)
-            p.extra["likelihood"] = SingleRegionLikelihood._fitted(*row, p.result_id, nllmax)
+            likelihood = SingleRegionLikelihood._fitted(*row, p.result_id, nllmax)
+            store_likelihoods(p, "single_region", nll1, nll0, nllmax, muhat, likelihood)
 
     def _attach_combined(self, p: TheoryPrediction) -> None:
         signal = np.asarray(p.signals_fb, dtype=float) * p.lumi_ifb
         backend = self.combined(p.result_id).with_signal(signal)
         summary = backend.summary
-        store_likelihoods(p, summary.nll1, summary.nll_sm, summary.nll_max, summary.mu_hat)
         total = float(signal.sum()) / p.lumi_ifb
         limits = [_limit_or_none(mu, total) for mu in (summary.limit, summary.expected_limit)]
         p.upper_limit_fb, p.expected_upper_limit_fb = limits
-        p.extra.pop("limit_failed", None)
-        if None in limits:
-            p.extra["limit_failed"] = True
-        p.extra["likelihood"] = backend
+        store_likelihoods(
+            p, "simplified", summary.nll1, summary.nll_sm, summary.nll_max, summary.mu_hat,
+            backend, limit_failed=None in limits,
+        )
 
 
 def attach_statistics(
     predictions: Sequence[TheoryPrediction],
     database: Database,
     *,
-    evaluator: Evaluator | None = None,
+    builder: LikelihoodBuilder | None = None,
     full_likelihoods: bool = False,
     max_iterations: int | None = None,
     max_parameters: int | None = None,
 ) -> None:
     """Compute and store the likelihood quantities of every prediction (in place).
 
-    Pass an :class:`Evaluator` built once for the database when calling this in a loop.
+    Pass a :class:`LikelihoodBuilder` built once for the database when calling this in a
+    loop.
     ``full_likelihoods``: the pyhf full likelihood for the combined predictions of results with
-    pyhf workspaces (see :meth:`Evaluator.attach`, also for ``max_iterations`` and
+    pyhf workspaces (see :meth:`LikelihoodBuilder.attach`, also for ``max_iterations`` and
     ``max_parameters``); off, they get no likelihood.
     """
-    (evaluator or Evaluator(database)).attach(
+    (builder or LikelihoodBuilder(database)).attach(
         predictions, full_likelihoods=full_likelihoods, max_iterations=max_iterations,
         max_parameters=max_parameters,
     )

@@ -14,9 +14,9 @@ import jax
 import numpy as np
 import pytest
 
+from protomodels.statistics.attach import LikelihoodBuilder, attach_statistics
 from protomodels.statistics.checks import StatisticsInputError
 from protomodels.statistics.compilation_cache import ENV_VAR, enable_compilation_cache
-from protomodels.statistics.evaluate import Evaluator, attach_statistics
 from protomodels.statistics.likelihood import (
     Likelihood,
     SimplifiedLikelihood,
@@ -78,22 +78,24 @@ def _predictions(scale: float = 1.0) -> list[TheoryPrediction]:
     ]
 
 
-KEYS = ("L1", "L_SM", "L_max", "muhat", "nll1", "nll_SM", "nll_max")
+KEYS = ("L1", "L_SM", "L_max", "muhat", "nll1", "nll_SM", "nll_max")  # of to_json()
 
 
 def test_batch_equals_one_by_one() -> None:
     database = _database()
-    evaluator = Evaluator(database, compilation_cache=False)
+    builder = LikelihoodBuilder(database, compilation_cache=False)
     batch = _predictions() + _predictions(0.3)
-    evaluator.attach(batch)
+    builder.attach(batch)
     for p in batch:
         alone = copy.deepcopy(p)
-        alone.extra.clear()
+        alone.statistics = None
         attach_statistics([alone], database)
+        mine, theirs = p.to_json(), alone.to_json()
+        assert getattr(p.statistics, "kind", None) == getattr(alone.statistics, "kind", None)
         for key in KEYS:
-            assert (key in p.extra) == (key in alone.extra)
-            if key in p.extra:
-                assert p.extra[key] == pytest.approx(alone.extra[key], rel=1e-12, abs=1e-300)
+            assert (key in mine) == (key in theirs)
+            if key in mine:
+                assert mine[key] == pytest.approx(theirs[key], rel=1e-12, abs=1e-300)
         assert p.upper_limit_fb == pytest.approx(alone.upper_limit_fb, rel=1e-9)
 
 
@@ -107,20 +109,22 @@ def test_stored_backends_reproduce_the_stored_numbers() -> None:
     }
     for p in predictions:
         if p.data_type == "upperLimit" and p.expected_upper_limit_fb is None:
-            assert "likelihood" not in p.extra and "nll1" not in p.extra
+            assert p.statistics is None and "nll1" not in p.to_json()
             continue
-        like = p.extra["likelihood"]
+        s = p.statistics
+        like = s.likelihood
         assert isinstance(like, kinds[p.data_type]) and isinstance(like, Likelihood)
+        assert s.kind == like.kind
         values = like.nll(np.array([1.0, 0.0]))
-        assert values[0] == pytest.approx(p.extra["nll1"], rel=1e-10)
-        assert values[1] == pytest.approx(p.extra["nll_SM"], rel=1e-10)
-        assert like.mu_hat == pytest.approx(p.extra["muhat"], rel=1e-10, abs=1e-12)
-        assert like.nll_max == pytest.approx(p.extra["nll_max"], rel=1e-10)
-        assert p.extra["L1"] == pytest.approx(math.exp(-p.extra["nll1"]), rel=1e-12)
+        assert values[0] == pytest.approx(s.nll1, rel=1e-10)
+        assert values[1] == pytest.approx(s.nll_sm, rel=1e-10)
+        assert like.mu_hat == pytest.approx(s.mu_hat, rel=1e-10, abs=1e-12)
+        assert like.nll_max == pytest.approx(s.nll_max, rel=1e-10)
+        assert s.L1 == pytest.approx(math.exp(-s.nll1), rel=1e-12)
         record = p.to_json()
-        assert "likelihood" not in record and record["nll1"] == p.extra["nll1"]
+        assert "likelihood" not in record and record["nll1"] == s.nll1
     combined = predictions[-1]
-    like = combined.extra["likelihood"]
+    like = combined.statistics.likelihood
     total = combined.xsec_fb
     assert combined.upper_limit_fb == pytest.approx(like.upper_limit() * total, rel=1e-12)
     assert combined.expected_upper_limit_fb == pytest.approx(
@@ -128,7 +132,7 @@ def test_stored_backends_reproduce_the_stored_numbers() -> None:
     )
     assert combined.r_obs == pytest.approx(1 / like.upper_limit(), rel=1e-12)
     # the truncated Gaussian in units of the prediction: u = UL / xsec
-    ul = predictions[0].extra["likelihood"]
+    ul = predictions[0].statistics.likelihood
     assert ul.upper_limit() == pytest.approx(3.0 / 2.0) and ul.upper_limit(True) == 1.25
 
 
