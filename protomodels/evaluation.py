@@ -20,6 +20,7 @@ from protomodels.combiner.candidates import (
     eligible_predictions,
     stand_in_regions,
 )
+from protomodels.combiner.named import parse_combination
 from protomodels.combiner.test_statistic import KResult, KSettings, compute_k
 from protomodels.critics import CriticContext, Verdict, run_critics
 from protomodels.database.database import Database
@@ -322,6 +323,7 @@ class Evaluator:
         muhat: float,
         k: KResult,
         verdict: Verdict,
+        k_settings: KSettings,
     ) -> tuple[KResult, float, list[TheoryPrediction], Verdict]:
         """Constructive critics (the older reference's ``getMaxAllowedMu``): the signal
         strength is capped at mu-hat x mu_max, where the rescaled model's largest r reaches the
@@ -330,8 +332,8 @@ class Evaluator:
         cap = muhat * verdict.mu_max
         if not cap > 0:
             raise ProtomodelsError(f"critics: mu_max = {verdict.mu_max:.3g}, no allowed signal")
-        search = dataclasses.replace(self.k_settings.search, mu_max=cap)
-        settings = dataclasses.replace(self.k_settings, search=search)
+        search = dataclasses.replace(k_settings.search, mu_max=cap)
+        settings = dataclasses.replace(k_settings, search=search)
         capped = compute_k(model, predictions, xsecs, settings, tables=self.predictor.tables)
         flag = f"capped by the critics: mu <= {cap:.4g} (mu_max {verdict.mu_max:.3g})"
         capped = dataclasses.replace(capped, flags=(*capped.flags, flag))
@@ -339,8 +341,26 @@ class Evaluator:
         final = self.rescaled_predictions(model, predictions, mu)
         return capped, mu, final, run_critics(final, self.context)
 
-    def __call__(self, model: Protomodel) -> Evaluation:
-        """Evaluate one model (errors of the engine become a NaN K with the reason)."""
+    def __call__(
+        self,
+        model: Protomodel,
+        *,
+        combination: str | Sequence[str] | None = None,
+        force_combination: bool = False,
+    ) -> Evaluation:
+        """Evaluate one model (errors of the engine become a NaN K with the reason).
+
+        ``combination``: score this combination (``"A:dataset,B:dataset"`` or a list of such
+        labels) instead of the best one: T_L, mu-hat and K are then those of the named
+        combination (:mod:`~protomodels.combiner.named`); one that the combinability graph
+        does not allow is refused unless ``force_combination`` (then flagged).
+        """
+        k_settings = self.k_settings
+        if combination is not None:
+            k_settings = dataclasses.replace(
+                k_settings, combination=parse_combination(combination),
+                force_combination=force_combination,
+            )
         seconds: dict[str, float] = {}
         t0 = time.perf_counter()
         try:
@@ -348,7 +368,7 @@ class Evaluator:
             seconds["predictions"] = time.perf_counter() - t0
             t1 = time.perf_counter()
             xsecs = self.predictor.cross_sections(model)
-            k = compute_k(model, predictions, xsecs, self.k_settings, tables=self.predictor.tables)
+            k = compute_k(model, predictions, xsecs, k_settings, tables=self.predictor.tables)
             seconds["combination"] = time.perf_counter() - t1
             muhat = k.muhat if k.combination else 1.0
             rescaled = model.scaled(muhat) if muhat != 1.0 else model
@@ -364,7 +384,7 @@ class Evaluator:
             seconds["critics"] = time.perf_counter() - t3
             if self.settings.constructive and verdict.mu_max < 1.0:
                 k, muhat, final, verdict = self._capped(
-                    model, predictions, xsecs, muhat, k, verdict
+                    model, predictions, xsecs, muhat, k, verdict, k_settings
                 )
                 rescaled = model.scaled(muhat)
         except ProtomodelsError as err:

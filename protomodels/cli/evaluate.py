@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import time
+import warnings
 from pathlib import Path
 
 import click
@@ -19,6 +20,7 @@ from protomodels.cli.common import (
     reports_errors,
 )
 from protomodels.cli.predict import model_notes
+from protomodels.combiner.named import parse_combination
 from protomodels.combiner.prior import PRIORS, PriorSettings
 from protomodels.combiner.test_statistic import KSettings
 from protomodels.evaluation import Evaluation, EvaluationSettings, Evaluator
@@ -171,10 +173,19 @@ def candidates_table(rows: list[dict]) -> Table:
 @click.argument("model", type=click.Path(exists=True, dir_okay=False))
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None,
               help="Write the evaluation as JSON; '-' for stdout.")
+@click.option("--combination", default=None, metavar="A:DATASET,B:DATASET,...",
+              help="Score this combination instead of the best one (T_L, mu-hat and K of "
+                   "it); an analysis alone names its combined prediction. Its members must "
+                   "be combinable.")
+@click.option("--force-combination", is_flag=True,
+              help="Score a --combination whose members may not be combined (flagged).")
 @evaluation_options
 @click.pass_obj
 @reports_errors
-def evaluate(ctx: Context, model: str, json_out: str | None, **options: object) -> None:
+def evaluate(
+    ctx: Context, model: str, json_out: str | None, combination: str | None,
+    force_combination: bool, **options: object,
+) -> None:
     """K, T_L, mu-hat, prior, best combination and critics of an SLHA MODEL.
 
     Particles with a mass of 1e5 GeV or more are treated as frozen (decoupled: removed with
@@ -183,13 +194,24 @@ def evaluate(ctx: Context, model: str, json_out: str | None, **options: object) 
     the evaluation's own flags).
     """
     check_output_file(json_out, "--json")
+    if force_combination and combination is None:
+        raise click.UsageError("--force-combination needs --combination")
+    labels = parse_combination(combination) if combination is not None else None
     settings = evaluation_settings(ctx, **options)  # type: ignore[arg-type]
     protomodel = Protomodel.from_slha(model)
     notes = model_notes(protomodel, model)
     database = open_database(ctx, workspaces=bool(options["full_likelihoods"]))
     evaluator = Evaluator(database, settings)
     t0 = time.perf_counter()
-    evaluation = evaluator(protomodel)
+    evaluation = evaluator(
+        protomodel, combination=labels, force_combination=force_combination
+    )
+    if labels is not None and evaluation.k is None and evaluation.reason:
+        # a combination that cannot be scored is the user's input, not a model problem
+        raise click.ClickException(f"{model}: {evaluation.reason}")
+    for flag in evaluation.k.flags if evaluation.k is not None else ():
+        if flag.startswith("forced:"):
+            warnings.warn(f"--force-combination: {flag[len('forced: '):]}", stacklevel=1)
     seconds = time.perf_counter() - t0
     data = evaluation.as_json()
     own = list(data.get("flags") or [])

@@ -10,6 +10,7 @@ as given and the flag ``no_combination`` is set.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from collections.abc import Iterable, Mapping
@@ -18,7 +19,16 @@ from typing import Any
 
 from protomodels.combiner.candidates import select_candidates
 from protomodels.combiner.graph import CombinabilityGraph, load_combinability
-from protomodels.combiner.mu_search import MuSearchSettings, best_combination_in_mu
+from protomodels.combiner.mu_search import (
+    CombinationFit,
+    MuSearchSettings,
+    best_combination_in_mu,
+)
+from protomodels.combiner.named import (
+    fit_named_combination,
+    name_combination,
+    parse_combination,
+)
 from protomodels.combiner.prior import Prior, PriorSettings, compute_prior, model_multipliers
 from protomodels.theory.predictions import TheoryPrediction
 from protomodels.theory.protomodel import Protomodel
@@ -48,6 +58,10 @@ class KSettings:
             :func:`~protomodels.combiner.candidates.select_candidates`).
         prior: prior name and penalty switches.
         search: settings of the search in mu.
+        combination: score this combination instead of searching for the best one: labels
+            ``"analysis:dataset"`` (see :mod:`~protomodels.combiner.named`); None: the best.
+        force_combination: score a named combination whose members may not be combined
+            (flagged), instead of refusing it.
     """
 
     combinability: str | os.PathLike[str] | CombinabilityGraph = "yaml"
@@ -57,6 +71,8 @@ class KSettings:
     regions: str = "all"
     prior: PriorSettings = field(default_factory=PriorSettings)
     search: MuSearchSettings = field(default_factory=MuSearchSettings)
+    combination: tuple[str, ...] | None = None
+    force_combination: bool = False
 
     def graph(self) -> CombinabilityGraph:
         """The combinability graph."""
@@ -139,6 +155,34 @@ class KResult:
         }
 
 
+def _named_fit(
+    settings: KSettings, candidates: list, adjacency: Any, flags: list[str]
+) -> CombinationFit:
+    """The fit of the combination the settings name, as a :class:`CombinationFit` over the
+    candidates (:mod:`~protomodels.combiner.named`); its remarks go to ``flags``."""
+    named = name_combination(
+        parse_combination(settings.combination or ()), candidates, adjacency,
+        force=settings.force_combination,
+    )
+    fit, at_hat, at_one = fit_named_combination(named, settings.search)
+    position = {id(c): i for i, c in enumerate(candidates)}
+    indices = tuple(position[id(c)] for c in named.members)
+    labels = ", ".join(f"{c.analysis}:{c.dataset}" for c in named.members)
+    flags.append(f"named combination: {labels}")
+    flags.extend(f"forced: {a} and {b} may not be combined" for a, b in named.not_combinable)
+    positive = bool(fit.indices)
+    if not positive:
+        flags.append("named combination: its summed weight is nowhere positive for mu > 0")
+    return dataclasses.replace(
+        fit,
+        indices=indices if positive else (),
+        contributions=at_hat if positive else (),
+        indices_mu1=indices,
+        T_L_mu1=float(sum(at_one)),
+        contributions_mu1=at_one,
+    )
+
+
 def compute_k(
     model: Protomodel,
     predictions: Iterable[TheoryPrediction],
@@ -171,13 +215,16 @@ def compute_k(
         regions=settings.regions,
     )
     graph = settings.graph()
-    fit = best_combination_in_mu(
-        [c.likelihood for c in candidates],
-        graph.matrix(candidates),
-        [c.analysis for c in candidates],
-        settings=settings.search,
-    )
     flags = []
+    if settings.combination:
+        fit = _named_fit(settings, candidates, graph.matrix(candidates), flags)
+    else:
+        fit = best_combination_in_mu(
+            [c.likelihood for c in candidates],
+            graph.matrix(candidates),
+            [c.analysis for c in candidates],
+            settings=settings.search,
+        )
     if multipliers is None:
         multipliers, derived = model_multipliers(model, xsecs, tables=tables)
         if derived:
