@@ -312,8 +312,14 @@ class Evaluator:
         where that is exact (:meth:`Predictor.rescale`), else a new prediction pass."""
         scaled = self.predictor.rescale(model, predictions, factor)
         if scaled is None:
-            scaled = self.predictor.predict(model.scaled(factor))
-        return self._attach(scaled)
+            return self._attach(self.predictor.predict(model.scaled(factor)))
+        self.likelihoods.rescale(
+            predictions, scaled, factor,
+            full_likelihoods=self.settings.full_likelihoods,
+            max_iterations=self.settings.pyhf_iterations,
+            max_parameters=self.settings.pyhf_max_parameters,
+        )
+        return scaled
 
     def _capped(
         self,

@@ -203,9 +203,10 @@ def evaluate(
     database = open_database(ctx, workspaces=bool(options["full_likelihoods"]))
     evaluator = Evaluator(database, settings)
     t0 = time.perf_counter()
-    evaluation = evaluator(
-        protomodel, combination=labels, force_combination=force_combination
-    )
+    named = {} if labels is None else {
+        "combination": labels, "force_combination": force_combination
+    }
+    evaluation = evaluator(protomodel, **named)
     if labels is not None and evaluation.k is None and evaluation.reason:
         # a combination that cannot be scored is the user's input, not a model problem
         raise click.ClickException(f"{model}: {evaluation.reason}")

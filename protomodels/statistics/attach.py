@@ -48,6 +48,7 @@ from protomodels.statistics.common import (
     store_likelihoods,
 )
 from protomodels.statistics.compilation_cache import enable_compilation_cache
+from protomodels.statistics.curves import CurveSet
 from protomodels.statistics.likelihood import (
     SimplifiedLikelihood,
     SingleRegionLikelihood,
@@ -253,6 +254,55 @@ class LikelihoodBuilder:
             fallback = self._fallbacks.get(p.result_id)
             p.statistics = PredictionStatistics.without_likelihood(
                 NO_FULL_LIKELIHOOD if fallback is None else f"{NO_FULL_LIKELIHOOD} ({fallback})"
+            )
+
+    def rescale(
+        self,
+        before: Sequence[TheoryPrediction],
+        after: Sequence[TheoryPrediction],
+        factor: float,
+        **options: object,
+    ) -> None:
+        """Statistics of ``after``, the predictions ``before`` with every signal times
+        ``factor`` (in the same order, as :meth:`~protomodels.theory.predictions.Predictor.
+        rescale` gives them). A simplified likelihood is not fitted again: with the signal
+        k s, nll(mu) is the old nll(k mu), so nll(0) and nll(mu-hat) stay, mu-hat and the
+        limits on mu are divided by k (the limits in fb stay) and only nll(1) = old nll(k) is
+        evaluated (one batched call for all of them). The other kinds are attached as by
+        :meth:`attach` (``options``)."""
+        if len(before) != len(after):
+            msg = f"rescale: {len(before)} predictions before, {len(after)} after"
+            raise ValueError(msg)
+        derived = [
+            (old, new)
+            for old, new in zip(before, after, strict=True)
+            if new.data_type == "combined"
+            and old.statistics is not None
+            and type(old.statistics.likelihood) is SimplifiedLikelihood
+            and math.isfinite(factor)
+            and factor > 0
+        ]
+        done = {id(new) for _, new in derived}
+        self.attach([p for p in after if id(p) not in done], **options)  # type: ignore[arg-type]
+        if not derived:
+            return
+        with jax.enable_x64(True):
+            curves = CurveSet([old.statistics.likelihood for old, _ in derived])
+            nll1 = curves.nll(np.arange(len(derived)), np.full(len(derived), float(factor)))
+        for (old, new), value in zip(derived, nll1.tolist(), strict=True):
+            s, like = old.statistics, old.statistics.likelihood
+            summary = like.summary
+            backend = like.with_signal(np.asarray(new.signals_fb, dtype=float) * new.lumi_ifb)
+            backend.__dict__["summary"] = summary._replace(
+                nll1=value, mu_hat=summary.mu_hat / factor, limit=summary.limit / factor,
+                expected_limit=summary.expected_limit / factor,
+            )
+            new.upper_limit_fb, new.expected_upper_limit_fb = (
+                old.upper_limit_fb, old.expected_upper_limit_fb,
+            )
+            store_likelihoods(
+                new, "simplified", value, s.nll_sm, s.nll_max, summary.mu_hat / factor,
+                backend, limit_failed=s.limit_failed, fallback=s.fallback,
             )
 
     def _attach_pyhf(
