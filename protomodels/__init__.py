@@ -13,6 +13,7 @@ Example:
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from protomodels._version import __version__
@@ -20,11 +21,19 @@ from protomodels._version import __version__
 if TYPE_CHECKING:  # pragma: no cover
     from protomodels.builders.storage import RunStorage
     from protomodels.database.database import Database
-    from protomodels.evaluation import Evaluation
+    from protomodels.evaluation import BatchEvaluation, Evaluation, Evaluator
     from protomodels.theory.predictions import TheoryPrediction
     from protomodels.theory.protomodel import Protomodel
 
-__all__ = ["Protomodel", "__version__", "evaluate", "open_database", "predict", "walk"]
+__all__ = [
+    "Protomodel",
+    "__version__",
+    "evaluate",
+    "evaluate_batch",
+    "open_database",
+    "predict",
+    "walk",
+]
 
 
 def __dir__() -> list[str]:
@@ -90,6 +99,46 @@ def evaluate(
     if database is None:
         database = open_database(workspaces=bool(settings.get("full_likelihoods", True)))
     return Evaluator(database, EvaluationSettings(**settings))(model)
+
+
+def evaluate_batch(
+    models: Iterable[Protomodel | str | os.PathLike[str]],
+    database: Database | None = None,
+    *,
+    evaluator: Evaluator | None = None,
+    combination: str | Sequence[str] | None = None,
+    chunk: int = 256,
+    **settings: Any,
+) -> BatchEvaluation:
+    """K, T_L, mu-hat and the critics' verdict of many protomodels in one call, as arrays.
+
+    The predictions of ``chunk`` models at a time are one batched kernel call; the result
+    equals the models evaluated one by one. A model that cannot be evaluated has NaN and its
+    ``reason``. Pass an ``evaluator`` (:class:`protomodels.evaluation.Evaluator`) to reuse
+    its compiled state across calls (then ``database`` and ``settings`` are not used).
+
+    Args:
+        models: protomodels or SLHA paths.
+        database: the database (default: the default store, built on first use).
+        evaluator: an evaluator built once (faster for repeated calls).
+        combination: score this combination (``"A:dataset,B:dataset"``) in every model.
+        chunk: models per batched prediction call.
+        settings: fields of :class:`protomodels.evaluation.EvaluationSettings`.
+
+    Returns:
+        A :class:`protomodels.evaluation.BatchEvaluation` (``.K``, ``.T_L``, ``.muhat``,
+        ``.passed``, ``.reason``, ``.evaluations``, ``.to_pandas()``).
+    """
+    from protomodels.evaluation import EvaluationSettings
+    from protomodels.evaluation import Evaluator as _Evaluator
+    from protomodels.theory.protomodel import Protomodel as _Protomodel
+
+    models = [m if isinstance(m, _Protomodel) else _Protomodel.from_slha(m) for m in models]
+    if evaluator is None:
+        if database is None:
+            database = open_database(workspaces=bool(settings.get("full_likelihoods", True)))
+        evaluator = _Evaluator(database, EvaluationSettings(**settings))
+    return evaluator.batch(models, chunk=chunk, combination=combination)
 
 
 def walk(

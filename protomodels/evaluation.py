@@ -15,6 +15,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from protomodels.combiner.candidates import (
     FLAT_TOLERANCE,
     eligible_predictions,
@@ -36,7 +38,7 @@ from protomodels.theory.predictions import PredictionSettings, Predictor, Theory
 from protomodels.theory.protomodel import Protomodel
 from protomodels.theory.xsec import XsecTables
 
-__all__ = ["Evaluation", "EvaluationSettings", "Evaluator", "evaluate"]
+__all__ = ["BatchEvaluation", "Evaluation", "EvaluationSettings", "Evaluator", "evaluate"]
 
 
 def __dir__() -> list[str]:
@@ -361,17 +363,79 @@ class Evaluator:
         combination (:mod:`~protomodels.combiner.named`); one that the combinability graph
         does not allow is refused unless ``force_combination`` (then flagged).
         """
-        k_settings = self.k_settings
-        if combination is not None:
-            k_settings = dataclasses.replace(
-                k_settings, combination=parse_combination(combination),
+        return self._evaluate(model, None, self._k_settings(combination, force_combination))
+
+    def _k_settings(
+        self, combination: str | Sequence[str] | None, force_combination: bool
+    ) -> KSettings:
+        if combination is None:
+            return self.k_settings
+        return dataclasses.replace(
+            self.k_settings, combination=parse_combination(combination),
+            force_combination=force_combination,
+        )
+
+    def evaluate_many(
+        self,
+        models: Iterable[Protomodel],
+        *,
+        chunk: int = 256,
+        combination: str | Sequence[str] | None = None,
+        force_combination: bool = False,
+    ) -> list[Evaluation]:
+        """Evaluate many models: the predictions of ``chunk`` models at a time in one batched
+        kernel call (:meth:`Predictor.predict_batch`), then each model's statistics,
+        combination and critics; the same evaluations as one by one. A chunk whose batched
+        predictions fail is predicted model by model, so an error is that model's reason."""
+        k_settings = self._k_settings(combination, force_combination)
+        models = list(models)
+        out: list[Evaluation] = []
+        for start in range(0, len(models), max(1, chunk)):
+            part = models[start:start + max(1, chunk)]
+            t0 = time.perf_counter()
+            try:
+                batch: list[list[TheoryPrediction] | None] = list(
+                    self.predictor.predict_batch(part)
+                )
+            except Exception:  # noqa: BLE001 - then each model on its own, with its own error
+                batch = [None] * len(part)
+            share = (time.perf_counter() - t0) / len(part)
+            for model, predictions in zip(part, batch, strict=True):
+                out.append(self._evaluate(model, predictions, k_settings, share))
+        return out
+
+    def batch(
+        self,
+        models: Iterable[Protomodel],
+        *,
+        chunk: int = 256,
+        combination: str | Sequence[str] | None = None,
+        force_combination: bool = False,
+    ) -> BatchEvaluation:
+        """:meth:`evaluate_many` as arrays (:class:`BatchEvaluation`)."""
+        return BatchEvaluation.of(
+            self.evaluate_many(
+                models, chunk=chunk, combination=combination,
                 force_combination=force_combination,
             )
+        )
+
+    def _evaluate(
+        self,
+        model: Protomodel,
+        raw: list[TheoryPrediction] | None,
+        k_settings: KSettings,
+        predicted_in: float = 0.0,
+    ) -> Evaluation:
+        """One evaluation; ``raw``: the model's predictions without statistics, if made."""
         seconds: dict[str, float] = {}
         t0 = time.perf_counter()
         try:
-            predictions = self.predictions(model)
-            seconds["predictions"] = time.perf_counter() - t0
+            if raw is None:
+                predictions = self.predictions(model)
+            else:
+                predictions = self._attach(raw)
+            seconds["predictions"] = time.perf_counter() - t0 + predicted_in
             t1 = time.perf_counter()
             xsecs = self.predictor.cross_sections(model)
             k = compute_k(model, predictions, xsecs, k_settings, tables=self.predictor.tables)
@@ -432,6 +496,62 @@ class Evaluator:
             data_types=tuple(self.k_settings.data_types),
             drop_regions_of_combined=self.k_settings.drop_regions_of_combined,
         )
+
+
+@dataclass(frozen=True)
+class BatchEvaluation:
+    """The evaluations of many protomodels as arrays (one entry per model, in order).
+
+    Attributes:
+        K, T_L, T_L_mu1, muhat: float arrays, NaN where a model could not be evaluated.
+        passed: whether the critics let each model pass (False where not evaluated).
+        reason: why a model failed the critics or could not be evaluated (None: passed).
+        evaluations: the full :class:`Evaluation` of each model.
+    """
+
+    K: np.ndarray
+    T_L: np.ndarray
+    T_L_mu1: np.ndarray
+    muhat: np.ndarray
+    passed: np.ndarray
+    reason: tuple[str | None, ...]
+    evaluations: tuple[Evaluation, ...]
+
+    @classmethod
+    def of(cls, evaluations: Sequence[Evaluation]) -> BatchEvaluation:
+        """Arrays of a list of evaluations."""
+
+        def column(name: str) -> np.ndarray:
+            return np.asarray([getattr(e, name) for e in evaluations], dtype=float)
+
+        return cls(
+            K=column("K"), T_L=column("T_L"), T_L_mu1=column("T_L_mu1"), muhat=column("muhat"),
+            passed=np.asarray([e.passed for e in evaluations], dtype=bool),
+            reason=tuple(e.reason for e in evaluations),
+            evaluations=tuple(evaluations),
+        )
+
+    def __len__(self) -> int:
+        return len(self.evaluations)
+
+    @property
+    def evaluated(self) -> np.ndarray:
+        """Models with a K (the others have a reason why not)."""
+        return np.isfinite(self.K)
+
+    def to_pandas(self) -> Any:
+        """A DataFrame with one row per model (K, T_L, T_L_mu1, muhat, passed, reason and
+        the best combination as ``A:dataset+B:dataset``)."""
+        import pandas as pd
+
+        return pd.DataFrame({
+            "K": self.K, "T_L": self.T_L, "T_L_mu1": self.T_L_mu1, "muhat": self.muhat,
+            "passed": self.passed, "reason": list(self.reason),
+            "combination": [
+                "+".join(f"{m['analysis']}:{m['dataset']}" for m in e.combination)
+                for e in self.evaluations
+            ],
+        })
 
 
 def _check_workspaces(database: Database) -> None:

@@ -6,7 +6,8 @@ import protomodels.database
 
 def test_top_level_api() -> None:
     assert dir(protomodels) == [
-        "Protomodel", "__version__", "evaluate", "open_database", "predict", "walk"
+        "Protomodel", "__version__", "evaluate", "evaluate_batch", "open_database", "predict",
+        "walk",
     ]
 
 
