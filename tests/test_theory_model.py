@@ -458,3 +458,19 @@ def test_random_protomodel_is_reproducible(shared: Path) -> None:
     rng = np.random.default_rng(7)
     draws = [dict(random_protomodel(rng, template).masses) for _ in range(5)]
     assert len({tuple(sorted(d.items())) for d in draws}) == 5
+
+
+def test_numpy_numbers_are_plain_floats() -> None:
+    """A mass grid from np.arange is accepted and stored as Python floats."""
+    import numpy as np
+
+    from protomodels.theory import Decay, Protomodel
+
+    stop, n1 = 1000006, 1000022
+    model = Protomodel(
+        masses={stop: np.int64(600), n1: np.float32(250.0)},
+        decays={stop: (Decay(n1, (6,), 1.0),)},
+        ssm={(-stop, stop): np.float64(0.5)},
+    )
+    assert all(type(m) is float for m in model.masses.values())
+    assert type(model.ssm[(-stop, stop)]) is float and model.masses[stop] == 600.0

@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from protomodels.exceptions import (
     InputCorrectionWarning,
     InvalidProtomodelError,
@@ -64,6 +66,11 @@ def _pair(a: int, b: int) -> Pair:
 _STABLE_WIDTH, _PROMPT_WIDTH = 1e-25, 1e-11  # GeV, SModelS's defaults
 
 
+def _numpy_real(x: object) -> bool:
+    """A NumPy integer or floating-point scalar (not a bool)."""
+    return isinstance(x, (np.integer, np.floating))
+
+
 @dataclass(frozen=True, eq=False)
 class Protomodel:
     """A protomodel (or any R-parity conserving SLHA spectrum with a neutral LSP).
@@ -93,6 +100,16 @@ class Protomodel:
     notes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        # NumPy numbers (a mass from np.arange, a multiplier from an array) are plain floats
+        # here, so that every later stage and the run files see Python numbers
+        if isinstance(self.masses, Mapping) and any(
+            _numpy_real(m) for m in self.masses.values()
+        ):
+            masses = {k: float(m) if _numpy_real(m) else m for k, m in self.masses.items()}
+            object.__setattr__(self, "masses", masses)
+        if isinstance(self.ssm, Mapping) and any(_numpy_real(v) for v in self.ssm.values()):
+            ssm = {k: float(v) if _numpy_real(v) else v for k, v in self.ssm.items()}
+            object.__setattr__(self, "ssm", ssm)
         self.validate()
 
     # -- validation -------------------------------------------------------------------------
