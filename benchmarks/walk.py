@@ -15,10 +15,33 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+from jax import monitoring
+
 from protomodels.builders.storage import RunStorage
 from protomodels.builders.walker import Walker, WalkerConfig
 from protomodels.database import open as open_database
 from protomodels.evaluation import EvaluationSettings, Evaluator
+
+
+class CompileCounter:
+    """Counts JAX's backend compilations (XLA) and traces, through jax.monitoring."""
+
+    def __init__(self) -> None:
+        self.compiles = 0
+        self.traces = 0
+        self.seconds = 0.0
+        monitoring.register_event_duration_secs_listener(self._event)
+
+    def _event(self, name: str, duration: float, **_: object) -> None:
+        if name.endswith("backend_compile_duration"):
+            self.compiles += 1
+            self.seconds += duration
+        elif name.endswith("jaxpr_trace_duration"):
+            self.traces += 1
+
+    def reset(self) -> None:
+        self.compiles = self.traces = 0
+        self.seconds = 0.0
 
 
 def main() -> None:
@@ -38,17 +61,23 @@ def main() -> None:
     print(f"prepare grids (cached triangulations, stacks): {time.perf_counter() - t0:.1f} s")
     spent: dict[str, float] = defaultdict(float)
     calls = 0
+    counter = CompileCounter()
+    compiled_at: list[int] = []
 
     def timed(model):  # noqa: ANN001, ANN202
         nonlocal calls
+        before = counter.compiles
         t0 = time.perf_counter()
         e = evaluator(model)
+        if counter.compiles > before:
+            compiled_at.append(walker.step_number if walker is not None else -1)
         spent["evaluate (all)"] += time.perf_counter() - t0
         for k, v in e.seconds.items():
             spent[k] += v
         calls += 1
         return e
 
+    walker = None
     with tempfile.TemporaryDirectory() as tmp:
         storage = RunStorage(Path(tmp) / "run.sqlite")
         walker = Walker(timed, WalkerConfig(steps=args.warmup + args.steps, seed=args.seed),
@@ -56,9 +85,12 @@ def main() -> None:
         t0 = time.perf_counter()
         walker.run(until=args.warmup)
         warm = time.perf_counter() - t0
-        print(f"warm-up: {args.warmup} steps in {warm:.1f} s (compilation)")
+        print(f"warm-up: {args.warmup} steps in {warm:.1f} s (compilation): "
+              f"{counter.compiles} XLA compilations, {counter.traces} traces")
         spent.clear()
         calls = 0
+        counter.reset()
+        compiled_at.clear()
         commit = storage.commit_step
         stored = [0.0]
 
@@ -82,6 +114,11 @@ def main() -> None:
     print(f"  storage                 : {stored[0] / n * 1e3:.2f} ms/step")
     print("  (predictions include the likelihoods; combination = candidates, search in mu, "
           "prior)")
+    steps = sorted(set(compiled_at))
+    shown = ", ".join(map(str, steps[:20])) + (" ..." if len(steps) > 20 else "")
+    print(f"compilations after step {args.warmup}: {counter.compiles} XLA compilations "
+          f"({counter.seconds:.1f} s), {counter.traces} traces, in {len(steps)} steps "
+          f"({shown or '-'}) (goal: none)")
 
 
 if __name__ == "__main__":
