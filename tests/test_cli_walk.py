@@ -97,3 +97,36 @@ def test_library_walk(subset_store: Path, tmp_path: Path) -> None:
     run_ = protomodels.walk(database, steps=3, seed=5, out=tmp_path / "lib.sqlite")
     assert len(run_.steps()) == 3
     assert run_.metadata().seed == 5
+
+
+def test_lazy_grids_walk_the_same_chain(
+    subset_store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Grids triangulated when a step first needs them (the default, with the background
+    cache filler) give the same chain as every grid prepared before the first step; the filler
+    leaves every grid in the (fresh) cache."""
+    from protomodels.database import open as open_database
+    from protomodels.evaluation import EvaluationSettings
+    from protomodels.theory.locator import _cache_file, _coordinates
+    from protomodels.theory.predictions import Predictor
+
+    database = pdb.open(subset_store, build=False)
+    records = {}
+    for grids in ("lazy", "prepare"):
+        cache = tmp_path / f"tri-{grids}"
+        monkeypatch.setenv("PROTOMODELS_TRIANGULATIONS", str(cache))
+        run_ = protomodels.walk(
+            database, steps=8, seed=7, out=tmp_path / f"{grids}.sqlite", grids=grids,
+            evaluation=EvaluationSettings(full_likelihoods=False),
+        )
+        records[grids] = [(s.step, s.move, s.accepted, s.K) for s in run_.steps()]
+    assert records["lazy"] == records["prepare"] and len(records["lazy"]) == 8
+    predictor = Predictor(open_database(subset_store, build=False, workspaces=False))
+    sets = predictor.grid_point_sets()
+    predictor.grid_index.cache = tmp_path / "tri-prepare"
+    assert predictor.grid_index.fill_cache(sets) == 0  # prepared: every grid is cached
+    predictor.grid_index.cache = tmp_path / "tri-fresh"
+    assert predictor.grid_index.fill_cache(sets[:3]) >= 1
+    assert predictor.grid_index.fill_cache(sets[:3]) == 0
+    points, widths = sets[0]
+    assert _cache_file(predictor.grid_index.cache, _coordinates(points, widths)).exists()

@@ -44,6 +44,11 @@ class RunSettings:
         walker: the walkers' settings besides steps, seed and id.
         evaluation: the evaluation settings.
         start: SLHA file of the starting model (default: the LSP alone).
+        grids: ``"lazy"`` (default): a grid is triangulated when a step first needs it (or
+            read from the cache), while a background process fills the triangulation cache,
+            so that a fresh machine starts walking at once; ``"prepare"``: every grid is
+            triangulated and stacked before the first step (no stack grows during the walk).
+            Either way the chains are the same; not stored in the run file.
     """
 
     steps: int = 200
@@ -53,6 +58,12 @@ class RunSettings:
     walker: WalkerConfig = field(default_factory=WalkerConfig)
     evaluation: EvaluationSettings = field(default_factory=EvaluationSettings)
     start: str | None = None
+    grids: str = "lazy"
+
+    def __post_init__(self) -> None:
+        if self.grids not in ("lazy", "prepare"):
+            msg = f"RunSettings.grids must be 'lazy' or 'prepare', not {self.grids!r}"
+            raise ValueError(msg)
 
     def config_json(self) -> dict[str, Any]:
         """The configuration as stored in the run metadata."""
@@ -130,7 +141,8 @@ def _walk_walkers(
 
     database = open_database(store, build=False, workspaces=settings.evaluation.full_likelihoods)
     evaluator = Evaluator(database, settings.evaluation)
-    evaluator.prepare()
+    if settings.grids == "prepare":
+        evaluator.prepare()
     start = start_model(settings.start) if settings.start else None
     with RunStorage(run_file) as storage:
         done = set(storage.walkers())
@@ -162,16 +174,17 @@ def run_walk(
 ) -> Path:
     """Start or resume a run; returns the run file.
 
-    Before the walkers start, every grid of the database is triangulated (once per machine:
-    the triangulations are cached) with ``settings.processes`` processes, so that the walkers
-    only read them.
+    Grids (``settings.grids``): lazily, each when a step first needs it, while a background
+    process fills the triangulation cache (a fresh machine starts at once); or, with
+    ``"prepare"``, every grid triangulated (once per machine: the triangulations are cached,
+    with ``settings.processes`` processes) and stacked before the first step.
 
     Args:
         run_file: the SQLite run file (created; with ``resume``, continued).
         store: the database store (built beforehand).
         settings: what to run (with ``resume``: taken from the run file).
         on_progress: called with the open run storage while the walkers work (progress bar).
-        on_prepare: called with (done, total) while the grids are prepared.
+        on_prepare: called with (done, total) while the grids are prepared (``"prepare"``).
 
     A new run's file is written only after its settings and starting model have been read,
     and is removed again when the run fails (or is interrupted) before its first step, so
@@ -241,7 +254,59 @@ def _run(
 ) -> None:
     walkers = list(range(settings.walkers))
     processes = max(1, min(settings.processes, len(walkers)))
-    _prepare_cache(store, settings, processes, on_prepare)
+    filler = None
+    if settings.grids == "prepare":
+        _prepare_cache(store, settings, processes, on_prepare)
+    elif processes < (os.cpu_count() or 1):
+        filler = _start_cache_filler(store, settings)
+    try:
+        _walk_processes(path, store, settings, walkers, processes, on_progress, poll_seconds)
+    finally:
+        if filler is not None and filler.is_alive():
+            filler.terminate()  # its files are written atomically: what it made is kept
+            filler.join(5)
+
+
+def _start_cache_filler(
+    store: str | os.PathLike[str], settings: RunSettings
+) -> multiprocessing.process.BaseProcess | None:
+    """A background process that fills the triangulation cache while the walk runs (lazy
+    grids), or None when there is no cache."""
+    from protomodels.paths import triangulation_cache_dir
+
+    if triangulation_cache_dir() is None:
+        return None
+    context = multiprocessing.get_context("spawn")
+    process = context.Process(
+        target=_fill_cache, args=(str(store), settings.evaluation.predictions), daemon=True
+    )
+    process.start()
+    return process
+
+
+def _fill_cache(store: str, predictions: Any) -> None:
+    """Body of the cache filler: every grid of the database, one by one, lowest priority."""
+    import contextlib
+
+    from protomodels.database import open as open_database
+    from protomodels.theory.predictions import Predictor
+
+    with contextlib.suppress(OSError):
+        os.nice(19)
+    database = open_database(store, build=False, workspaces=False)
+    predictor = Predictor(database, settings=predictions)
+    predictor.grid_index.fill_cache(predictor.grid_point_sets())
+
+
+def _walk_processes(
+    path: Path,
+    store: str | os.PathLike[str],
+    settings: RunSettings,
+    walkers: list[int],
+    processes: int,
+    on_progress: Callable[[RunStorage], None] | None,
+    poll_seconds: float,
+) -> None:
     if processes == 1:
         _walk_share(str(path), str(store), settings, walkers, on_progress)
         return
@@ -316,5 +381,5 @@ def _settings_from(config: dict[str, Any], override: RunSettings | None) -> RunS
     )
     if override is not None:
         settings = replace(settings, steps=max(settings.steps, override.steps),
-                           processes=override.processes)
+                           processes=override.processes, grids=override.grids)
     return settings

@@ -141,13 +141,17 @@ _POSITIVE = Finite(min=0, min_open=True)
               help="Anneal geometrically to this temperature (> 0) at the last step.")
 @click.option("--teleport-until", type=click.IntRange(min=0), default=None,
               help="Allow teleports to hiscores up to this step, >= 0 (default: never).")
+@click.option("--prepare-grids", is_flag=True,
+              help="Triangulate every grid before the first step (default: each when a step "
+                   "first needs it, while a background process fills the cache).")
 @evaluation_options
 @click.pass_obj
 @reports_errors
 def walk(
     ctx: Context, steps: int | None, walkers: int, seed: int, processes: int | None,
     run_file: str | None, resume_file: str | None, start: str | None, temperature: float,
-    final_temperature: float | None, teleport_until: int | None, **options: object,
+    final_temperature: float | None, teleport_until: int | None, prepare_grids: bool,
+    **options: object,
 ) -> None:
     """Random walk over protomodels that maximises K; prints the best protomodel.
 
@@ -175,7 +179,7 @@ def walk(
         start_model(start)  # refused here, before the store is opened
     settings = RunSettings(
         steps=steps, walkers=walkers, seed=seed, processes=processes, walker=walker_config,
-        evaluation=evaluation, start=start,
+        evaluation=evaluation, start=start, grids="prepare" if prepare_grids else "lazy",
     )
     database = open_database(ctx, workspaces=bool(options["full_likelihoods"]))
     total = steps * walkers

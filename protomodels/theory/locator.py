@@ -367,6 +367,20 @@ class GridIndex:
             _write(file, fresh)
         return _Entry(tri, arrays=arrays)
 
+    def fill_cache(self, point_sets: Iterable[tuple[np.ndarray, tuple[int, ...]]]) -> int:
+        """Triangulate, into the cache only, every point set not cached yet (one by one, in
+        this process: the background filler of a lazy start); returns how many were made."""
+        if self.cache is None:
+            return 0
+        made = 0
+        for points, widths in point_sets:
+            coordinates = _coordinates(np.asarray(points, dtype=float), widths)
+            file = _cache_file(self.cache, coordinates)
+            if file is not None and not _current_file(file):
+                _triangulate_file(coordinates, str(file))
+                made += 1
+        return made
+
     def reserve(
         self,
         point_sets: Iterable[tuple[np.ndarray, tuple[int, ...]]],
