@@ -76,3 +76,22 @@ def subset_store(subset_source: Path, tmp_path_factory: pytest.TempPathFactory) 
     report = import_database(subset_source, out, workers=1)
     assert not report.errors, report.errors
     return out
+
+
+@pytest.fixture(scope="module")
+def toy() -> tuple:
+    """A stop model with an ATLAS and a CMS result whose likelihoods are Gaussians in mu
+    (test_combiner_k's Gauss): (model, cross sections, predictions, atlas, cms)."""
+    from test_combiner_k import N1, STOP, STOPS, Gauss, prediction
+
+    from protomodels.theory.protomodel import Decay, Protomodel
+
+    model = Protomodel(
+        masses={N1: 100.0, STOP: 500.0},
+        decays={STOP: (Decay(N1, (6,), 1.0),)},
+        ssm={STOPS: 0.5},
+    )
+    xsecs = {STOPS: {8.0: 10.0, 13.0: 50.0}}
+    atlas, cms = Gauss(1.4, 0.5), Gauss(1.1, 1.0)
+    predictions = [prediction("ATLAS-SUSY-2018-12", atlas), prediction("CMS-SUS-20-004", cms)]
+    return model, xsecs, predictions, atlas, cms

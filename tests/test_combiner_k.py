@@ -112,19 +112,6 @@ def test_candidates_follow_the_reference_selection() -> None:
     assert ("CMS-D-agg", "efficiencyMap") in [(c.analysis, c.data_type) for c in keep_regions]
 
 
-@pytest.fixture(scope="module")
-def toy() -> tuple:
-    model = Protomodel(
-        masses={N1: 100.0, STOP: 500.0},
-        decays={STOP: (Decay(N1, (6,), 1.0),)},
-        ssm={STOPS: 0.5},
-    )
-    xsecs = {STOPS: {8.0: 10.0, 13.0: 50.0}}
-    atlas, cms = Gauss(1.4, 0.5), Gauss(1.1, 1.0)
-    predictions = [prediction("ATLAS-SUSY-2018-12", atlas), prediction("CMS-SUS-20-004", cms)]
-    return model, xsecs, predictions, atlas, cms
-
-
 def test_k_of_a_two_result_toy_by_hand(toy: tuple, shared: Path) -> None:
     model, xsecs, predictions, atlas, cms = toy
     result = compute_k(model, predictions, xsecs, KSettings(shared=shared))

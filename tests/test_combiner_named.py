@@ -7,26 +7,11 @@ import math
 from pathlib import Path
 
 import pytest
-from test_combiner_k import N1, STOP, STOPS, Gauss, prediction, weight
+from test_combiner_k import Gauss, prediction, weight
 
 from protomodels.combiner import KSettings, compute_k
 from protomodels.combiner.graph import CombinabilityError
 from protomodels.combiner.named import parse_combination
-from protomodels.theory.protomodel import Decay, Protomodel
-
-
-@pytest.fixture(scope="module")
-def toy() -> tuple:
-    """A stop model with an ATLAS and a CMS result (Gaussian likelihoods in mu)."""
-    model = Protomodel(
-        masses={N1: 100.0, STOP: 500.0},
-        decays={STOP: (Decay(N1, (6,), 1.0),)},
-        ssm={STOPS: 0.5},
-    )
-    xsecs = {STOPS: {8.0: 10.0, 13.0: 50.0}}
-    atlas, cms = Gauss(1.4, 0.5), Gauss(1.1, 1.0)
-    predictions = [prediction("ATLAS-SUSY-2018-12", atlas), prediction("CMS-SUS-20-004", cms)]
-    return model, xsecs, predictions, atlas, cms
 
 
 def _best_mu(*gs: Gauss) -> float:
