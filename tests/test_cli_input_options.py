@@ -192,7 +192,8 @@ def test_walk_failing_at_start_leaves_no_run_file(
     def broken(*_: object, **__: object) -> None:
         raise error
 
-    monkeypatch.setattr(run_module, "_prepare_cache", broken)
+    # the walkers' start-up (lazy grids: the first step would triangulate)
+    monkeypatch.setattr(run_module, "_walk_processes", broken)
     out = tmp_path / "run.sqlite"
     result = run("walk", "--steps", "2", "--out", str(out), database=subset_store)
     assert result.exit_code != 0
