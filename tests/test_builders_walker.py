@@ -24,6 +24,7 @@ from protomodels.builders.walker import (
     WalkerConfig,
     WalkerConfigError,
     acceptance_probability,
+    lockstep,
     teleport_probability,
     walk,
 )
@@ -399,3 +400,54 @@ def test_a_walk_stops_on_repeated_internal_errors(template) -> None:  # noqa: AN
 
     with pytest.raises(ProtomodelsError, match=f"{MAX_INTERNAL_ERRORS} evaluations in a row"):
         walk(broken, WalkerConfig(steps=200, seed=1), template=template)
+
+
+# --------------------------------------------------------------------------- lockstep
+class Batched:
+    """The toy evaluation with a batch call that records the size of every batch (errors of
+    single models become NaN evaluations, as :meth:`Evaluator.evaluate_many` does)."""
+
+    def __init__(self) -> None:
+        self.sizes: list[int] = []
+
+    def __call__(self, model: Protomodel):  # noqa: ANN204
+        return toy_evaluator(model)
+
+    def evaluate_many(self, models):  # noqa: ANN001, ANN201
+        self.sizes.append(len(models))
+        out = []
+        for model in models:
+            try:
+                out.append(toy_evaluator(model))
+            except ProtomodelsError as err:
+                out.append(Stub(math.nan, model, passed=False, reason=f"ProtomodelsError: {err}"))
+        return out
+
+
+def test_walkers_in_lockstep_make_the_same_chains(template) -> None:  # noqa: ANN001
+    """W walkers stepped together, their proposals evaluated as one batch per round, walk
+    exactly the chains of W walkers walked one after the other; a resumed walker that is behind
+    the others catches up in the same rounds."""
+    configs = [WalkerConfig(steps=60, seed=3, walker=w, teleport_until=60) for w in range(4)]
+    alone = [
+        _chain(Walker(toy_evaluator, c, template=template).run()) for c in configs
+    ]
+    batched = Batched()
+    walkers = [Walker(batched, c, template=template) for c in configs]
+    walkers[0].run(until=20)  # one walker ahead of the others
+    records = lockstep(walkers)
+    def same(record: tuple) -> tuple:  # the batch call words a raised error differently
+        return record[:5] + record[6:]
+
+    together = [
+        [same(r) for r in _chain([r for r in records if r.walker == w])]
+        for w in range(len(configs))
+    ]
+    assert together[0] == [same(r) for r in alone[0][20:]]
+    assert together[1:] == [[same(r) for r in chain] for chain in alone[1:]]
+    assert max(batched.sizes) > len(configs)  # proposals and their simplifications at once
+    assert all(w.step_number == 60 for w in walkers)
+    # without a batch call: model by model, the same chains
+    plain = [Walker(toy_evaluator, c, template=template) for c in configs]
+    records = lockstep(plain, until=60)
+    assert [_chain([r for r in records if r.walker == w]) for w in range(4)] == alone

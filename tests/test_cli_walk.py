@@ -130,3 +130,24 @@ def test_lazy_grids_walk_the_same_chain(
     assert predictor.grid_index.fill_cache(sets[:3]) == 0
     points, widths = sets[0]
     assert _cache_file(predictor.grid_index.cache, _coordinates(points, widths)).exists()
+
+
+def test_walkers_in_lockstep_walk_the_chains_of_separate_walkers(subset_store: Path) -> None:
+    """With the real evaluation: three walkers in lockstep (each round's proposals evaluated
+    as one batch, :meth:`Evaluator.evaluate_many`) make the chains of three walkers walked one
+    after the other, with the same K at every step."""
+    from protomodels.builders.walker import Walker, WalkerConfig, lockstep
+    from protomodels.evaluation import EvaluationSettings
+
+    database = pdb.open(subset_store, build=False, workspaces=False)
+    evaluator = Evaluator(database, EvaluationSettings(full_likelihoods=False))
+    configs = [WalkerConfig(steps=6, seed=11, walker=w) for w in range(3)]
+
+    def chain(records: list) -> list:
+        return [(r.step, r.move, r.accepted, r.K, r.muhat, r.model) for r in records]
+
+    alone = [chain(Walker(evaluator, c).run()) for c in configs]
+    records = lockstep([Walker(evaluator, c) for c in configs])
+    together = [chain([r for r in records if r.walker == c.walker]) for c in configs]
+    assert together == alone
+    assert any(r[2] for r in alone[0])  # something was accepted

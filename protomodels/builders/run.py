@@ -21,7 +21,7 @@ from typing import Any
 
 from protomodels._version import __version__
 from protomodels.builders.storage import RunMetadata, RunStorage, RunStorageError, check_run_file
-from protomodels.builders.walker import Walker, WalkerConfig
+from protomodels.builders.walker import Walker, WalkerConfig, lockstep
 from protomodels.evaluation import EvaluationSettings, Evaluator
 from protomodels.theory.protomodel import Protomodel
 
@@ -151,6 +151,7 @@ def _walk_walkers(
             if on_progress is not None:
                 on_progress(storage)
 
+        team = []
         for w in walkers:
             if w in done:
                 walker = Walker.resume(storage, evaluator, walker=w, on_step=on_step)
@@ -159,7 +160,11 @@ def _walk_walkers(
                     settings.walker, steps=settings.steps, seed=settings.seed, walker=w
                 )
                 walker = Walker(evaluator, config, storage=storage, start=start, on_step=on_step)
-            walker.run(until=settings.steps)
+            team.append(walker)
+        if len(team) == 1:
+            team[0].run(until=settings.steps)
+        else:  # the walkers of this process in lockstep: one batch of proposals per round
+            lockstep(team, until=settings.steps)
 
 
 def run_walk(

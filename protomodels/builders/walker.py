@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -64,12 +64,15 @@ from protomodels.theory.protomodel import Protomodel
 __all__ = [
     "ModelEvaluator",
     "Evaluation",
+    "ManyEvaluator",
+    "Proposal",
     "Walker",
     "WalkerConfig",
     "WalkerConfigError",
     "WalkerState",
     "acceptance_probability",
     "combination_particles",
+    "lockstep",
     "teleport_probability",
     "walk",
 ]
@@ -364,6 +367,22 @@ class _Candidate:
     evaluation: Evaluation | None = None
 
 
+@dataclass(frozen=True)
+class Proposal:
+    """The models a step evaluates: the changed model and, when nearby particles could be
+    merged, its simplification (``step``: the step's number; ``names``: the moves made)."""
+
+    step: int
+    names: tuple[str, ...]
+    model: Protomodel
+    simpler: Protomodel | None = None
+
+    @property
+    def models(self) -> tuple[Protomodel, ...]:
+        """The models to evaluate, in order."""
+        return (self.model,) if self.simpler is None else (self.model, self.simpler)
+
+
 def _check_start(model: Protomodel) -> None:
     if model.lsp != LSP:
         msg = f"start model: its LSP is {model.lsp}; the walker needs the neutralino {LSP}"
@@ -506,6 +525,10 @@ class Walker:
             evaluation = self.evaluator(model)
         except ProtomodelsError as err:
             return _Candidate(False, model, reason=f"{type(err).__name__}: {err}")
+        return self._candidate(model, evaluation)
+
+    def _candidate(self, model: Protomodel, evaluation: Evaluation) -> _Candidate:
+        """A proposal's evaluation as a candidate step (counts internal errors in a row)."""
         k = float(evaluation.K)
         internal = math.isnan(k) and (evaluation.reason or "").startswith("internal error")
         self._internal_errors = self._internal_errors + 1 if internal else 0
@@ -596,10 +619,12 @@ class Walker:
             key=key,
         )
 
-    def step(self) -> StepRecord:
-        """Make one step (proposal, evaluation, decision) and record it."""
+    def propose(self) -> Proposal:
+        """The random part of a step before any evaluation: freeze the particles outside the
+        best combination, change the model at random, and merge nearby particles (the models to
+        evaluate: ``proposal.models``). Evaluations use no random numbers, so proposing all
+        the models first draws the same numbers as the reference's order."""
         cfg, state, rng = self.config, self.state, self.rng
-        number = state.step + 1
         names: list[str] = []
         base = state.model
         if cfg.freeze_unused and state.particles:
@@ -608,18 +633,41 @@ class Walker:
             )
             if record.changed:
                 names.append(record.move)
-        proposal, record = random_move(
+        model, record = random_move(
             base, rng, self.template, cfg.probabilities, settings=cfg.moves, t_l=state.T_L
         )
         names.append(record.move)
-        candidate = self._evaluate(proposal)
+        simpler = None
         if cfg.simplify:
-            simpler, merged = merge_particles(proposal, rng, self.template, settings=cfg.moves)
+            merged_model, merged = merge_particles(model, rng, self.template, settings=cfg.moves)
             if merged.changed:
-                other = self._evaluate(simpler)
-                if other.ok and (not candidate.ok or other.K > candidate.K):  # type: ignore[operator]
-                    candidate = other
-                    names.append("merge")
+                simpler = merged_model
+        return Proposal(state.step + 1, tuple(names), model, simpler)
+
+    def conclude(self, proposal: Proposal, evaluations: Sequence[Evaluation]) -> StepRecord:
+        """Finish a step from the evaluations of ``proposal.models`` (in that order): keep the
+        better of the proposal and its simplification, maybe teleport, accept or revert, and
+        record the step."""
+        if len(evaluations) != len(proposal.models):
+            msg = f"{len(proposal.models)} models proposed, {len(evaluations)} evaluations"
+            raise ValueError(msg)
+        pairs = zip(proposal.models, evaluations, strict=True)
+        return self._conclude(proposal, [self._candidate(m, e) for m, e in pairs])
+
+    def step(self) -> StepRecord:
+        """Make one step (proposal, evaluation, decision) and record it."""
+        proposal = self.propose()
+        return self._conclude(proposal, [self._evaluate(m) for m in proposal.models])
+
+    def _conclude(self, proposal: Proposal, candidates: Sequence[_Candidate]) -> StepRecord:
+        cfg, state, rng = self.config, self.state, self.rng
+        number, names = proposal.step, list(proposal.names)
+        candidate = candidates[0]
+        if len(candidates) > 1:
+            other = candidates[1]
+            if other.ok and (not candidate.ok or other.K > candidate.K):  # type: ignore[operator]
+                candidate = other
+                names.append("merge")
         move = "+".join(n for n in names if n != "noop") or "noop"
         if candidate.ok and candidate.K is not None:
             target = self._teleport(number, candidate.K)
@@ -678,3 +726,56 @@ def walk(
     )
     walker.run()
     return walker
+
+
+#: ``evaluate_many(models) -> evaluations``, e.g.
+#: :meth:`protomodels.evaluation.Evaluator.evaluate_many`
+ManyEvaluator = Callable[[Sequence[Protomodel]], Sequence[Evaluation]]
+
+
+def lockstep(
+    walkers: Sequence[Walker],
+    until: int | None = None,
+    *,
+    evaluate_many: ManyEvaluator | None = None,
+) -> list[StepRecord]:
+    """Step several walkers together: in each round every walker that has not reached
+    ``until`` (default: its ``config.steps``) proposes, the proposals of all of them are
+    evaluated as one batch, and each walker finishes its step. The chains are the same as
+    walking each on its own (each walker has its own generator; evaluations draw none).
+
+    Args:
+        walkers: the walkers (each with its own id and generator; they may be at different
+            steps, e.g. resumed).
+        until: steps to reach (default: each walker's ``config.steps``).
+        evaluate_many: evaluates a list of models in one call (default: the first walker's
+            evaluator's ``evaluate_many`` when it has one, else model by model).
+
+    Returns:
+        The new step records, in the order they were made.
+    """
+    if evaluate_many is None:
+        evaluate_many = getattr(walkers[0].evaluator, "evaluate_many", None) if walkers else None
+    records: list[StepRecord] = []
+    while True:
+        active = [
+            w for w in walkers if w.state.step < (w.config.steps if until is None else until)
+        ]
+        if not active:
+            return records
+        proposals = [w.propose() for w in active]
+        if evaluate_many is None:
+            for walker, proposal in zip(active, proposals, strict=True):
+                candidates = [walker._evaluate(m) for m in proposal.models]
+                records.append(walker._conclude(proposal, candidates))
+            continue
+        models = [m for p in proposals for m in p.models]
+        evaluations = list(evaluate_many(models))
+        if len(evaluations) != len(models):
+            msg = f"evaluate_many: {len(models)} models, {len(evaluations)} evaluations"
+            raise ValueError(msg)
+        start = 0
+        for walker, proposal in zip(active, proposals, strict=True):
+            part = evaluations[start:start + len(proposal.models)]
+            start += len(proposal.models)
+            records.append(walker.conclude(proposal, part))
