@@ -144,7 +144,7 @@ def smodels_values(pyhf_interface, result: Result, signals_fb: np.ndarray) -> di
         try:
             lmax = computer.lmax(workspace_index=index, return_nll=True)
             out["muhat"] = lmax["muhat"] if lmax else None
-        except Exception as err:  # SModelS's sigma_mu step can raise (docs/statistics.md §5)
+        except Exception as err:  # SModelS's sigma_mu step can raise (docs/statistics.md §6)
             out["lmax_error"] = repr(err)
             out["muhat"] = _lmax_fit(pyhf_interface, computer, index)
         xsec = float(np.sum(signals_fb))

@@ -1,6 +1,6 @@
 """Evaluation of a protomodel: predictions, likelihoods, the best combination, K, the critics.
 
-The inner loop of the walk (``docs``: issue 7). Defaults follow the reference builder
+The inner loop of the walk (``docs/combiner.md`` §8; issue 7). Defaults follow the reference builder
 (SModelS/protomodels ``develop``): sigmacut 0.02 fb, minmassgap 10 GeV, combined signal regions.
 The model's multipliers are rescaled by the mu-hat of its best combination (the fixed point the
 reference reaches by iterating), and the critics judge the rescaled model.

@@ -1,9 +1,9 @@
 """95 % CL upper limit on a common signal strength of several uncorrelated likelihoods.
 
 SModelS 3 ``TheoryPredictionsCombiner`` (``statistics/analysesCombinations.py``;
-``docs/statistics.md`` §7): the combined likelihood is the product of the analyses'
+``docs/critics.md`` §2): the combined likelihood is the product of the analyses'
 likelihoods, mu >= 0, and the limit is the asymptotic CLs of arXiv:1007.1727 (q-tilde
-formulas, as in §4 step 5) with the Asimov terms taken from the expected likelihoods. The
+formulas, ``docs/statistics.md`` §5) with the Asimov terms taken from the expected likelihoods. The
 combination's r is then 1 / mu_UL. Works on any objects with a vectorised
 ``nll(mu, expected=False)``.
 """

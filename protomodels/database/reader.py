@@ -1,6 +1,6 @@
 """Reading one experimental result folder of the SModelS text database into records.
 
-Follows the SModelS 3 loading rules (see ``docs/predictions.md`` section 1 in the shared folder):
+Follows the SModelS 3 loading rules (see ``docs/database.md`` section 3):
 every sub-folder with a ``dataInfo.txt`` is a data set, ordered by ``datasetOrder`` if given;
 every other ``*.txt`` containing ``txName`` and a grid is a topology; topologies whose grids are
 all zero, or that are marked ``validated: False``, are dropped (and the reason kept).

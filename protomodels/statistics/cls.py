@@ -1,7 +1,7 @@
 """Asymptotic CLs and the 95 % CL upper limit on the signal strength (jittable).
 
 The test statistic is the one SModelS 3 uses (``statistics/basicStats.py:CLsfromNLL``;
-``docs/statistics.md`` §4): q = max(0, 2 [nll(mu) - nll(mu-hat)]) on the data and qA the same on
+``docs/statistics.md`` §5): q = max(0, 2 [nll(mu) - nll(mu-hat)]) on the data and qA the same on
 the post-fit Asimov data, with the asymptotic q~_mu formulas of arXiv:1007.1727 (eqs. 65-66):
 
 - qA >= q: CLs+b = 1 - Phi(sqrt q), CLb = Phi(sqrt qA - sqrt q);

@@ -1,6 +1,6 @@
 """Full likelihoods of results with pyhf workspaces (SModelS ``jsonFiles``), as SModelS 3.0.3.
 
-``docs/statistics.md`` §5 (SModelS ``statistics/pyhfInterface.py:PyhfUpperLimitComputer``):
+``docs/statistics.md`` §6 (SModelS ``statistics/pyhfInterface.py:PyhfUpperLimitComputer``):
 
 - **Model**: the background-only workspace patched with the signal (:mod:`pyhf_patch`), built
   with ``normsys`` code4 and ``histosys`` code4p; POI ``mu_SIG``. nll = -ln L is pyhf's full

@@ -6,7 +6,7 @@ The backends here are thin wrappers of the pure ``jax.numpy`` functions of
 :mod:`~protomodels.statistics.truncated_gaussian`, :mod:`~protomodels.statistics.single_region`
 and :mod:`~protomodels.statistics.simplified`; ``PyhfLikelihood`` follows the same protocol.
 
-All nll values keep every constant, as SModelS 3 does (``docs/statistics.md``), so differences
+All nll values keep every constant, as SModelS 3 does (``docs/statistics.md`` §1), so differences
 between mu values and sums over results are meaningful. ``expected=True`` is SModelS's
 a priori expected likelihood: for upper-limit results the truncated Gaussian with mu-hat = 0,
 for efficiency maps the observed counts replaced by the backgrounds.

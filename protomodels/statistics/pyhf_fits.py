@@ -32,7 +32,7 @@ background-only fit of the same data, so 3-6 exact Newton steps reach machine pr
 first-order methods need hundreds of steps; the Hessian of a 3-parameter model is as cheap as
 its gradient, and vmapping over mu values and signals keeps one call per curve.
 
-CLs (``docs/statistics.md`` §5, pyhf's ``AsymptoticCalculator``): q~_mu on the data and on the
+CLs (``docs/statistics.md`` §6, pyhf's ``AsymptoticCalculator``): q~_mu on the data and on the
 post-fit Asimov data (made once per workspace from the background-only fit); the 95 % limit is
 found on a batched grid of mu values (scaled by the Asimov width of mu at the background-only
 fit) that brackets CLs = 0.05, then refined by Illinois (regula falsi) steps in log CLs.

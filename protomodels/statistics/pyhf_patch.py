@@ -1,6 +1,6 @@
 """Signal patches for the pyhf background-only workspaces of a result, as SModelS 3.0.3 builds them.
 
-``docs/statistics.md`` §5 ("Building the signal patch"; SModelS ``statistics/pyhfInterface.py``:
+``docs/statistics.md`` §6 ("Signal patch"; SModelS ``statistics/pyhfInterface.py``:
 ``PyhfData.getWSInfo``, ``updatePyhfNames``, ``createPatchForRegion``, ``checkConsistency``,
 ``PyhfUpperLimitComputer.patchMaker``, ``wsMaker``; ``statsTools.py:getComputerPyhf``):
 

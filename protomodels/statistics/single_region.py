@@ -65,7 +65,7 @@ def upper_limit(
     s: jax.Array, b: jax.Array, sigma: jax.Array, n: jax.Array, *, expected: bool = False
 ) -> jax.Array:
     """95 % CL upper limit on mu: asymptotic CLs with the post-fit Asimov data (SModelS's
-    method for combinations, ``docs/statistics.md`` §4, on one region).
+    method for combinations, ``docs/statistics.md`` §5, on one region).
 
     SModelS reports the database limits for single regions; this is the limit of the likelihood
     itself. ``expected``: a priori (counts replaced by b). NaN for s = 0.

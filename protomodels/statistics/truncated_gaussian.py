@@ -1,6 +1,6 @@
 """Likelihood of an upper-limit result from its observed and expected limits.
 
-SModelS 3 (``statistics/truncatedGaussians.py``; shared ``docs/statistics.md`` §2): in units of
+SModelS 3 (``statistics/truncatedGaussians.py``; ``docs/statistics.md`` §2): in units of
 the predicted signal, with u = UL_obs / sigma and e = UL_exp / sigma, the expected limit is
 corrected when u > e, e' = e / (1 - 0.6 (u - e)/(u + e)); the width is sigma_mu = e' / 1.96; mu-hat
 is the mean for which u is the 95 % quantile of N(mu-hat, sigma_mu) truncated to mu >= 0, and

@@ -2,7 +2,7 @@
 
 A condition compares sums of sigma x BR (x eff) over some SMS of the txname's constraint, e.g.
 ``Cgtr(muons, electrons)`` (the muon part should not be smaller) or ``Csim(a, b)`` (the parts
-should be similar). SModelS 3.0.3 (``docs/predictions.md`` §1.5, §3.6): every SMS of a prediction
+should be similar). SModelS 3.0.3 (``docs/predictions.md`` §11): every SMS of a prediction
 adds its weight to each condition SMS it matches; ``cGtr(a, b) = 0`` if a >= b, else
 ``(b - a) / (a + b)`` (None if a + b = 0); ``cSim`` is the largest ``|w_i - w_j| / |w_i + w_j|``
 over pairs with a non-zero sum. The prediction's condition is the largest value (0 if none), and

@@ -1,4 +1,4 @@
-"""Interpolation of upper-limit and efficiency grids as SModelS 3 does it (predictions.md §4).
+"""Interpolation of upper-limit and efficiency grids as SModelS 3 does (`docs/predictions.md` §7).
 
 A grid's points are centred and rotated onto their principal axes (SVD); the directions along
 which no grid point extends (|coordinate| <= 1e-4) are dropped, the rest are triangulated

@@ -8,7 +8,7 @@ principal axes and tested against the simplices listed in the bucket cell that h
 simplex whose bounding box, widened by the tolerance, touches the cell; in chunks of M): one that
 contains it within SModelS's tolerance (``find_simplex(tol=1e-6)``) gives the value, none means
 outside the convex hull (no value, NaN). Points off the grid's plane get SModelS's 5 % gradient test
-(``docs/predictions.md`` §4.5). Values are rounded to 6 significant digits as in SModelS.
+(``docs/predictions.md`` §7). Values are rounded to 6 significant digits as in SModelS.
 
 Where several simplices hold a point with different values (flat simplices, or a point within
 1e-3 of a face where the gradient jumps), SModelS's answer is whichever simplex SciPy's walk

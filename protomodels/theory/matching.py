@@ -1,4 +1,4 @@
-"""Matching theory topologies against the database's constraints (SModelS §3.1-3.2).
+"""Matching theory topologies against the database's constraints (`docs/predictions.md` §5).
 
 Every constraint SMS of the database that describes pair production followed by two decay
 chains is compiled once into a :class:`Pattern`: per branch, the BSM labels and the SM labels

@@ -1,6 +1,6 @@
 """Theory predictions: from a protomodel to sigma x BR (x eff) for every result of the database.
 
-Follows SModelS 3.0.3 (``docs/predictions.md`` §3-§6): matched topologies add their weight to
+Follows SModelS 3.0.3 (``docs/predictions.md`` §5-§9): matched topologies add their weight to
 the constraint term they match; efficiency-map data sets sum sigma x BR x eff over their
 txnames; related topologies (a topology and its compressed descendants) count once per data set
 (the one with the largest weight); upper-limit txnames cluster topologies whose upper limits are
@@ -742,8 +742,9 @@ class Predictor:
     def _cluster(
         self, txname: TxName, items: list[_Item]
     ) -> list[tuple[list[_Item], np.ndarray, float, float | None]]:
-        """SModelS mass clustering of UL txnames (§3.7): (members, masses, UL, expected UL)
-        per cluster; the expected UL is None for merged clusters (not looked up here)."""
+        """SModelS mass clustering of UL txnames (``docs/predictions.md`` §9): (members, masses,
+        UL, expected UL) per cluster; the expected UL is None for merged clusters (not looked up
+        here)."""
         groups: dict[tuple, list[_Item]] = defaultdict(list)
         for it in sorted(items, key=lambda i: i.value):
             groups[(it.value, tuple(it.vector))].append(it)
