@@ -1,8 +1,13 @@
 """Steps per second of one walker on the full database, and the cost per step split into
 proposal, predictions, likelihoods + combination, critics and storage.
 
+With ``--walkers W`` (default 10) it then compares, on the same core, W walkers in lockstep
+(each round's proposals evaluated as one batch, ``builders.walker.lockstep``) with the same W
+walkers walked one after the other: total steps per second of each, and their ratio (goal >= 3).
+
 Usage: python benchmarks/walk.py [--steps 1000] [--warmup 100] [--seed 1]
-       [--no-full-likelihoods]   (pyhf full likelihoods are on by default, as in the walk)
+       [--walkers 10] [--team-steps 100] [--no-full-likelihoods]
+       (pyhf full likelihoods are on by default, as in the walk)
 (the grids are prepared first; the warm-up steps compile the kernels; both are reported
 separately)
 """
@@ -18,7 +23,7 @@ from pathlib import Path
 from jax import monitoring
 
 from protomodels.builders.storage import RunStorage
-from protomodels.builders.walker import Walker, WalkerConfig
+from protomodels.builders.walker import Walker, WalkerConfig, lockstep
 from protomodels.database import open as open_database
 from protomodels.evaluation import EvaluationSettings, Evaluator
 
@@ -50,6 +55,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=100)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--no-full-likelihoods", action="store_true")
+    parser.add_argument("--walkers", type=int, default=10, help="walkers in lockstep (0: skip)")
+    parser.add_argument("--team-steps", type=int, default=100, help="steps per walker there")
     args = parser.parse_args()
     full = not args.no_full_likelihoods
     evaluator = Evaluator(
@@ -119,6 +126,29 @@ def main() -> None:
     print(f"compilations after step {args.warmup}: {counter.compiles} XLA compilations "
           f"({counter.seconds:.1f} s), {counter.traces} traces, in {len(steps)} steps "
           f"({shown or '-'}) (goal: none)")
+    if args.walkers > 0:
+        compare_lockstep(evaluator, args.walkers, args.team_steps, args.seed + 1)
+
+
+def compare_lockstep(evaluator: Evaluator, walkers: int, steps: int, seed: int) -> None:
+    """W walkers one after the other against the same W in lockstep (same chains)."""
+    configs = [WalkerConfig(steps=steps, seed=seed, walker=w) for w in range(walkers)]
+    t0 = time.perf_counter()
+    alone = [Walker(evaluator, c).run() for c in configs]
+    separate = time.perf_counter() - t0
+    team = [Walker(evaluator, c) for c in configs]
+    t0 = time.perf_counter()
+    records = lockstep(team)
+    together = time.perf_counter() - t0
+    same = all(
+        [(r.step, r.move, r.accepted, r.K) for r in records if r.walker == w]
+        == [(r.step, r.move, r.accepted, r.K) for r in chain]
+        for w, chain in enumerate(alone)
+    )
+    n = walkers * steps
+    print(f"{walkers} walkers x {steps} steps: one after the other {separate:.1f} s "
+          f"({n / separate:.1f} steps/s); in lockstep {together:.1f} s ({n / together:.1f} "
+          f"steps/s): x{separate / together:.2f} (goal >= 3); same chains: {same}")
 
 
 if __name__ == "__main__":

@@ -287,9 +287,29 @@ class Evaluator:
     def prepare(
         self, *, workers: int = 1, progress: Callable[[int, int], None] | None = None
     ) -> None:
-        """Triangulate and stack every grid now (:meth:`Predictor.prepare_grids`), so that a
-        long run meets no new grid and recompiles no kernel on the way."""
+        """Triangulate and stack every grid now (:meth:`Predictor.prepare_grids`) and, with
+        full likelihoods, build every pyhf workspace and compile its fits
+        (:meth:`prepare_full_likelihoods`), so that a long run meets no new grid and compiles
+        no kernel on the way."""
         self.predictor.prepare_grids(workers=workers, progress=progress)
+        if self.settings.full_likelihoods:
+            self.prepare_full_likelihoods()
+
+    def prepare_full_likelihoods(
+        self, progress: Callable[[int, int], None] | None = None
+    ) -> dict[str, str]:
+        """Build and compile the pyhf workspaces the evaluation fits (see
+        :func:`~protomodels.statistics.full_likelihood.prepare_full_likelihoods`); returns why
+        a result could not be prepared (it is then a recorded fallback, as in every evaluation).
+        Nothing to do without full likelihoods."""
+        if not self.settings.full_likelihoods:
+            return {}
+        from protomodels.statistics.full_likelihood import prepare_full_likelihoods
+
+        return prepare_full_likelihoods(
+            self.database, max_iterations=self.settings.pyhf_iterations,
+            max_parameters=self.settings.pyhf_max_parameters, progress=progress,
+        )
 
     def _combinable(self, predictions: list[TheoryPrediction]) -> Any:
         return self.graph.matrix(predictions)

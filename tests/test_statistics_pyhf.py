@@ -13,6 +13,7 @@ import dataclasses
 import math
 import warnings
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pyhf
@@ -29,6 +30,7 @@ from protomodels.statistics.attach import (
     likelihood_value,
     store_likelihoods,
 )
+from protomodels.statistics.common import PYHF_MAX_ITERATIONS
 from protomodels.statistics.full_likelihood import (
     FIT_FAILED,
     MODIFIER_SETTINGS,
@@ -159,6 +161,7 @@ def test_public_api() -> None:
         "EXACT_HESSIAN_MAX_PARAMETERS",
         "FIT_FAILED",
         "FitResult",
+        "MU_LANES",
         "NOT_FITTED",
         "PyhfFitError",
         "PyhfLikelihood",
@@ -168,6 +171,7 @@ def test_public_api() -> None:
         "gauss_newton",
         "is_pyhf_prediction",
         "likelihood_curves",
+        "prepare_full_likelihoods",
     ]
     assert dir(pyhf_patch) == [
         "PatchPlan",
@@ -369,6 +373,42 @@ def test_compiled_model_is_reused_for_new_signals(models: PyhfModels) -> None:
     second = PyhfLikelihood(result, [0.08], models=models)
     assert first.workspace is second.workspace
     assert float(first.nll(1.0)) != pytest.approx(float(second.nll(1.0)))
+
+
+def test_fits_see_a_fixed_set_of_mu_lengths() -> None:
+    """Curves of any length are computed in chunks of MU_LANES values: after
+    compile_kernels, asking for 1 to 40 mu values (and a summary) compiles nothing new, and the
+    chunked values equal the closed form of the one-bin workspace."""
+    from protomodels.statistics.full_likelihood import MU_LANES, prepare_full_likelihoods
+
+    n, b = 12.0, 5.0
+    result = _one_bin(n, b)
+    database = SimpleNamespace(results=[result])
+    own = PyhfModels()
+    assert prepare_full_likelihoods(database, models=own) == {}
+    (compiled,) = own.workspaces(result)
+    kernels = {name: len(k._compiled) for name, k in compiled._kernels.items()}
+    budget = PYHF_MAX_ITERATIONS
+    assert kernels == {("summary", budget): 1, ("curve", budget): len(MU_LANES)}
+    lumi_term = -norm.logpdf(1.0, 1.0, 0.017)
+    for size in (1, 3, 4, 5, 16, 17, 21, 40):
+        mus = np.linspace(0.0, 3.0, size)
+        likelihood = PyhfLikelihood(result, [0.04], models=own)
+        values = likelihood.nll(mus)
+        expected = -poisson.logpmf(n, mus * 0.04 * LUMI + b) + lumi_term
+        np.testing.assert_allclose(values, expected, rtol=1e-9)
+    assert {name: len(k._compiled) for name, k in compiled._kernels.items()} == kernels
+
+
+def test_too_large_workspaces_are_not_prepared() -> None:
+    """prepare_full_likelihoods names a workspace above max_parameters instead of building it
+    (the evaluation's fallback applies to it anyway)."""
+    from protomodels.statistics.full_likelihood import prepare_full_likelihoods
+
+    database = SimpleNamespace(results=[_one_bin()])
+    skipped = prepare_full_likelihoods(database, models=PyhfModels(), max_parameters=0)
+    assert list(skipped) == ["TEST-eff"]
+    assert "parameters" in next(iter(skipped.values()))
 
 
 def test_several_files_use_the_best_expected_one(models: PyhfModels) -> None:

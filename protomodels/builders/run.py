@@ -283,14 +283,17 @@ def _start_cache_filler(
         return None
     context = multiprocessing.get_context("spawn")
     process = context.Process(
-        target=_fill_cache, args=(str(store), settings.evaluation.predictions), daemon=True
+        target=_fill_cache, args=(str(store), settings.evaluation), daemon=True
     )
     process.start()
     return process
 
 
-def _fill_cache(store: str, predictions: Any) -> None:
-    """Body of the cache filler: every grid of the database, one by one, lowest priority."""
+def _fill_cache(store: str, evaluation: EvaluationSettings) -> None:
+    """Body of the cache filler, at the lowest priority: with full likelihoods, the fits of
+    every pyhf workspace compiled into JAX's persistent cache (so that a walker meeting a pyhf
+    result loads them instead of compiling for seconds), then every grid of the database
+    triangulated into the triangulation cache, one by one."""
     import contextlib
 
     from protomodels.database import open as open_database
@@ -298,8 +301,16 @@ def _fill_cache(store: str, predictions: Any) -> None:
 
     with contextlib.suppress(OSError):
         os.nice(19)
+    if evaluation.full_likelihoods:
+        from protomodels.statistics.compilation_cache import enable_compilation_cache
+
+        if enable_compilation_cache() is not None:
+            evaluator = Evaluator(open_database(store, build=False, workspaces=True), evaluation)
+            with contextlib.suppress(Exception):  # a walker meets the same problem and says so
+                evaluator.prepare_full_likelihoods()
+            del evaluator
     database = open_database(store, build=False, workspaces=False)
-    predictor = Predictor(database, settings=predictions)
+    predictor = Predictor(database, settings=evaluation.predictions)
     predictor.grid_index.fill_cache(predictor.grid_point_sets())
 
 

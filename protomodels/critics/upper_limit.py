@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from scipy.stats import binom
 
@@ -27,8 +28,10 @@ def __dir__() -> list[str]:
     return __all__
 
 
+@lru_cache(maxsize=4096)
 def allowed_exclusions(n_sensitive: int, p_exclusion: float = 0.05, quantile: float = 0.66) -> int:
-    """Smallest k with P(Binomial(n_sensitive, p_exclusion) <= k) > quantile."""
+    """Smallest k with P(Binomial(n_sensitive, p_exclusion) <= k) > quantile (remembered: the
+    walk asks for the same few counts at every step)."""
     if n_sensitive < 0:
         msg = f"n_sensitive must be >= 0, got {n_sensitive}"
         raise ValueError(msg)

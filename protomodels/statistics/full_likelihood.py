@@ -83,6 +83,7 @@ from protomodels.theory.predictions import TheoryPrediction
 __all__ = [
     "EXACT_HESSIAN_MAX_PARAMETERS",
     "FIT_FAILED",
+    "MU_LANES",
     "NOT_FITTED",
     "CompiledWorkspace",
     "FitResult",
@@ -94,6 +95,7 @@ __all__ = [
     "gauss_newton",
     "is_pyhf_prediction",
     "likelihood_curves",
+    "prepare_full_likelihoods",
 ]
 
 
@@ -207,6 +209,10 @@ def _source(result: Result, plan: PatchPlan) -> dict[str, Any] | None:
     return next(w.workspace for w in result.pyhf if w.file_name == plan.file_name and not w.full)
 
 
+#: the lengths of the mu arrays the fits are compiled for (longer ones go in chunks)
+MU_LANES = (4, 16)
+
+
 def _lanes(n: int, least: int = 1) -> int:
     """A power of two >= max(n, least) (few compiled batch shapes)."""
     return max(least, 1 << max(n - 1, 0).bit_length())
@@ -220,12 +226,17 @@ class _Kernel:
         self._jit = jax.jit(fn)
         self._compiled: dict[tuple, Any] = {}
 
-    def __call__(self, *args: Any) -> Any:
+    def compile(self, *args: Any) -> Any:
+        """The executable for these argument shapes (compiled on first use)."""
         key = tuple((np.shape(a), np.asarray(a).dtype.str) for a in jax.tree_util.tree_leaves(args))
         exe = self._compiled.get(key)
         if exe is None:
             with pyhf_jax():
                 exe = self._compiled[key] = self._jit.lower(*args).compile()
+        return exe
+
+    def __call__(self, *args: Any) -> Any:
+        exe = self.compile(*args)
         with x64():
             return jax.device_get(exe(*args))
 
@@ -469,10 +480,33 @@ class CompiledWorkspace:
             s_bins = np.concatenate([s_bins, np.repeat(s_bins[:1], pad, axis=0)])
         return s_bins, count
 
-    def _padded_mu(self, mu: ArrayLike) -> tuple[np.ndarray, int]:
+    def _mu_chunks(self, mu: ArrayLike) -> list[tuple[np.ndarray, int]]:
+        """mu in chunks of :data:`MU_LANES` values (the last one padded): the kernels see only
+        these lengths, so a long walk compiles nothing new whatever it asks for."""
         mus = np.asarray(mu, dtype=float).ravel()
-        pad = _lanes(mus.size, 4) - mus.size
-        return np.concatenate([mus, np.full(pad, mus[-1] if mus.size else 0.0)]), mus.size
+        small, large = MU_LANES
+        if mus.size <= small:
+            pad = small - mus.size
+            return [(np.concatenate([mus, np.full(pad, mus[-1] if mus.size else 0.0)]), mus.size)]
+        out = []
+        for start in range(0, mus.size, large):
+            part = mus[start : start + large]
+            lanes = small if part.size <= small else large
+            out.append((np.concatenate([part, np.full(lanes - part.size, part[-1])]), part.size))
+        return out
+
+    def compile_kernels(self, *, max_iterations: int = MAX_ITERATIONS) -> int:
+        """Compile the fits an evaluation uses (the summary and the profile curves, for one
+        signal and every length of :data:`MU_LANES`) without running them, so that a walk
+        compiles nothing on the way (with JAX's persistent cache a later process skips the XLA
+        compilation, not the tracing). Returns the number of executables."""
+        s, _ = self._padded_signals(np.zeros((1, len(self.signal_index))))
+        self._kernel("summary", max_iterations).compile(s, self.background)
+        for lanes in MU_LANES:
+            self._kernel("curve", max_iterations).compile(
+                np.zeros(lanes), s, np.asarray(0), self.background
+            )
+        return 1 + len(MU_LANES)
 
     def summaries(
         self, s_bins: ArrayLike, *, max_iterations: int = MAX_ITERATIONS
@@ -495,10 +529,14 @@ class CompiledWorkspace:
         """Profiled nll at every mu (M,) for every signal (B, bins): (nll, converged), each
         (B, M), one jitted call (NaN-free: look at ``converged``)."""
         s, count = self._padded_signals(s_bins)
-        mus, m = self._padded_mu(mu)
         kind = np.asarray(int(expected))
-        nll, ok, _, _ = self._kernel("curve", max_iterations)(mus, s, kind, self.background)
-        return np.asarray(nll)[:count, :m], np.asarray(ok)[:count, :m]
+        kernel = self._kernel("curve", max_iterations)
+        nll, ok = [], []
+        for mus, m in self._mu_chunks(mu):
+            values, good, _, _ = kernel(mus, s, kind, self.background)
+            nll.append(np.asarray(values)[:count, :m])
+            ok.append(np.asarray(good)[:count, :m])
+        return np.concatenate(nll, axis=1), np.concatenate(ok, axis=1)
 
     def profile_fits(
         self, mu: ArrayLike, s_bins: ArrayLike, *, expected: bool = False,
@@ -506,15 +544,17 @@ class CompiledWorkspace:
     ) -> list[FitResult]:
         """The profile fits of one signal at every mu, with their parameters."""
         s, _ = self._padded_signals(s_bins)
-        mus, m = self._padded_mu(mu)
-        nll, ok, steps, x = self._kernel("curve", max_iterations)(
-            mus, s, np.asarray(int(expected)), self.background
-        )
-        return [
-            FitResult(float(nll[0, i]) if ok[0, i] else math.nan, np.asarray(x[0, i]),
-                      bool(ok[0, i]), f"{int(steps[0, i])} Newton steps")
-            for i in range(m)
-        ]
+        out = []
+        for mus, m in self._mu_chunks(mu):
+            nll, ok, steps, x = self._kernel("curve", max_iterations)(
+                mus, s, np.asarray(int(expected)), self.background
+            )
+            out += [
+                FitResult(float(nll[0, i]) if ok[0, i] else math.nan, np.asarray(x[0, i]),
+                          bool(ok[0, i]), f"{int(steps[0, i])} Newton steps")
+                for i in range(m)
+            ]
+        return out
 
     def cls(
         self, mu: ArrayLike, s_bins: ArrayLike, *, expected: bool = False,
@@ -523,11 +563,14 @@ class CompiledWorkspace:
         """Observed CLs (q~_mu, asymptotic) at every mu (M,) for every signal (B, bins):
         (CLs, converged), each (B, M)."""
         s, count = self._padded_signals(s_bins)
-        mus, m = self._padded_mu(mu)
-        cls, ok = self._kernel("cls", max_iterations)(
-            mus, s, np.asarray(int(expected)), self.background
-        )
-        return np.asarray(cls)[:count, :m], np.asarray(ok)[:count, :m]
+        values, good = [], []
+        for mus, m in self._mu_chunks(mu):
+            cls, ok = self._kernel("cls", max_iterations)(
+                mus, s, np.asarray(int(expected)), self.background
+            )
+            values.append(np.asarray(cls)[:count, :m])
+            good.append(np.asarray(ok)[:count, :m])
+        return np.concatenate(values, axis=1), np.concatenate(good, axis=1)
 
     # -- what the SciPy reference path needs ------------------------------------------------
     @functools.cached_property
@@ -916,6 +959,35 @@ def likelihood_curves(
     return chosen.curves(
         mu, chosen.signal_bins(signals), expected=expected, max_iterations=max_iterations
     )
+
+
+def prepare_full_likelihoods(
+    database: Database,
+    *,
+    models: PyhfModels | None = None,
+    max_iterations: int = MAX_ITERATIONS,
+    max_parameters: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, str]:
+    """Build every pyhf workspace of the database the evaluation would fit (with its
+    background-only fits) and compile its fits for the shapes an evaluation uses
+    (:meth:`CompiledWorkspace.compile_kernels`), so that a walk compiles nothing when it first
+    meets a pyhf result; with JAX's persistent cache (on by default) a later process loads them
+    from disk. ``progress(done, total)`` is called per result. Returns, per result that could
+    not be prepared, why (too many parameters, a missing or invalid workspace): such a result
+    is a recorded fallback in the evaluation anyway."""
+    models = models if models is not None else _models_for(database)
+    results = [r for r in database.results if pyhf_backend(r) and r.likelihood == "pyhf"]
+    skipped: dict[str, str] = {}
+    for done, result in enumerate(results, start=1):
+        try:
+            for compiled in models.workspaces(result, max_parameters=max_parameters):
+                compiled.compile_kernels(max_iterations=max_iterations)
+        except (WorkspaceTooLarge, PyhfPatchError) as err:
+            skipped[result.result_id] = str(err)
+        if progress is not None:
+            progress(done, len(results))
+    return skipped
 
 
 def is_pyhf_prediction(p: TheoryPrediction, result: Result) -> bool:
