@@ -287,11 +287,15 @@ class Evaluator:
     def prepare(
         self, *, workers: int = 1, progress: Callable[[int, int], None] | None = None
     ) -> None:
-        """Triangulate and stack every grid now (:meth:`Predictor.prepare_grids`) and, with
-        full likelihoods, build every pyhf workspace and compile its fits
+        """Triangulate and stack every grid now (:meth:`Predictor.prepare_grids`), compile the
+        grid lookups and the statistics kernels for every padded shape
+        (:meth:`Predictor.warm_up`, :meth:`LikelihoodBuilder.warm_up`) and, with full
+        likelihoods, build every pyhf workspace and compile its fits
         (:meth:`prepare_full_likelihoods`), so that a long run meets no new grid and compiles
         no kernel on the way."""
         self.predictor.prepare_grids(workers=workers, progress=progress)
+        self.predictor.warm_up()
+        self.likelihoods.warm_up()
         if self.settings.full_likelihoods:
             self.prepare_full_likelihoods()
 

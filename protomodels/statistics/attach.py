@@ -110,8 +110,15 @@ def _em_rows(s: jax.Array, b: jax.Array, sigma: jax.Array, n: jax.Array) -> jax.
 
 
 def _lanes(n: int) -> int:
-    """Batch length for n predictions: a power of two >= 8 (few compiled lengths)."""
-    return max(8, 1 << (n - 1).bit_length())
+    """Batch length for n predictions: a power of four >= 16 (few compiled lengths)."""
+    lanes = 16
+    while lanes < n:
+        lanes *= 4
+    return lanes
+
+
+#: batch lengths :meth:`LikelihoodBuilder.warm_up` compiles
+WARM_LANES = (16, 64, 256, 1024, 4096)
 
 
 def _padded(columns: list[np.ndarray], fill: float) -> list[np.ndarray]:
@@ -198,6 +205,34 @@ class LikelihoodBuilder:
                 np.zeros(len(datasets)), b, result.covariance, n, third, label=result_id
             )
         return self._combined[result_id]
+
+    def warm_up(self) -> int:
+        """Compile the statistics kernels for the shapes an evaluation can meet, so that a
+        long walk compiles nothing on the way: the upper-limit and single-region batches for
+        every length of :data:`WARM_LANES`, and for each size of simplified likelihood of the
+        database its summary and its curves (:meth:`CurveSet.warm_up`). Returns the number of
+        compiled shapes it went through."""
+        count = 0
+        with jax.enable_x64(True):
+            for lanes in WARM_LANES:
+                ones = np.ones(lanes)
+                _ul_rows(ones, 2.0 * ones)
+                _em_rows(ones, ones, ones, ones)
+                count += 2
+            sizes: dict[tuple[int, bool], SimplifiedLikelihood] = {}
+            for rid, result in self._results.items():
+                if result.covariance is None:
+                    continue
+                try:
+                    like = self.combined(rid)
+                except StatisticsInputError:
+                    continue  # the evaluation meets the same error and says so
+                sizes.setdefault((like.observed.shape[0], like.skewed), like)
+            for like in sizes.values():
+                backend = like.with_signal(np.where(np.asarray(like.model.mask), 0.1, 0.0))
+                backend.summary  # noqa: B018 - compiles the summary of this size
+                count += 1 + CurveSet([backend]).warm_up()
+        return count
 
     def attach(
         self,

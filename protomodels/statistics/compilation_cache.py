@@ -32,7 +32,7 @@ def __dir__() -> list[str]:
 ENV_VAR = "PROTOMODELS_JAX_CACHE"
 _OFF = ("0", "off", "false", "no")
 #: compilations shorter than this (s) are not written to disk
-MIN_COMPILE_SECONDS = 0.3
+MIN_COMPILE_SECONDS = 0.05
 
 
 def enable_compilation_cache(directory: str | os.PathLike[str] | None = None) -> Path | None:

@@ -49,8 +49,24 @@ _STACK_ROWS = 8
 
 
 def _lanes(n: int) -> int:
-    """A power of two >= 16."""
-    return max(16, 1 << max(n - 1, 0).bit_length())
+    """A power of four >= 16 (few compiled lengths for the elementwise kinds)."""
+    lanes = 16
+    while lanes < n:
+        lanes *= 4
+    return lanes
+
+
+def _fit_lanes(n: int) -> int:
+    """A power of four >= 4 (the lengths the simplified profile fits are compiled for)."""
+    lanes = 4
+    while lanes < n:
+        lanes *= 4
+    return lanes
+
+
+#: pair counts the curves are compiled for by :meth:`CurveSet.warm_up` (simplified fits:
+#: the first four; single regions and truncated Gaussians: from 16 on)
+WARM_LANES = (4, 16, 64, 256, 1024, 4096)
 
 
 @jax.jit
@@ -203,6 +219,21 @@ class CurveSet:
             raise CurveShapeError(msg)
         return values[: len(mu)]
 
+    def warm_up(self, lanes: Sequence[int] = WARM_LANES) -> int:
+        """Compile every group's kernel for the pair counts in ``lanes`` (simplified fits up
+        to 256 pairs) by evaluating them at mu = 1; returns the number of calls. Used when an
+        evaluation is prepared, so that a walk compiles nothing on the way."""
+        calls = 0
+        with jax.enable_x64(True):
+            for kind, group in enumerate(self._groups):
+                fits = isinstance(group, _Stacked)
+                for p in lanes:
+                    if (fits and p > 256) or (not fits and p < 16):
+                        continue
+                    self._evaluate(kind, np.zeros(p, dtype=np.int64), np.ones(p), False)
+                    calls += 1
+        return calls
+
     def grid(self, rows: ArrayLike, mu: ArrayLike, expected: bool = False) -> np.ndarray:
         """(len(rows), len(mu)): every row at every mu."""
         rows = np.asarray(rows, dtype=np.int64).reshape(-1)
@@ -215,8 +246,9 @@ class CurveSet:
     ) -> np.ndarray:
         group = self._groups[kind]
         p = len(mu)
-        # a profile fit costs per lane: its pairs are padded to a power of two, not to 16
-        lanes = 1 << max(p - 1, 0).bit_length() if isinstance(group, _Stacked) else _lanes(p)
+        # a profile fit costs per lane: its pairs are padded to a power of four (>= 4), not to
+        # 16; few lengths, so that a long walk meets no new shape
+        lanes = _fit_lanes(p) if isinstance(group, _Stacked) else _lanes(p)
         mu_p = np.concatenate([mu, np.zeros(lanes - p)])
         local_p = np.concatenate([local, np.zeros(lanes - p, dtype=np.int64)])
         if isinstance(group, _Stacked):

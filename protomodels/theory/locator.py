@@ -435,6 +435,22 @@ class GridIndex:
         for dim in self._stacks:
             self.stack(dim)
 
+    def warm_up(self, max_points: int = 2048) -> int:
+        """Compile the lookup of every stacked dimension for every padded number of query
+        points up to ``max_points`` (queries outside every grid: cheap), so that a long run
+        compiles nothing when a model asks for more points than before. Returns the number of
+        shapes."""
+        count = 0
+        for dim in sorted(self._stacks):
+            width = self.stack(dim).shift.shape[1]
+            n = _capacity(1)
+            while n <= max_points:
+                zeros = np.zeros(n, np.int64)
+                self.interpolate(Query(dim, zeros, zeros, np.full((n, width), np.nan), zeros))
+                count += 1
+                n *= 2
+        return count
+
     def stack(self, dim: int) -> SimplexStack:
         """The stacked triangulations of dimension ``dim`` on the device (rebuilt when new
         point sets were added; arrays padded to power-of-two capacities)."""

@@ -344,6 +344,12 @@ class Predictor:
         the grids missing from the cache with ``workers`` processes."""
         self.grid_index.reserve(self.grid_point_sets(), workers=workers, progress=progress)
 
+    def warm_up(self) -> int:
+        """Compile the grid lookups for every padded number of query points
+        (:meth:`GridIndex.warm_up`; after :meth:`prepare_grids`, so that the stacks are
+        final); returns the number of shapes."""
+        return self.grid_index.warm_up()
+
     def grid_point_sets(self) -> list[tuple[np.ndarray, tuple[int, ...]]]:
         """(points, width columns) of every grid the chosen results may look up."""
         point_sets = []
