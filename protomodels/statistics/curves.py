@@ -46,6 +46,8 @@ class CurveShapeError(ProtomodelsError, ValueError):
 #: simplified likelihoods of one size are stacked in at least this many rows (one compiled
 #: copy serves any number of them up to it)
 _STACK_ROWS = 8
+#: fitted profiles kept per simplified likelihood as warm starts
+_KEPT = 64
 
 
 def _lanes(n: int) -> int:
@@ -87,13 +89,15 @@ def _simplified(
     row: jax.Array,
     counts: jax.Array,
     stack: simplified.SimplifiedModel,
+    theta: jax.Array,
+    warm: jax.Array,
     skewed: bool,
-) -> jax.Array:
-    def one(x: jax.Array, r: jax.Array) -> jax.Array:
+) -> tuple[jax.Array, jax.Array]:
+    def one(x: jax.Array, r: jax.Array, th: jax.Array, w: jax.Array) -> tuple:
         model = jax.tree_util.tree_map(lambda a: a[r], stack)
-        return simplified.profiled_nll(x, counts[r], model, skewed=skewed)
+        return simplified.profiled_nll_from(x, counts[r], model, th, w, skewed=skewed)
 
-    return jax.vmap(one)(mu, row)
+    return jax.vmap(one)(mu, row, theta, warm)
 
 
 class _Elementwise:
@@ -118,6 +122,34 @@ class _Stacked:
         )
         self.observed = np.stack([x.observed for x in chosen])
         self.background = np.stack([x.background for x in chosen])
+        #: fitted profiles per (expected, local row): mu values and theta-hat, the starts of
+        #: later fits at nearby mu (a warm start takes a few Newton steps instead of many)
+        self.profiles: dict[tuple[bool, int], tuple[list[float], list[np.ndarray]]] = {}
+
+    def starts(self, local: np.ndarray, mu: np.ndarray, expected: bool) -> tuple:
+        """(theta, warm) per pair: the profile fitted at the nearest mu of the same row."""
+        width = self.observed.shape[1]
+        theta = np.zeros((len(mu), width))
+        warm = np.zeros(len(mu), dtype=bool)
+        for r in np.unique(local).tolist():
+            known = self.profiles.get((expected, r))
+            if known is None:
+                continue
+            at = np.flatnonzero(local == r)
+            xs = np.asarray(known[0])
+            nearest = np.abs(xs[None, :] - mu[at, None]).argmin(axis=1)
+            theta[at] = np.stack(known[1])[nearest]
+            warm[at] = True
+        return theta, warm
+
+    def remember(self, local: np.ndarray, mu: np.ndarray, theta: np.ndarray, ok: np.ndarray,
+                 expected: bool) -> None:
+        """Keep the fitted profiles (at most _KEPT per row: the mu grid of a search)."""
+        for k in np.flatnonzero(ok).tolist():
+            xs, ths = self.profiles.setdefault((expected, int(local[k])), ([], []))
+            if len(xs) < _KEPT:
+                xs.append(float(mu[k]))
+                ths.append(theta[k])
 
 
 class CurveSet:
@@ -253,7 +285,13 @@ class CurveSet:
         local_p = np.concatenate([local, np.zeros(lanes - p, dtype=np.int64)])
         if isinstance(group, _Stacked):
             counts = group.background if expected else group.observed
-            values = _simplified(mu_p, local_p, counts, group.stack, group.skewed)
+            theta, warm = group.starts(local_p, mu_p, expected)
+            warm[p:] = False
+            values, fitted = _simplified(
+                mu_p, local_p, counts, group.stack, theta, warm, group.skewed
+            )
+            values = np.asarray(values)
+            group.remember(local, mu, np.asarray(fitted)[:p], np.isfinite(values[:p]), expected)
         elif kind == self._tg:
             mu_hat, sigma = (c[local_p] for c in group.columns)
             if expected:
