@@ -290,25 +290,26 @@ def _start_cache_filler(
 
 
 def _fill_cache(store: str, evaluation: EvaluationSettings) -> None:
-    """Body of the cache filler, at the lowest priority: with full likelihoods, the fits of
-    every pyhf workspace compiled into JAX's persistent cache (so that a walker meeting a pyhf
-    result loads them instead of compiling for seconds), then every grid of the database
-    triangulated into the triangulation cache, one by one."""
+    """Body of the cache filler, at the lowest priority: the statistics kernels of every shape
+    (:meth:`LikelihoodBuilder.warm_up`) and, with full likelihoods, the fits of every pyhf
+    workspace compiled into JAX's persistent cache (so that a walker meeting them loads them
+    instead of compiling for seconds), then every grid of the database triangulated into the
+    triangulation cache, one by one."""
     import contextlib
 
     from protomodels.database import open as open_database
+    from protomodels.statistics.compilation_cache import enable_compilation_cache
     from protomodels.theory.predictions import Predictor
 
     with contextlib.suppress(OSError):
         os.nice(19)
-    if evaluation.full_likelihoods:
-        from protomodels.statistics.compilation_cache import enable_compilation_cache
-
-        if enable_compilation_cache() is not None:
-            evaluator = Evaluator(open_database(store, build=False, workspaces=True), evaluation)
-            with contextlib.suppress(Exception):  # a walker meets the same problem and says so
-                evaluator.prepare_full_likelihoods()
-            del evaluator
+    if enable_compilation_cache() is not None:
+        full = evaluation.full_likelihoods
+        evaluator = Evaluator(open_database(store, build=False, workspaces=full), evaluation)
+        with contextlib.suppress(Exception):  # a walker meets the same problem and says so
+            evaluator.likelihoods.warm_up()
+            evaluator.prepare_full_likelihoods()
+        del evaluator
     database = open_database(store, build=False, workspaces=False)
     predictor = Predictor(database, settings=evaluation.predictions)
     predictor.grid_index.fill_cache(predictor.grid_point_sets())
