@@ -290,11 +290,12 @@ def _start_cache_filler(
 
 
 def _fill_cache(store: str, evaluation: EvaluationSettings) -> None:
-    """Body of the cache filler, at the lowest priority: the statistics kernels of every shape
+    """Body of the cache filler, at the lowest priority: every grid of the database
+    triangulated into the triangulation cache, one by one (a walker then reads what it needs
+    instead of triangulating it), then the statistics kernels of every shape
     (:meth:`LikelihoodBuilder.warm_up`) and, with full likelihoods, the fits of every pyhf
-    workspace compiled into JAX's persistent cache (so that a walker meeting them loads them
-    instead of compiling for seconds), then every grid of the database triangulated into the
-    triangulation cache, one by one."""
+    workspace compiled into JAX's persistent cache (a walker meeting them later skips their
+    XLA compilation; JAX traces them again in each process)."""
     import contextlib
 
     from protomodels.database import open as open_database
@@ -303,16 +304,16 @@ def _fill_cache(store: str, evaluation: EvaluationSettings) -> None:
 
     with contextlib.suppress(OSError):
         os.nice(19)
+    database = open_database(store, build=False, workspaces=False)
+    predictor = Predictor(database, settings=evaluation.predictions)
+    predictor.grid_index.fill_cache(predictor.grid_point_sets())
+    del predictor, database
     if enable_compilation_cache() is not None:
         full = evaluation.full_likelihoods
         evaluator = Evaluator(open_database(store, build=False, workspaces=full), evaluation)
         with contextlib.suppress(Exception):  # a walker meets the same problem and says so
             evaluator.likelihoods.warm_up()
             evaluator.prepare_full_likelihoods()
-        del evaluator
-    database = open_database(store, build=False, workspaces=False)
-    predictor = Predictor(database, settings=evaluation.predictions)
-    predictor.grid_index.fill_cache(predictor.grid_point_sets())
 
 
 def _walk_processes(
