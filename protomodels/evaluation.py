@@ -28,6 +28,7 @@ from protomodels.critics import CriticContext, Verdict, run_critics
 from protomodels.database.database import Database
 from protomodels.database.records import Result
 from protomodels.exceptions import ProtomodelsError
+from protomodels.kernel_budget import KernelBudget
 from protomodels.statistics.attach import LikelihoodBuilder, attach_statistics
 from protomodels.statistics.common import (
     PYHF_MAX_ITERATIONS,
@@ -283,6 +284,8 @@ class Evaluator:
             database=database,
             constructive=self.settings.constructive,
         )
+        #: releases compiled kernels before the process runs out of memory mappings
+        self.kernel_budget = KernelBudget()
 
     def prepare(
         self, *, workers: int = 1, progress: Callable[[int, int], None] | None = None
@@ -452,6 +455,7 @@ class Evaluator:
         predicted_in: float = 0.0,
     ) -> Evaluation:
         """One evaluation; ``raw``: the model's predictions without statistics, if made."""
+        self.kernel_budget.check()
         seconds: dict[str, float] = {}
         t0 = time.perf_counter()
         try:

@@ -118,7 +118,7 @@ def _lanes(n: int) -> int:
 
 
 #: batch lengths :meth:`LikelihoodBuilder.warm_up` compiles
-WARM_LANES = (16, 64, 256, 1024, 4096)
+WARM_LANES = (16, 64, 256)
 
 
 def _padded(columns: list[np.ndarray], fill: float) -> list[np.ndarray]:

@@ -67,8 +67,8 @@ def _fit_lanes(n: int) -> int:
 
 
 #: pair counts the curves are compiled for by :meth:`CurveSet.warm_up` (simplified fits:
-#: the first four; single regions and truncated Gaussians: from 16 on)
-WARM_LANES = (4, 16, 64, 256, 1024, 4096)
+#: the first two; single regions and truncated Gaussians: from 16 on)
+WARM_LANES = (4, 16, 64, 256)
 
 
 @jax.jit
@@ -253,14 +253,14 @@ class CurveSet:
 
     def warm_up(self, lanes: Sequence[int] = WARM_LANES) -> int:
         """Compile every group's kernel for the pair counts in ``lanes`` (simplified fits up
-        to 256 pairs) by evaluating them at mu = 1; returns the number of calls. Used when an
-        evaluation is prepared, so that a walk compiles nothing on the way."""
+        to 16 pairs) by evaluating them at mu = 1; returns the number of calls. Used when an
+        evaluation is prepared, so that a walk rarely compiles on the way."""
         calls = 0
         with jax.enable_x64(True):
             for kind, group in enumerate(self._groups):
                 fits = isinstance(group, _Stacked)
                 for p in lanes:
-                    if (fits and p > 256) or (not fits and p < 16):
+                    if (fits and p > 16) or (not fits and p < 16):
                         continue
                     self._evaluate(kind, np.zeros(p, dtype=np.int64), np.ones(p), False)
                     calls += 1

@@ -60,6 +60,7 @@ from numpy.typing import ArrayLike
 from protomodels.database.database import Database
 from protomodels.database.records import Result
 from protomodels.exceptions import ProtomodelsError
+from protomodels.kernel_budget import register_release
 from protomodels.statistics import pyhf_fits
 from protomodels.statistics.common import (
     PYHF_MAX_ITERATIONS,
@@ -218,6 +219,12 @@ def _lanes(n: int, least: int = 1) -> int:
     return max(least, 1 << max(n - 1, 0).bit_length())
 
 
+def _release_kernels() -> None:
+    """Drop the executables every kernel keeps (see :mod:`protomodels.kernel_budget`)."""
+    for kernel in list(_KERNELS):
+        kernel._compiled.clear()
+
+
 class _Kernel:
     """A jitted function compiled per argument shapes, traced with pyhf's JAX backend (pyhf's
     model code reads the backend while it is traced), called in x64."""
@@ -225,6 +232,7 @@ class _Kernel:
     def __init__(self, fn: Callable[..., Any]) -> None:
         self._jit = jax.jit(fn)
         self._compiled: dict[tuple, Any] = {}
+        _KERNELS.add(self)
 
     def compile(self, *args: Any) -> Any:
         """The executable for these argument shapes (compiled on first use)."""
@@ -239,6 +247,11 @@ class _Kernel:
         exe = self.compile(*args)
         with x64():
             return jax.device_get(exe(*args))
+
+
+#: every kernel made (weakly): their executables are dropped when the budget is exceeded
+_KERNELS: weakref.WeakSet[_Kernel] = weakref.WeakSet()
+register_release(_release_kernels)
 
 
 @dataclass(frozen=True, eq=False)
@@ -496,17 +509,18 @@ class CompiledWorkspace:
         return out
 
     def compile_kernels(self, *, max_iterations: int = MAX_ITERATIONS) -> int:
-        """Compile the fits an evaluation uses (the summary and the profile curves, for one
-        signal and every length of :data:`MU_LANES`) without running them, so that a walk
-        compiles nothing on the way (with JAX's persistent cache a later process skips the XLA
-        compilation, not the tracing). Returns the number of executables."""
+        """Compile the fits an evaluation uses most (the summary, and the profile curves of
+        the shortest length of :data:`MU_LANES`, for one signal) without running them, so that
+        a walk rarely compiles on the way (with JAX's persistent cache a later process skips
+        the XLA compilation, not the tracing); the longer curves compile when first asked for
+        (each compiled shape costs hundreds to a thousand of the process's memory mappings).
+        Returns the number of executables."""
         s, _ = self._padded_signals(np.zeros((1, len(self.signal_index))))
         self._kernel("summary", max_iterations).compile(s, self.background)
-        for lanes in MU_LANES:
-            self._kernel("curve", max_iterations).compile(
-                np.zeros(lanes), s, np.asarray(0), self.background
-            )
-        return 1 + len(MU_LANES)
+        self._kernel("curve", max_iterations).compile(
+            np.zeros(MU_LANES[0]), s, np.asarray(0), self.background
+        )
+        return 2
 
     def summaries(
         self, s_bins: ArrayLike, *, max_iterations: int = MAX_ITERATIONS

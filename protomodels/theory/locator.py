@@ -40,6 +40,11 @@ _CHUNK = {1: 8, 2: 16, 3: 32}  # simplices per chunk by dimension (else MAX_CAND
 Request = tuple[np.ndarray, tuple[int, ...], np.ndarray, np.ndarray]
 
 
+#: the jitted lookup, shared by every index (compiled executables are large: XLA's CPU code
+#: of one shape takes hundreds of memory mappings, so shapes are not compiled twice)
+_INTERPOLATE = jax.jit(interpolate)
+
+
 def _capacity(n: int, minimum: int = 16) -> int:
     return max(minimum, 1 << max(0, int(n) - 1).bit_length())
 
@@ -329,7 +334,7 @@ class GridIndex:
         self._stacks: dict[int, _Stack] = {}
         self._device_values: jax.Array | None = None
         self._width = max((1,), default=1)
-        self._kernel = jax.jit(interpolate)
+        self._kernel = _INTERPOLATE
 
     def offset(self, values: np.ndarray) -> int:
         """Start of a grid's values in :attr:`flat_values`."""
@@ -435,11 +440,12 @@ class GridIndex:
         for dim in self._stacks:
             self.stack(dim)
 
-    def warm_up(self, max_points: int = 2048) -> int:
+    def warm_up(self, max_points: int = 64) -> int:
         """Compile the lookup of every stacked dimension for every padded number of query
         points up to ``max_points`` (queries outside every grid: cheap), so that a long run
-        compiles nothing when a model asks for more points than before. Returns the number of
-        shapes."""
+        rarely compiles when a model asks for more points than before (larger queries, rare,
+        compile on first use: each compiled shape costs hundreds of the process's memory
+        mappings, whose number the kernel limits). Returns the number of shapes."""
         count = 0
         for dim in sorted(self._stacks):
             width = self.stack(dim).shift.shape[1]
