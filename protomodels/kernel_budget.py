@@ -34,7 +34,7 @@ def __dir__() -> list[str]:
 
 
 #: past this share of the kernel's cap on memory mappings, compiled kernels are released
-MAPPING_SHARE = 0.7
+MAPPING_SHARE = 0.9
 
 _RELEASES: list[Callable[[], None]] = []
 _LOCK = threading.Lock()
