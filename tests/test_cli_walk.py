@@ -121,13 +121,23 @@ def test_lazy_grids_walk_the_same_chain(
         )
         records[grids] = [(s.step, s.move, s.accepted, s.K) for s in run_.steps()]
     assert records["lazy"] == records["prepare"] and len(records["lazy"]) == 8
+    # lazy on a machine whose cache holds every grid: all loaded up front, the same chain
+    monkeypatch.setenv("PROTOMODELS_TRIANGULATIONS", str(tmp_path / "tri-prepare"))
+    run_ = protomodels.walk(
+        database, steps=8, seed=7, out=tmp_path / "cached.sqlite", grids="lazy",
+        evaluation=EvaluationSettings(full_likelihoods=False),
+    )
+    assert [(s.step, s.move, s.accepted, s.K) for s in run_.steps()] == records["lazy"]
     predictor = Predictor(open_database(subset_store, build=False, workspaces=False))
     sets = predictor.grid_point_sets()
     predictor.grid_index.cache = tmp_path / "tri-prepare"
+    assert predictor.grid_index.all_cached(sets)
     assert predictor.grid_index.fill_cache(sets) == 0  # prepared: every grid is cached
     predictor.grid_index.cache = tmp_path / "tri-fresh"
+    assert not predictor.grid_index.all_cached(sets[:3])
     assert predictor.grid_index.fill_cache(sets[:3]) >= 1
     assert predictor.grid_index.fill_cache(sets[:3]) == 0
+    assert predictor.grid_index.all_cached(sets[:3]) and not predictor.grid_index.all_cached(sets)
     points, widths = sets[0]
     assert _cache_file(predictor.grid_index.cache, _coordinates(points, widths)).exists()
 

@@ -46,7 +46,8 @@ class RunSettings:
         start: SLHA file of the starting model (default: the LSP alone).
         grids: ``"lazy"`` (default): a grid is triangulated when a step first needs it (or
             read from the cache), while a background process fills the triangulation cache,
-            so that a fresh machine starts walking at once; ``"prepare"``: every grid is
+            so that a fresh machine starts walking at once (once the cache holds every grid,
+            they are all loaded before the first step: seconds); ``"prepare"``: every grid is
             triangulated and stacked before the first step (no stack grows during the walk).
             Either way the chains are the same; not stored in the run file.
     """
@@ -143,6 +144,12 @@ def _walk_walkers(
     evaluator = Evaluator(database, settings.evaluation)
     if settings.grids == "prepare":
         evaluator.prepare()
+    else:
+        predictor = evaluator.predictor
+        if predictor.grid_index.all_cached(predictor.grid_point_sets()):
+            # a machine that has run before: load every grid now (seconds) so that no stack
+            # grows, and no kernel recompiles, as the walk meets new grids
+            predictor.prepare_grids()
     start = start_model(settings.start) if settings.start else None
     with RunStorage(run_file) as storage:
         done = set(storage.walkers())

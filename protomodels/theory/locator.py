@@ -372,6 +372,18 @@ class GridIndex:
             _write(file, fresh)
         return _Entry(tri, arrays=arrays)
 
+    def all_cached(self, point_sets: Iterable[tuple[np.ndarray, tuple[int, ...]]]) -> bool:
+        """Whether the cache holds a current triangulation of every point set (then loading
+        them all up front costs seconds, and stacks that never grow recompile nothing)."""
+        if self.cache is None:
+            return False
+        for points, widths in point_sets:
+            coordinates = _coordinates(np.asarray(points, dtype=float), widths)
+            file = _cache_file(self.cache, coordinates)
+            if file is None or not _current_file(file):
+                return False
+        return True
+
     def fill_cache(self, point_sets: Iterable[tuple[np.ndarray, tuple[int, ...]]]) -> int:
         """Triangulate, into the cache only, every point set not cached yet (one by one, in
         this process: the background filler of a lazy start); returns how many were made."""
