@@ -13,12 +13,12 @@ import json
 import math
 import statistics
 import time
-from pathlib import Path
 
 import numpy as np
 
 from protomodels.database import open as open_database
 from protomodels.evaluation import EvaluationSettings, Evaluator
+from protomodels.kernel_budget import memory_mappings
 from protomodels.paths import shared_dir
 from protomodels.theory.particles import load_template
 from protomodels.theory.protomodel import Protomodel
@@ -140,17 +140,7 @@ def main() -> None:
                   f"off {np.median(off):.1f} ms, ratio of medians "
                   f"{np.median(on) / np.median(off):.2f}x")
 
-def memory_mappings() -> str:
-    """The process's memory mappings against the kernel's limit (each compiled XLA shape takes
-    hundreds: a process that compiles too many shapes fails with 'Cannot allocate memory')."""
-    try:
-        used = sum(1 for _ in open("/proc/self/maps"))
-        limit = int(Path("/proc/sys/vm/max_map_count").read_text())
-    except OSError:
-        return "memory mappings: unknown (no /proc)"
-    return f"memory mappings: {used} of the kernel's limit {limit}"
-
-
 if __name__ == "__main__":
     main()
-    print(memory_mappings())
+    used = memory_mappings()
+    print("memory mappings: " + (f"{used[0]} of the kernel's limit {used[1]}" if used else "?"))

@@ -26,6 +26,7 @@ from protomodels.builders.storage import RunStorage
 from protomodels.builders.walker import Walker, WalkerConfig, lockstep
 from protomodels.database import open as open_database
 from protomodels.evaluation import EvaluationSettings, Evaluator
+from protomodels.kernel_budget import memory_mappings
 
 
 class CompileCounter:
@@ -151,17 +152,7 @@ def compare_lockstep(evaluator: Evaluator, walkers: int, steps: int, seed: int) 
           f"steps/s): x{separate / together:.2f} (goal >= 3); same chains: {same}")
 
 
-def memory_mappings() -> str:
-    """The process's memory mappings against the kernel's limit (each compiled XLA shape takes
-    hundreds: a process that compiles too many shapes fails with 'Cannot allocate memory')."""
-    try:
-        used = sum(1 for _ in open("/proc/self/maps"))
-        limit = int(Path("/proc/sys/vm/max_map_count").read_text())
-    except OSError:
-        return "memory mappings: unknown (no /proc)"
-    return f"memory mappings: {used} of the kernel's limit {limit}"
-
-
 if __name__ == "__main__":
     main()
-    print(memory_mappings())
+    used = memory_mappings()
+    print("memory mappings: " + (f"{used[0]} of the kernel's limit {used[1]}" if used else "?"))
