@@ -290,37 +290,26 @@ def _start_cache_filler(
         return None
     context = multiprocessing.get_context("spawn")
     process = context.Process(
-        target=_fill_cache, args=(str(store), settings.evaluation), daemon=True
+        target=_fill_cache, args=(str(store), settings.evaluation.predictions), daemon=True
     )
     process.start()
     return process
 
 
-def _fill_cache(store: str, evaluation: EvaluationSettings) -> None:
-    """Body of the cache filler, at the lowest priority: every grid of the database
-    triangulated into the triangulation cache, one by one (a walker then reads what it needs
-    instead of triangulating it), then the statistics kernels of every shape
-    (:meth:`LikelihoodBuilder.warm_up`) and, with full likelihoods, the fits of every pyhf
-    workspace compiled into JAX's persistent cache (a walker meeting them later skips their
-    XLA compilation; JAX traces them again in each process)."""
+def _fill_cache(store: str, predictions: Any) -> None:
+    """Body of the cache filler: every grid of the database triangulated into the
+    triangulation cache, one by one, at the lowest priority (a walker then reads what it needs
+    instead of triangulating it)."""
     import contextlib
 
     from protomodels.database import open as open_database
-    from protomodels.statistics.compilation_cache import enable_compilation_cache
     from protomodels.theory.predictions import Predictor
 
     with contextlib.suppress(OSError):
         os.nice(19)
     database = open_database(store, build=False, workspaces=False)
-    predictor = Predictor(database, settings=evaluation.predictions)
+    predictor = Predictor(database, settings=predictions)
     predictor.grid_index.fill_cache(predictor.grid_point_sets())
-    del predictor, database
-    if enable_compilation_cache() is not None:
-        full = evaluation.full_likelihoods
-        evaluator = Evaluator(open_database(store, build=False, workspaces=full), evaluation)
-        with contextlib.suppress(Exception):  # a walker meets the same problem and says so
-            evaluator.likelihoods.warm_up()
-            evaluator.prepare_full_likelihoods()
 
 
 def _walk_processes(

@@ -48,7 +48,7 @@ from protomodels.statistics.common import (
     store_likelihoods,
 )
 from protomodels.statistics.compilation_cache import enable_compilation_cache
-from protomodels.statistics.curves import CurveSet
+from protomodels.statistics.curves import CurveSet, padded_length
 from protomodels.statistics.likelihood import (
     SimplifiedLikelihood,
     SingleRegionLikelihood,
@@ -109,21 +109,14 @@ def _em_rows(s: jax.Array, b: jax.Array, sigma: jax.Array, n: jax.Array) -> jax.
     return jnp.stack(em_statistics(s, b, sigma, n))
 
 
-def _lanes(n: int) -> int:
-    """Batch length for n predictions: a power of four >= 16 (few compiled lengths)."""
-    lanes = 16
-    while lanes < n:
-        lanes *= 4
-    return lanes
-
-
 #: batch lengths :meth:`LikelihoodBuilder.warm_up` compiles
 WARM_LANES = (16, 64, 256)
 
 
 def _padded(columns: list[np.ndarray], fill: float) -> list[np.ndarray]:
-    """Columns padded to :func:`_lanes` (NumPy: the jitted call converts them in x64)."""
-    size = _lanes(len(columns[0]))
+    """Columns padded to a power of four >= 16 (:func:`~protomodels.statistics.curves.
+    padded_length`; NumPy: the jitted call converts them in x64)."""
+    size = padded_length(len(columns[0]), 16)
     return [np.concatenate([c, np.full(size - len(c), fill)]) for c in columns]
 
 

@@ -50,20 +50,13 @@ _STACK_ROWS = 8
 _KEPT = 64
 
 
-def _lanes(n: int) -> int:
-    """A power of four >= 16 (few compiled lengths for the elementwise kinds)."""
-    lanes = 16
-    while lanes < n:
-        lanes *= 4
-    return lanes
-
-
-def _fit_lanes(n: int) -> int:
-    """A power of four >= 4 (the lengths the simplified profile fits are compiled for)."""
-    lanes = 4
-    while lanes < n:
-        lanes *= 4
-    return lanes
+def padded_length(n: int, least: int) -> int:
+    """The smallest ``least`` x 4^k >= n: the batch lengths the kernels are compiled for (few
+    lengths, so that a long walk meets no new shape)."""
+    size = least
+    while size < n:
+        size *= 4
+    return size
 
 
 #: pair counts the curves are compiled for by :meth:`CurveSet.warm_up` (simplified fits:
@@ -280,9 +273,9 @@ class CurveSet:
         p = len(mu)
         # a profile fit costs per lane: its pairs are padded to a power of four (>= 4), not to
         # 16; few lengths, so that a long walk meets no new shape
-        lanes = _fit_lanes(p) if isinstance(group, _Stacked) else _lanes(p)
-        mu_p = np.concatenate([mu, np.zeros(lanes - p)])
-        local_p = np.concatenate([local, np.zeros(lanes - p, dtype=np.int64)])
+        size = padded_length(p, 4 if isinstance(group, _Stacked) else 16)
+        mu_p = np.concatenate([mu, np.zeros(size - p)])
+        local_p = np.concatenate([local, np.zeros(size - p, dtype=np.int64)])
         if isinstance(group, _Stacked):
             counts = group.background if expected else group.observed
             theta, warm = group.starts(local_p, mu_p, expected)

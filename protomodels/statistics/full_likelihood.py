@@ -542,33 +542,20 @@ class CompiledWorkspace:
     ) -> tuple[np.ndarray, np.ndarray]:
         """Profiled nll at every mu (M,) for every signal (B, bins): (nll, converged), each
         (B, M), one jitted call (NaN-free: look at ``converged``)."""
-        s, count = self._padded_signals(s_bins)
-        kind = np.asarray(int(expected))
-        kernel = self._kernel("curve", max_iterations)
-        nll, ok = [], []
-        for mus, m in self._mu_chunks(mu):
-            values, good, _, _ = kernel(mus, s, kind, self.background)
-            nll.append(np.asarray(values)[:count, :m])
-            ok.append(np.asarray(good)[:count, :m])
-        return np.concatenate(nll, axis=1), np.concatenate(ok, axis=1)
+        nll, ok, _, _ = self._over_mu("curve", mu, s_bins, expected, max_iterations)
+        return nll, ok
 
     def profile_fits(
         self, mu: ArrayLike, s_bins: ArrayLike, *, expected: bool = False,
         max_iterations: int = MAX_ITERATIONS,
     ) -> list[FitResult]:
         """The profile fits of one signal at every mu, with their parameters."""
-        s, _ = self._padded_signals(s_bins)
-        out = []
-        for mus, m in self._mu_chunks(mu):
-            nll, ok, steps, x = self._kernel("curve", max_iterations)(
-                mus, s, np.asarray(int(expected)), self.background
-            )
-            out += [
-                FitResult(float(nll[0, i]) if ok[0, i] else math.nan, np.asarray(x[0, i]),
-                          bool(ok[0, i]), f"{int(steps[0, i])} Newton steps")
-                for i in range(m)
-            ]
-        return out
+        nll, ok, steps, x = self._over_mu("curve", mu, s_bins, expected, max_iterations)
+        return [
+            FitResult(float(nll[0, i]) if ok[0, i] else math.nan, np.asarray(x[0, i]),
+                      bool(ok[0, i]), f"{int(steps[0, i])} Newton steps")
+            for i in range(nll.shape[1])
+        ]
 
     def cls(
         self, mu: ArrayLike, s_bins: ArrayLike, *, expected: bool = False,
@@ -576,15 +563,22 @@ class CompiledWorkspace:
     ) -> tuple[np.ndarray, np.ndarray]:
         """Observed CLs (q~_mu, asymptotic) at every mu (M,) for every signal (B, bins):
         (CLs, converged), each (B, M)."""
+        cls, ok = self._over_mu("cls", mu, s_bins, expected, max_iterations)
+        return cls, ok
+
+    def _over_mu(
+        self, name: str, mu: ArrayLike, s_bins: ArrayLike, expected: bool, max_iterations: int
+    ) -> tuple[np.ndarray, ...]:
+        """Kernel ``name`` at every mu (chunks of :data:`MU_LANES`) for every signal: its
+        outputs, each (B, M, ...)."""
         s, count = self._padded_signals(s_bins)
-        values, good = [], []
+        kind = np.asarray(int(expected))
+        kernel = self._kernel(name, max_iterations)
+        parts = []
         for mus, m in self._mu_chunks(mu):
-            cls, ok = self._kernel("cls", max_iterations)(
-                mus, s, np.asarray(int(expected)), self.background
-            )
-            values.append(np.asarray(cls)[:count, :m])
-            good.append(np.asarray(ok)[:count, :m])
-        return np.concatenate(values, axis=1), np.concatenate(good, axis=1)
+            out = kernel(mus, s, kind, self.background)
+            parts.append([np.asarray(a)[:count, :m] for a in out])
+        return tuple(np.concatenate(column, axis=1) for column in zip(*parts, strict=True))
 
     # -- what the SciPy reference path needs ------------------------------------------------
     @functools.cached_property

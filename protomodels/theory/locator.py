@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -375,27 +375,28 @@ class GridIndex:
     def all_cached(self, point_sets: Iterable[tuple[np.ndarray, tuple[int, ...]]]) -> bool:
         """Whether the cache holds a current triangulation of every point set (then loading
         them all up front costs seconds, and stacks that never grow recompile nothing)."""
+        return self.cache is not None and next(self._uncached(point_sets), None) is None
+
+    def _uncached(
+        self, point_sets: Iterable[tuple[np.ndarray, tuple[int, ...]]]
+    ) -> Iterator[tuple[np.ndarray, Path]]:
+        """(coordinates, cache file) of every point set without a current cached
+        triangulation (none without a cache folder)."""
         if self.cache is None:
-            return False
+            return
         for points, widths in point_sets:
             coordinates = _coordinates(np.asarray(points, dtype=float), widths)
             file = _cache_file(self.cache, coordinates)
-            if file is None or not _current_file(file):
-                return False
-        return True
+            if not _current_file(file):
+                yield coordinates, file
 
     def fill_cache(self, point_sets: Iterable[tuple[np.ndarray, tuple[int, ...]]]) -> int:
         """Triangulate, into the cache only, every point set not cached yet (one by one, in
         this process: the background filler of a lazy start); returns how many were made."""
-        if self.cache is None:
-            return 0
         made = 0
-        for points, widths in point_sets:
-            coordinates = _coordinates(np.asarray(points, dtype=float), widths)
-            file = _cache_file(self.cache, coordinates)
-            if file is not None and not _current_file(file):
-                _triangulate_file(coordinates, str(file))
-                made += 1
+        for coordinates, file in self._uncached(point_sets):
+            _triangulate_file(coordinates, str(file))
+            made += 1
         return made
 
     def reserve(
@@ -424,12 +425,9 @@ class GridIndex:
                 todo[key] = points
         total = len(todo)
         missing = []
-        if workers > 1 and self.cache is not None:
-            for (_, widths), points in todo.items():
-                coordinates = _coordinates(points, widths)
-                file = _cache_file(self.cache, coordinates)
-                if file is not None and not _current_file(file):
-                    missing.append((coordinates, str(file)))
+        if workers > 1:
+            sets = [(points, widths) for (_, widths), points in todo.items()]
+            missing = [(c, str(f)) for c, f in self._uncached(sets)]
         done = 0
         if missing:
             import multiprocessing
