@@ -24,7 +24,7 @@ from protomodels.combiner.candidates import (
 )
 from protomodels.combiner.named import parse_combination
 from protomodels.combiner.test_statistic import KResult, KSettings, compute_k
-from protomodels.critics import CriticContext, Verdict, run_critics
+from protomodels.critics import CriticContext, Verdict, combined_limit, run_critics
 from protomodels.database.database import Database
 from protomodels.database.records import Result
 from protomodels.exceptions import ProtomodelsError
@@ -292,13 +292,15 @@ class Evaluator:
     ) -> None:
         """Triangulate and stack every grid now (:meth:`Predictor.prepare_grids`), compile the
         grid lookups and the statistics kernels for every padded shape
-        (:meth:`Predictor.warm_up`, :meth:`LikelihoodBuilder.warm_up`) and, with full
+        (:meth:`Predictor.warm_up`, :meth:`LikelihoodBuilder.warm_up`, the critic's limit
+        search :func:`~protomodels.critics.combined_limit.warm_up`) and, with full
         likelihoods, build every pyhf workspace and compile its fits
         (:meth:`prepare_full_likelihoods`), so that a long run meets no new grid and compiles
         no kernel on the way."""
         self.predictor.prepare_grids(workers=workers, progress=progress)
         self.predictor.warm_up()
         self.likelihoods.warm_up()
+        combined_limit.warm_up()
         if self.settings.full_likelihoods:
             self.prepare_full_likelihoods()
 

@@ -29,6 +29,7 @@ from protomodels.critics import (
     sibling_key,
     upper_limit_candidates,
 )
+from protomodels.critics.combined_limit import cls as combined_limit_cls
 from protomodels.statistics.record import PredictionStatistics
 from protomodels.theory.predictions import TheoryPrediction
 
@@ -570,3 +571,52 @@ def test_default_search_is_the_combiners() -> None:
     default = LLHD([a, b, c], CriticContext(combinable=all_combinable))
     assert default == LLHD([a, b, c], CTX)
     assert default.combination == ("A:SR1", "B:SR1", "C:SR1")
+
+
+def _brute_force_limit(likelihoods, expected: bool = False) -> float:
+    """The combined limit by dense scalar searches on the members' own nll (no slopes)."""
+    from scipy.optimize import brentq, minimize_scalar
+
+    def total(mu: float, exp: bool) -> float:
+        return sum(float(x.nll(np.array([mu]), expected=exp)[0]) for x in likelihoods)
+
+    def fit(exp: bool) -> float:
+        grid = np.linspace(0.0, 20.0, 401)
+        values = [total(m, exp) for m in grid]
+        i = int(np.argmin(values))
+        lo, hi = grid[max(i - 1, 0)], grid[min(i + 1, 400)]
+        best = minimize_scalar(
+            lambda m: total(m, exp), bounds=(lo, hi), method="bounded", options={"xatol": 1e-10}
+        )
+        return min(values[i], float(best.fun))
+
+    nll_hat, nll_hat_a = fit(expected), fit(True)
+
+    def excess(mu: float) -> float:
+        q = 2 * (total(mu, expected) - nll_hat)
+        qa = 2 * (total(mu, True) - nll_hat_a)
+        return float(combined_limit_cls(q, qa)) - 0.05
+
+    return brentq(excess, 1e-9, 200.0, xtol=1e-12)
+
+
+def test_combined_limit_of_batched_kinds_matches_a_brute_force_search() -> None:
+    from protomodels.statistics.likelihood import (
+        SimplifiedLikelihood,
+        SingleRegionLikelihood,
+        TruncatedGaussianLikelihood,
+    )
+
+    cov = np.array([[4.0, 1.0], [1.0, 2.0]])
+    members = [
+        SingleRegionLikelihood(3.0, 10.0, 2.0, 14.0),  # an excess
+        TruncatedGaussianLikelihood(0.8, 0.9),
+        SimplifiedLikelihood.from_covariance(
+            np.array([2.0, 1.0]), np.array([8.0, 5.0]), cov, np.array([7.0, 6.0]), None,
+            label="sl",
+        ),
+        SingleRegionLikelihood(1.5, 4.0, 1.0, 2.0),  # a deficit
+    ]
+    for expected in (False, True):
+        got = combined_upper_limit(members, expected=expected)
+        assert got == pytest.approx(_brute_force_limit(members, expected), rel=1e-6)

@@ -86,3 +86,28 @@ def test_a_likelihood_that_is_not_vectorised_is_named() -> None:
 
 def test_empty_requests() -> None:
     assert CurveSet([]).nll([], []).shape == (0,)
+
+
+def test_per_pair_flags_equal_one_flag_per_call(likelihoods: list) -> None:
+    curves = CurveSet(likelihoods)
+    rng = np.random.default_rng(5)
+    rows = rng.integers(0, len(likelihoods), 40)
+    mu = rng.uniform(0.0, 3.0, 40)
+    flags = rng.random(40) < 0.5
+    mixed = curves.nll(rows, mu, expected=flags)
+    apart = np.where(flags, curves.nll(rows, mu, True), curves.nll(rows, mu, False))
+    np.testing.assert_allclose(mixed, apart, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("expected", [False, True])
+def test_slopes_equal_finite_differences(likelihoods: list, expected: bool) -> None:
+    curves = CurveSet(likelihoods)
+    rows = np.repeat(np.arange(len(likelihoods)), 3)
+    mu = np.tile([0.4, 1.3, 2.7], len(likelihoods))
+    _, slopes = curves.nll_and_slope(rows, mu, expected)
+    h = 1e-5
+    numeric = (curves.nll(rows, mu + h, expected) - curves.nll(rows, mu - h, expected)) / (2 * h)
+    np.testing.assert_allclose(slopes, numeric, rtol=1e-4, atol=1e-5)
+    values, none = curves.nll_and_slope(rows, mu, expected, slopes=False)
+    assert np.isnan(none[rows == 7]).all()  # the user likelihood: no slope asked
+    np.testing.assert_allclose(values, curves.nll(rows, mu, expected), rtol=1e-12)

@@ -6,21 +6,35 @@ likelihoods, mu >= 0, and the limit is the asymptotic CLs of arXiv:1007.1727 (q-
 formulas, ``docs/statistics.md`` §5) with the Asimov terms taken from the expected likelihoods. The
 combination's r is then 1 / mu_UL. Works on any objects with a vectorised
 ``nll(mu, expected=False)``.
+
+The searches use the slopes of the summed nll (:meth:`CurveSet.nll_and_slope`: exact for the
+batched kinds, central differences otherwise), so that each step is one batched evaluation of
+all members, for the data and the expected data at once:
+
+1. mu-hat: 0 where the summed nll rises at 0, else the root of its slope (Brent's method on a
+   bracket: the members' own mu-hat, or doubled from 1);
+2. the limit: the safeguarded Newton search of ln CLs(mu) = ln 0.05 of
+   :func:`protomodels.statistics.cls.search_step`, started from the Gaussian limit with the
+   width read off the expected curve at mu = 0 and 1.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 from typing import Protocol
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy.optimize import brentq, minimize_scalar
+from scipy.optimize import brentq
 from scipy.special import ndtr
 
+from protomodels.statistics import cls as asymptotic
 from protomodels.statistics.curves import CurveSet
 
-__all__ = ["NllFunction", "cls", "combined_nll", "combined_upper_limit", "fit_mu"]
+__all__ = ["NllFunction", "cls", "combined_nll", "combined_upper_limit", "fit_mu", "warm_up"]
 
 
 def __dir__() -> list[str]:
@@ -28,7 +42,9 @@ def __dir__() -> list[str]:
 
 
 _MU_CEILING = 1e9
-_GRID = 17
+_RTOL = 1e-8
+_MAX_STEPS = 80
+_ALPHA = 0.05
 
 
 class NllFunction(Protocol):
@@ -52,45 +68,96 @@ def combined_nll(
     return curves.grid(rows, mu.reshape(-1), expected=expected).sum(axis=0).reshape(mu.shape)
 
 
+class _Sum:
+    """The summed nll of all members and its slope at a few (mu, expected) points per call."""
+
+    def __init__(self, curves: CurveSet) -> None:
+        self.curves = curves
+        self.calls = 0
+
+    def __call__(self, mu: ArrayLike, expected: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+        """(sum of nll, sum of slopes) at each point."""
+        mu = np.atleast_1d(np.asarray(mu, dtype=float))
+        flags = np.broadcast_to(np.asarray(expected, dtype=bool), mu.shape)
+        n = len(self.curves)
+        self.calls += 1
+        values, slopes = self.curves.nll_and_slope(
+            np.tile(np.arange(n), len(mu)), np.repeat(mu, n), np.repeat(flags, n)
+        )
+        return values.reshape(len(mu), n).sum(axis=1), slopes.reshape(len(mu), n).sum(axis=1)
+
+
+def _minimum(
+    total: _Sum,
+    expected: bool,
+    at_zero: tuple[float, float],
+    bracket: tuple[float, float] | None,
+) -> tuple[float, float]:
+    """(mu-hat >= 0, nll there) of a summed nll with (value, slope) ``at_zero``: 0 where the
+    nll rises at 0, else the root of the slope (the bracket's upper end, or doubled from 1
+    until the slope is >= 0). A slope that stays negative up to the ceiling gives inf."""
+    value0, slope0 = at_zero
+    if not slope0 < 0:
+        return 0.0, value0
+    known: dict[float, float] = {0.0: slope0}
+
+    def slope(mu: float) -> float:
+        if mu not in known:
+            known[mu] = float(total(mu, expected)[1][0])
+        return known[mu]
+
+    hi = bracket[1] if bracket is not None and bracket[1] > 0 else 1.0
+    lo = 0.0
+    while not slope(hi) >= 0:
+        if not np.isfinite(known[hi]) or hi > _MU_CEILING:
+            return np.inf, -np.inf
+        lo, hi = hi, 2.0 * hi
+    mu_hat = brentq(slope, lo, hi, xtol=1e-10 * max(1.0, hi), rtol=1e-10)
+    return float(mu_hat), float(total(mu_hat, expected)[0][0])
+
+
 def fit_mu(
     likelihoods: Sequence[NllFunction] | CurveSet,
     *,
     expected: bool = False,
     bracket: tuple[float, float] | None = None,
 ) -> tuple[float, float]:
-    """(mu-hat >= 0, nll at mu-hat) of the summed nll: a bracket (given, or doubled from
-    [0, 1] until the nll rises), a coarse grid on it, then SciPy's bounded Brent search
-    around the grid's best point (scalar evaluations: a profile fit costs per mu value, so
-    few values beat large vectorised grids)."""
-    curves = _curves(likelihoods)
+    """(mu-hat >= 0, nll at mu-hat) of the summed nll: 0 where it rises at mu = 0, else the
+    root of its slope, bracketed by ``bracket`` (e.g. the members' own mu-hat: the maximum
+    of a sum of unimodal curves lies between theirs) or by doubling from 1."""
+    total = _Sum(_curves(likelihoods))
+    values, slopes = total(0.0, expected)
+    return _minimum(total, expected, (float(values[0]), float(slopes[0])), bracket)
 
-    def f(mu: np.ndarray) -> np.ndarray:
-        return combined_nll(curves, mu, expected=expected)
 
-    if bracket is None:
-        hi = 1.0
-        while hi < _MU_CEILING:
-            half, full = f(np.array([0.5 * hi, hi]))
-            if not full < half:
-                break
-            hi *= 2.0
-        lo = 0.0
-    else:
-        lo, hi = max(0.0, bracket[0]), max(bracket[1], bracket[0], 1e-9)
-    grid = np.linspace(lo, hi, _GRID)
-    values = f(grid)
-    i = int(np.argmin(values))
-    lo_b, hi_b = grid[max(i - 1, 0)], grid[min(i + 1, _GRID - 1)]
-    best_mu, best_nll = float(grid[i]), float(values[i])
-    refined = minimize_scalar(
-        lambda m: float(f(np.array([m]))[0]),
-        bounds=(lo_b, hi_b),
-        method="bounded",
-        options={"xatol": 1e-8 * max(1.0, hi_b)},
-    )
-    if refined.success and float(refined.fun) < best_nll:
-        best_mu, best_nll = float(refined.x), float(refined.fun)
-    return best_mu, best_nll
+@partial(jax.jit, static_argnames=("rtol", "alpha"))
+def _newton(
+    nll: jax.Array,
+    dnll: jax.Array,
+    nll_min: jax.Array,
+    mu: jax.Array,
+    lo: jax.Array,
+    hi: jax.Array,
+    sigma: jax.Array,
+    rtol: float,
+    alpha: float,
+) -> tuple[jax.Array, ...]:
+    g, slope = asymptotic.log_cls_and_slope(nll, dnll, nll_min, alpha)
+    return (*asymptotic.search_step(mu, lo, hi, g, slope, sigma, rtol), g)
+
+
+@partial(jax.jit, static_argnames=("alpha",))
+def _first_guess(mu_hat: jax.Array, sigma: jax.Array, alpha: float) -> jax.Array:
+    return asymptotic.first_guess(mu_hat, sigma, alpha)
+
+
+def warm_up() -> None:
+    """Compile the search's two small kernels (scalars: one shape each)."""
+    with jax.enable_x64(True):
+        x = jnp.ones(2)
+        one = jnp.ones(())
+        _newton(x, -x, 0 * x, one, 0 * one, jnp.inf * one, one, _RTOL, _ALPHA)
+        _first_guess(one, one, _ALPHA)
 
 
 def cls(q: ArrayLike, q_asimov: ArrayLike) -> np.ndarray:
@@ -120,28 +187,33 @@ def combined_upper_limit(
     if not len(likelihoods):
         msg = "combined_upper_limit needs at least one likelihood"
         raise ValueError(msg)
-    curves = _curves(likelihoods)
-    bracket = None if expected else _members_bracket(curves)
-    mu_hat, nll_hat = fit_mu(curves, expected=expected, bracket=bracket)
-    mu_hat_a, nll_hat_a = fit_mu(curves, expected=True)
-    alpha = 1.0 - cl
-
-    def excess(mu: float) -> float:
-        q = 2.0 * (combined_nll(curves, np.array([mu]), expected=expected)[0] - nll_hat)
-        qa = 2.0 * (combined_nll(curves, np.array([mu]), expected=True)[0] - nll_hat_a)
-        return float(cls(q, qa)) - alpha
-
-    lo = mu_hat
-    if excess(lo) <= 0:
+    alpha = round(1.0 - cl, 12)
+    total = _Sum(_curves(likelihoods))
+    # data and expected data at mu = 0 and 1: both minima's starts and the expected width
+    values, slopes = total([0.0, 0.0, 1.0], [expected, True, True])
+    bracket = None if expected else _members_bracket(total.curves)
+    mu_hat, nll_hat = _minimum(total, expected, (values[0], slopes[0]), bracket)
+    mu_hat_a, nll_hat_a = _minimum(total, True, (values[1], slopes[1]), None)
+    if not (np.isfinite(mu_hat) and np.isfinite(mu_hat_a)):
         return None
-    step = max(mu_hat, mu_hat_a, 1.0)
-    hi = lo + step
-    while excess(hi) > 0:
-        step *= 2.0
-        hi = lo + step
-        if hi > _MU_CEILING:
-            return None
-    return float(brentq(excess, lo, hi, xtol=1e-9, rtol=1e-7))
+    rise = 2.0 * (values[2] - nll_hat_a)
+    sigma = max(abs(1.0 - mu_hat_a), 1e-3) / np.sqrt(rise) if rise > 0 else max(mu_hat, 1.0)
+    nll_min = np.array([nll_hat, nll_hat_a])
+    with jax.enable_x64(True):
+        mu = float(_first_guess(mu_hat, sigma, alpha))
+        lo, hi = mu_hat, np.inf
+        for _ in range(_MAX_STEPS):
+            nll, dnll = total([mu, mu], [expected, True])
+            step = _newton(nll, dnll, nll_min, mu, lo, hi, sigma, _RTOL, alpha)
+            nxt, lo, hi, done, g = (float(x) for x in step)
+            if not np.isfinite(g):
+                return None
+            if done:
+                return nxt
+            if lo > _MU_CEILING:
+                return None
+            mu = nxt
+    return None
 
 
 def _members_bracket(curves: CurveSet) -> tuple[float, float] | None:

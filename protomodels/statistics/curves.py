@@ -21,6 +21,7 @@ from functools import partial
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from numpy.typing import ArrayLike
 
@@ -48,6 +49,8 @@ class CurveShapeError(ProtomodelsError, ValueError):
 _STACK_ROWS = 8
 #: fitted profiles kept per simplified likelihood as warm starts
 _KEPT = 64
+#: relative step of the central differences of likelihoods without a derivative
+_STEP = 1e-5
 
 
 def padded_length(n: int, least: int) -> int:
@@ -67,30 +70,37 @@ WARM_LANES = (4, 16, 64, 256)
 @jax.jit
 def _single_region(
     mu: jax.Array, s: jax.Array, b: jax.Array, sigma: jax.Array, n: jax.Array
-) -> jax.Array:
-    return single_region.nll(mu, s, b, sigma, n)
+) -> tuple[jax.Array, jax.Array]:
+    return jax.jvp(lambda x: single_region.nll(x, s, b, sigma, n), (mu,), (jnp.ones_like(mu),))
 
 
 @jax.jit
-def _truncated_gaussian(mu: jax.Array, mu_hat: jax.Array, sigma: jax.Array) -> jax.Array:
-    return -truncated_gaussian.log_likelihood(mu, mu_hat, sigma)
+def _truncated_gaussian(
+    mu: jax.Array, mu_hat: jax.Array, sigma: jax.Array
+) -> tuple[jax.Array, jax.Array]:
+    return jax.jvp(
+        lambda x: -truncated_gaussian.log_likelihood(x, mu_hat, sigma), (mu,), (jnp.ones_like(mu),)
+    )
 
 
 @partial(jax.jit, static_argnames=("skewed",))
 def _simplified(
     mu: jax.Array,
     row: jax.Array,
-    counts: jax.Array,
+    expected: jax.Array,
+    observed: jax.Array,
+    background: jax.Array,
     stack: simplified.SimplifiedModel,
     theta: jax.Array,
     warm: jax.Array,
     skewed: bool,
-) -> tuple[jax.Array, jax.Array]:
-    def one(x: jax.Array, r: jax.Array, th: jax.Array, w: jax.Array) -> tuple:
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    def one(x: jax.Array, r: jax.Array, e: jax.Array, th: jax.Array, w: jax.Array) -> tuple:
         model = jax.tree_util.tree_map(lambda a: a[r], stack)
-        return simplified.profiled_nll_from(x, counts[r], model, th, w, skewed=skewed)
+        counts = jnp.where(e, background[r], observed[r])
+        return simplified.profiled_nll_from(x, counts, model, th, w, skewed=skewed)
 
-    return jax.vmap(one)(mu, row, theta, warm)
+    return jax.vmap(one)(mu, row, expected, theta, warm)
 
 
 class _Elementwise:
@@ -119,27 +129,35 @@ class _Stacked:
         #: later fits at nearby mu (a warm start takes a few Newton steps instead of many)
         self.profiles: dict[tuple[bool, int], tuple[list[float], list[np.ndarray]]] = {}
 
-    def starts(self, local: np.ndarray, mu: np.ndarray, expected: bool) -> tuple:
-        """(theta, warm) per pair: the profile fitted at the nearest mu of the same row."""
+    def starts(self, local: np.ndarray, mu: np.ndarray, expected: np.ndarray) -> tuple:
+        """(theta, warm) per pair: the profile fitted at the nearest mu of the same row and
+        data (observed or expected)."""
         width = self.observed.shape[1]
         theta = np.zeros((len(mu), width))
         warm = np.zeros(len(mu), dtype=bool)
-        for r in np.unique(local).tolist():
-            known = self.profiles.get((expected, r))
+        for e, r in sorted(set(zip(expected.tolist(), local.tolist(), strict=True))):
+            known = self.profiles.get((e, r))
             if known is None:
                 continue
-            at = np.flatnonzero(local == r)
+            at = np.flatnonzero((local == r) & (expected == e))
             xs = np.asarray(known[0])
             nearest = np.abs(xs[None, :] - mu[at, None]).argmin(axis=1)
             theta[at] = np.stack(known[1])[nearest]
             warm[at] = True
         return theta, warm
 
-    def remember(self, local: np.ndarray, mu: np.ndarray, theta: np.ndarray, ok: np.ndarray,
-                 expected: bool) -> None:
-        """Keep the fitted profiles (at most _KEPT per row: the mu grid of a search)."""
+    def remember(
+        self,
+        local: np.ndarray,
+        mu: np.ndarray,
+        theta: np.ndarray,
+        ok: np.ndarray,
+        expected: np.ndarray,
+    ) -> None:
+        """Keep the fitted profiles (at most _KEPT per row and data: the mu grid of a
+        search)."""
         for k in np.flatnonzero(ok).tolist():
-            xs, ths = self.profiles.setdefault((expected, int(local[k])), ([], []))
+            xs, ths = self.profiles.setdefault((bool(expected[k]), int(local[k])), ([], []))
             if len(xs) < _KEPT:
                 xs.append(float(mu[k]))
                 ths.append(theta[k])
@@ -203,35 +221,65 @@ class CurveSet:
     def __len__(self) -> int:
         return len(self.likelihoods)
 
-    def nll(self, rows: ArrayLike, mu: ArrayLike, expected: bool = False) -> np.ndarray:
+    def nll(self, rows: ArrayLike, mu: ArrayLike, expected: bool | ArrayLike = False) -> np.ndarray:
         """-ln L_rows[k](mu[k]) for every pair k (NaN where a likelihood gives none).
 
         Args:
             rows: (P,) indices into the likelihoods.
             mu: (P,) signal strengths.
             expected: the a priori expected likelihoods (counts replaced by backgrounds,
-                truncated Gaussians centred at 0), as the backends' ``expected=True``.
+                truncated Gaussians centred at 0), as the backends' ``expected=True``; one flag
+                for all pairs or one per pair.
+        """
+        return self.nll_and_slope(rows, mu, expected, slopes=False)[0]
+
+    def nll_and_slope(
+        self,
+        rows: ArrayLike,
+        mu: ArrayLike,
+        expected: bool | ArrayLike = False,
+        *,
+        slopes: bool = True,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(nll, d nll / d mu) at every pair, as :meth:`nll`.
+
+        The batched kinds give the exact derivative (of the closed forms; of a profiled
+        simplified likelihood the partial derivative at the profiled nuisances, by the envelope
+        theorem); other likelihoods a central finite difference of their own ``nll``
+        (``slopes=False`` skips it, the slopes are then NaN there).
         """
         rows = np.asarray(rows, dtype=np.int64).reshape(-1)
         mu = np.asarray(mu, dtype=float).reshape(-1)
+        flags = np.broadcast_to(np.asarray(expected, dtype=bool), rows.shape)
         out = np.full(len(rows), np.nan)
+        slope = np.full(len(rows), np.nan)
         if not len(rows):
-            return out
+            return out, slope
         kinds = self._kind[rows]
         with jax.enable_x64(True):
             for kind in np.unique(kinds).tolist():
                 where = np.flatnonzero(kinds == kind)
-                if kind < 0:
-                    for i in np.unique(rows[where]).tolist():
-                        at = where[rows[where] == i]
-                        out[at] = self._own(i, mu[at], expected)
+                if kind >= 0:
+                    out[where], slope[where] = self._evaluate(
+                        kind, self._local[rows[where]], mu[where], flags[where]
+                    )
                     continue
-                out[where] = self._evaluate(kind, self._local[rows[where]], mu[where], expected)
-        return out
+                pairs = zip(rows[where].tolist(), flags[where].tolist(), strict=True)
+                for i, e in sorted(set(pairs)):
+                    at = where[(rows[where] == i) & (flags[where] == e)]
+                    out[at], slope[at] = self._own(i, mu[at], e, slopes)
+        return out, slope
 
-    def _own(self, i: int, mu: np.ndarray, expected: bool) -> np.ndarray:
+    def _own(
+        self, i: int, mu: np.ndarray, expected: bool, slopes: bool
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Likelihood i's own nll (mu padded to a power of two: jitted backends see few
-        shapes)."""
+        shapes), with central differences at mu -+ h as slopes (one-sided at mu = 0)."""
+        p = len(mu)
+        if slopes:
+            h = _STEP * np.maximum(1.0, np.abs(mu))
+            lower = np.maximum(mu - h, 0.0)
+            mu = np.concatenate([mu, lower, mu + h])
         size = 1 << max(len(mu) - 1, 0).bit_length()
         padded = np.concatenate([mu, np.full(size - len(mu), mu[-1])])
         values = np.asarray(self.likelihoods[i].nll(padded, expected=expected), dtype=float)
@@ -242,7 +290,10 @@ class CurveSet:
                 "mu values; nll(mu) must be vectorised over mu"
             )
             raise CurveShapeError(msg)
-        return values[: len(mu)]
+        if not slopes:
+            return values[:p], np.full(p, np.nan)
+        down, up = values[p : 2 * p], values[2 * p : 3 * p]
+        return values[:p], (up - down) / (mu[2 * p : 3 * p] - mu[p : 2 * p])
 
     def warm_up(self, lanes: Sequence[int] = WARM_LANES) -> int:
         """Compile every group's kernel for the pair counts in ``lanes`` (simplified fits up
@@ -255,7 +306,9 @@ class CurveSet:
                 for p in lanes:
                     if (fits and p > 16) or (not fits and p < 16):
                         continue
-                    self._evaluate(kind, np.zeros(p, dtype=np.int64), np.ones(p), False)
+                    self._evaluate(
+                        kind, np.zeros(p, dtype=np.int64), np.ones(p), np.zeros(p, dtype=bool)
+                    )
                     calls += 1
         return calls
 
@@ -267,8 +320,8 @@ class CurveSet:
         return values.reshape(len(rows), len(mu))
 
     def _evaluate(
-        self, kind: int, local: np.ndarray, mu: np.ndarray, expected: bool
-    ) -> np.ndarray:
+        self, kind: int, local: np.ndarray, mu: np.ndarray, expected: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
         group = self._groups[kind]
         p = len(mu)
         # a profile fit costs per lane: its pairs are padded to a power of four (>= 4), not to
@@ -276,21 +329,27 @@ class CurveSet:
         size = padded_length(p, 4 if isinstance(group, _Stacked) else 16)
         mu_p = np.concatenate([mu, np.zeros(size - p)])
         local_p = np.concatenate([local, np.zeros(size - p, dtype=np.int64)])
+        flags = np.concatenate([expected, np.zeros(size - p, dtype=bool)])
         if isinstance(group, _Stacked):
-            counts = group.background if expected else group.observed
-            theta, warm = group.starts(local_p, mu_p, expected)
+            theta, warm = group.starts(local_p, mu_p, flags)
             warm[p:] = False
-            values, fitted = _simplified(
-                mu_p, local_p, counts, group.stack, theta, warm, group.skewed
+            values, slopes, fitted = _simplified(
+                mu_p,
+                local_p,
+                flags,
+                group.observed,
+                group.background,
+                group.stack,
+                theta,
+                warm,
+                group.skewed,
             )
             values = np.asarray(values)
             group.remember(local, mu, np.asarray(fitted)[:p], np.isfinite(values[:p]), expected)
         elif kind == self._tg:
             mu_hat, sigma = (c[local_p] for c in group.columns)
-            if expected:
-                mu_hat = np.zeros_like(mu_hat)
-            values = _truncated_gaussian(mu_p, mu_hat, sigma)
+            values, slopes = _truncated_gaussian(mu_p, np.where(flags, 0.0, mu_hat), sigma)
         else:
             s, b, sigma, n = (c[local_p] for c in group.columns)
-            values = _single_region(mu_p, s, b, sigma, b if expected else n)
-        return np.asarray(values)[:p]
+            values, slopes = _single_region(mu_p, s, b, sigma, np.where(flags, b, n))
+        return np.asarray(values)[:p], np.asarray(slopes)[:p]

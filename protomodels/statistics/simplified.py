@@ -428,19 +428,18 @@ def profiled_nll_from(
     warm: jax.Array,
     *,
     skewed: bool = True,
-) -> tuple[jax.Array, jax.Array]:
-    """(min over theta of nll(mu, theta), theta-hat), the fit starting from ``theta`` where
-    ``warm`` (e.g. the profile at a nearby mu: a few Newton steps) and from the uncorrelated
-    start of :func:`profiled_nll` elsewhere; the same minimum to the fit's tolerance."""
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """(min over theta of nll(mu, theta), its derivative in mu, theta-hat), the fit starting
+    from ``theta`` where ``warm`` (e.g. the profile at a nearby mu: a few Newton steps) and
+    from the uncorrelated start of :func:`profiled_nll` elsewhere; the same minimum to the
+    fit's tolerance. The derivative is the partial one at theta-hat (envelope theorem)."""
     mu = jnp.asarray(mu, dtype=float)
     start = jnp.where(warm, theta, _start(mu, n, m))
-    _, theta_hat, value, *_ = _solve(n, mu, mu, start, m, _COLD, skewed)
-    return value, theta_hat
+    _, theta_hat, value, slope, *_ = _solve(n, mu, mu, start, m, _COLD, skewed)
+    return value, slope, theta_hat
 
 
-def fit(
-    n: jax.Array, m: SimplifiedModel, *, skewed: bool = True
-) -> tuple[jax.Array, jax.Array]:
+def fit(n: jax.Array, m: SimplifiedModel, *, skewed: bool = True) -> tuple[jax.Array, jax.Array]:
     """(mu-hat >= 0, nll at mu-hat): the minimum of nll over mu >= 0 and theta."""
     n = jnp.asarray(n, dtype=float)
     zero = jnp.zeros(())
@@ -530,8 +529,9 @@ def summary(
             second_counts = jnp.stack([asimov[0], b, n])
             second_lo = jnp.stack([zero, zero, mu_hat])
             second_hi = jnp.stack([inf, zero, mu_hat])
-        counts = jnp.where(i == 0, first_counts, jnp.where(fitting, second_counts,
-                                                           later_counts(asimov)))
+        counts = jnp.where(
+            i == 0, first_counts, jnp.where(fitting, second_counts, later_counts(asimov))
+        )
         at = jnp.concatenate([limit[:1], limit[:1], limit[1:], limit[1:]])[:lanes]
         mu_lo = jnp.where(i == 0, first_lo, jnp.where(fitting, second_lo, at))
         mu_hi = jnp.where(i == 0, first_hi, jnp.where(fitting, second_hi, at))
@@ -569,9 +569,7 @@ def summary(
         mins = jnp.where(fitting, new_mins, mins)
 
         def widths() -> jax.Array:
-            return jax.vmap(_width, in_axes=(0, 0, 0, None, None))(
-                *asimov_fits, asimov, m, skewed
-            )
+            return jax.vmap(_width, in_axes=(0, 0, 0, None, None))(*asimov_fits, asimov, m, skewed)
 
         width = jax.lax.cond(fitting, widths, lambda: width)
         guess = cls.first_guess(fits, width)
@@ -596,8 +594,16 @@ def summary(
 
     two = jnp.zeros(2)
     state = (
-        0, starts, jnp.zeros((2, size)), jnp.zeros(4), jnp.zeros((2, 2)), two, two,
-        jnp.full(2, jnp.inf), jnp.ones(2), jnp.zeros(2, bool),
+        0,
+        starts,
+        jnp.zeros((2, size)),
+        jnp.zeros(4),
+        jnp.zeros((2, 2)),
+        two,
+        two,
+        jnp.full(2, jnp.inf),
+        jnp.ones(2),
+        jnp.zeros(2, bool),
     )
     state = jax.lax.while_loop(cond, body, state)
     _, _, _, out, _, limit, _, _, _, done = state
