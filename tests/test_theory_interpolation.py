@@ -327,3 +327,25 @@ def test_triangulation_cache_gives_the_same_values(
     for f in tmp_path.glob("*.npz"):
         f.write_bytes(b"truncated")
     np.testing.assert_array_equal(GridIndex(values, cache=tmp_path).lookup(requests), first)
+
+
+@pytest.mark.parametrize("dim", [2, 3])
+def test_cell_lists_coarse_to_fine_equal_every_cell_tested(dim: int) -> None:
+    """The block-first search lists exactly the pairs that testing every cell of every
+    simplex's box lists (block=1), on point sets with thin simplices."""
+    from protomodels.theory.locator import _cell_lists, barycentric_transforms
+
+    rng = np.random.default_rng(dim)
+    points = rng.uniform(0.0, 1.0, (300, dim))
+    points[:40, 0] = np.linspace(0.0, 1.0, 40)  # a dense line: long thin simplices
+    points[:40, 1:] = 0.5 + 1e-3 * rng.normal(size=(40, dim - 1))
+    tri = Triangulation(points)
+    simplices = tri.delaunay.simplices
+    transform = barycentric_transforms(tri._rotated, simplices)
+    every = _cell_lists(tri._rotated, simplices, transform, block=1)
+    for block in (2, 4, 7):
+        coarse = _cell_lists(tri._rotated, simplices, transform, block=block)
+        for a, b in zip(coarse, every, strict=True):
+            np.testing.assert_array_equal(a, b)
+    lower, size, shape, start, members = every
+    assert start[-1] == len(members) and len(members) >= len(simplices)

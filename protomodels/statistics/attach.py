@@ -32,6 +32,7 @@ import numpy as np
 
 from protomodels.database.database import Database
 from protomodels.database.records import Result
+from protomodels.shapes import padded_length
 from protomodels.statistics import single_region, truncated_gaussian
 from protomodels.statistics.checks import (
     StatisticsInputError,
@@ -48,7 +49,7 @@ from protomodels.statistics.common import (
     store_likelihoods,
 )
 from protomodels.statistics.compilation_cache import enable_compilation_cache
-from protomodels.statistics.curves import CurveSet, padded_length
+from protomodels.statistics.curves import CurveSet
 from protomodels.statistics.likelihood import (
     SimplifiedLikelihood,
     SingleRegionLikelihood,
@@ -110,12 +111,12 @@ def _em_rows(s: jax.Array, b: jax.Array, sigma: jax.Array, n: jax.Array) -> jax.
 
 
 #: batch lengths :meth:`LikelihoodBuilder.warm_up` compiles
-WARM_LANES = (16, 64, 256)
+WARM_LANES = (16, 64, 256, 1024)
 
 
 def _padded(columns: list[np.ndarray], fill: float) -> list[np.ndarray]:
-    """Columns padded to a power of four >= 16 (:func:`~protomodels.statistics.curves.
-    padded_length`; NumPy: the jitted call converts them in x64)."""
+    """Columns padded to a power of four >= 16 (:func:`~protomodels.shapes.padded_length`;
+    NumPy: the jitted call converts them in x64)."""
     size = padded_length(len(columns[0]), 16)
     return [np.concatenate([c, np.full(size - len(c), fill)]) for c in columns]
 

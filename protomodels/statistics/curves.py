@@ -26,6 +26,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from protomodels.exceptions import ProtomodelsError
+from protomodels.shapes import padded_length
 from protomodels.statistics import simplified, single_region, truncated_gaussian
 from protomodels.statistics.likelihood import (
     SimplifiedLikelihood,
@@ -53,18 +54,12 @@ _KEPT = 64
 _STEP = 1e-5
 
 
-def padded_length(n: int, least: int) -> int:
-    """The smallest ``least`` x 4^k >= n: the batch lengths the kernels are compiled for (few
-    lengths, so that a long walk meets no new shape)."""
-    size = least
-    while size < n:
-        size *= 4
-    return size
-
-
 #: pair counts the curves are compiled for by :meth:`CurveSet.warm_up` (simplified fits:
-#: the first two; single regions and truncated Gaussians: from 16 on)
-WARM_LANES = (4, 16, 64, 256)
+#: the first two; single regions and truncated Gaussians: from 16 on); larger batches are
+#: evaluated in chunks of the largest, so that no other shape is ever compiled
+WARM_LANES = (4, 16, 64, 256, 1024)
+_MOST_FIT_LANES = 16
+_MOST_LANES = 1024
 
 
 @jax.jit
@@ -213,6 +208,17 @@ class CurveSet:
         for rows in sl.values():
             self._add(_Stacked(rows, [self.likelihoods[i] for i in rows]))
 
+    def subset(self, rows: Sequence[int]) -> CurveSet:
+        """The curve set of the likelihoods ``rows`` (row k of the subset is ``rows[k]``
+        here), sharing this one's stacks and fitted profiles: no arrays are stacked again,
+        and the warm starts found by one user serve the next."""
+        rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+        view = CurveSet.__new__(CurveSet)
+        view.likelihoods = [self.likelihoods[i] for i in rows.tolist()]
+        view._kind, view._local = self._kind[rows], self._local[rows]
+        view._groups, view._tg = self._groups, self._tg
+        return view
+
     def _add(self, group: _Elementwise | _Stacked) -> None:
         self._kind[group.rows] = len(self._groups)
         self._local[group.rows] = np.arange(len(group.rows))
@@ -304,7 +310,7 @@ class CurveSet:
             for kind, group in enumerate(self._groups):
                 fits = isinstance(group, _Stacked)
                 for p in lanes:
-                    if (fits and p > 16) or (not fits and p < 16):
+                    if (fits and p > _MOST_FIT_LANES) or (not fits and p < 16):
                         continue
                     self._evaluate(
                         kind, np.zeros(p, dtype=np.int64), np.ones(p), np.zeros(p, dtype=bool)
@@ -320,6 +326,20 @@ class CurveSet:
         return values.reshape(len(rows), len(mu))
 
     def _evaluate(
+        self, kind: int, local: np.ndarray, mu: np.ndarray, expected: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(nll, slope) of the pairs of one group, in chunks of at most the largest warmed
+        length."""
+        most = _MOST_FIT_LANES if isinstance(self._groups[kind], _Stacked) else _MOST_LANES
+        if len(mu) <= most:
+            return self._chunk(kind, local, mu, expected)
+        parts = [
+            self._chunk(kind, local[k : k + most], mu[k : k + most], expected[k : k + most])
+            for k in range(0, len(mu), most)
+        ]
+        return np.concatenate([v for v, _ in parts]), np.concatenate([d for _, d in parts])
+
+    def _chunk(
         self, kind: int, local: np.ndarray, mu: np.ndarray, expected: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
         group = self._groups[kind]

@@ -24,6 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from protomodels.shapes import padded_length, padded_lengths
 from protomodels.theory.interpolation import Triangulation, rescale_width
 from protomodels.theory.lookup import MAX_CANDIDATES, NEAR, SimplexStack, interpolate
 
@@ -35,6 +36,8 @@ def __dir__() -> list[str]:
 
 
 _MAX_CELLS = 4_000_000
+#: cells per side of the blocks that :func:`_cell_lists` tests first
+_BLOCK = 4
 _CHUNK = {1: 8, 2: 16, 3: 32}  # simplices per chunk by dimension (else MAX_CANDIDATES)
 
 Request = tuple[np.ndarray, tuple[int, ...], np.ndarray, np.ndarray]
@@ -113,13 +116,50 @@ def _faces_clear(
     return (highest < -2 * NEAR).any(1)  # (NaN transforms: False, kept)
 
 
+def _boxes(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every integer point of the boxes [lo_i, hi_i] (inclusive, (n, d)): (row i of each,
+    (N, d) points), row by row."""
+    boxes = np.maximum(hi - lo + 1, 0)
+    n_each = boxes.prod(1)
+    rows = np.repeat(np.arange(len(lo)), n_each)
+    local = np.arange(n_each.sum()) - np.repeat(np.cumsum(n_each) - n_each, n_each)
+    points = np.empty((len(rows), lo.shape[1]), np.int64)
+    for k in range(lo.shape[1]):
+        points[:, k] = lo[rows, k] + local % boxes[rows, k]
+        local = local // boxes[rows, k]
+    return rows, points
+
+
+def _not_clear(
+    transform: np.ndarray, owners: np.ndarray, index: np.ndarray, lower: np.ndarray,
+    size: np.ndarray,
+) -> np.ndarray:
+    """~:func:`_faces_clear` of (simplex, box) pairs, boxes of width ``size`` at integer
+    ``index`` (in chunks: bounded memory)."""
+    keep = np.ones(len(owners), bool)
+    for start in range(0, len(owners), 1 << 20):
+        part = slice(start, start + (1 << 20))
+        centre = lower + (index[part] + 0.5) * size
+        keep[part] = ~_faces_clear(transform, owners[part], centre, size / 2)
+    return keep
+
+
 def _cell_lists(
-    points: np.ndarray, simplices: np.ndarray, transform: np.ndarray | None = None
+    points: np.ndarray,
+    simplices: np.ndarray,
+    transform: np.ndarray | None = None,
+    block: int = _BLOCK,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Bucket grid: cells sized like a typical simplex, each listing the simplices whose
     bounding box (widened) touches it -- and, given the barycentric ``transform``, that do not
     lie wholly beyond one of their faces. Returns (lower, size, shape, cell_start, members)
-    (CSR lists)."""
+    (CSR lists).
+
+    With a transform the pairs are found coarse to fine: (simplex, block of ``block``^d cells)
+    pairs first, where a block wholly beyond a face clears all its cells at once (the test is
+    monotone in the box), then the cells of the blocks left; the same lists as testing every
+    cell of the bounding box (``block=1``), without enumerating the many cells of the boxes
+    of thin simplices."""
     d = points.shape[1]
     lower = points.min(0) - 1e-9
     upper = points.max(0) + 1e-9
@@ -136,25 +176,20 @@ def _cell_lists(
     pad = 2 * NEAR * np.sqrt(d) * extent.max(1, keepdims=True)
     lo = np.clip(np.floor((corners.min(1) - pad - lower) / size).astype(np.int64), 0, shape - 1)
     hi = np.clip(np.floor((corners.max(1) + pad - lower) / size).astype(np.int64), 0, shape - 1)
-    boxes = hi - lo + 1
-    n_each = boxes.prod(1)
-    owners = np.repeat(np.arange(len(simplices)), n_each)
-    local = np.arange(n_each.sum()) - np.repeat(np.cumsum(n_each) - n_each, n_each)
-    strides = np.cumprod(np.concatenate([[1], shape[:-1]]))
-    cells = np.zeros(len(owners), np.int64)
-    radix = np.ones(len(owners), np.int64)
-    for k in range(d):
-        size_k = boxes[owners, k]
-        cells += (lo[owners, k] + (local // radix) % size_k) * strides[k]
-        radix = radix * size_k
     if transform is not None and d >= 2:  # thin simplices have boxes much larger than they
-        keep = np.ones(len(owners), bool)
-        index = np.stack(np.unravel_index(cells, shape[::-1])[::-1], 1)
-        for start in range(0, len(owners), 1 << 20):
-            part = slice(start, start + (1 << 20))
-            centre = lower + (index[part] + 0.5) * size
-            keep[part] = ~_faces_clear(transform, owners[part], centre, size / 2)
-        owners, cells = owners[keep], cells[keep]
+        pairs, blocks = _boxes(lo // block, hi // block)
+        keep = _not_clear(transform, pairs, blocks, lower, size * block)
+        pairs, blocks = pairs[keep], blocks[keep]
+        inner, index = _boxes(
+            np.maximum(blocks * block, lo[pairs]), np.minimum(blocks * block + block - 1, hi[pairs])
+        )
+        owners = pairs[inner]
+        keep = _not_clear(transform, owners, index, lower, size)
+        owners, index = owners[keep], index[keep]
+    else:
+        owners, index = _boxes(lo, hi)
+    strides = np.cumprod(np.concatenate([[1], shape[:-1]]))
+    cells = (index * strides).sum(1)
     order = np.lexsort((owners, cells))
     counts = np.bincount(cells, minlength=int(np.prod(shape)))
     cell_start = np.concatenate([[0], np.cumsum(counts)])
@@ -450,21 +485,20 @@ class GridIndex:
         for dim in self._stacks:
             self.stack(dim)
 
-    def warm_up(self, max_points: int = 64) -> int:
+    def warm_up(self, max_points: int = 4096) -> int:
         """Compile the lookup of every stacked dimension for every padded number of query
-        points up to ``max_points`` (queries outside every grid: cheap), so that a long run
-        rarely compiles when a model asks for more points than before (larger queries, rare,
-        compile on first use: each compiled shape costs hundreds of the process's memory
-        mappings, whose number the kernel limits). Returns the number of shapes."""
+        points up to ``max_points`` (:func:`~protomodels.shapes.padded_length`: 16, 64, ...,
+        4096; queries outside every grid: cheap), so that a long run does not compile when a
+        model asks for more points than before (larger queries, rare, compile on first use:
+        each compiled shape costs hundreds of the process's memory mappings, whose number the
+        kernel limits). Returns the number of shapes."""
         count = 0
         for dim in sorted(self._stacks):
             width = self.stack(dim).shift.shape[1]
-            n = _capacity(1)
-            while n <= max_points:
+            for n in padded_lengths(16, max_points):
                 zeros = np.zeros(n, np.int64)
                 self.interpolate(Query(dim, zeros, zeros, np.full((n, width), np.nan), zeros))
                 count += 1
-                n *= 2
         return count
 
     def stack(self, dim: int) -> SimplexStack:
@@ -542,7 +576,7 @@ class GridIndex:
             if dim == 0:
                 continue
             width = max(len(e.tri.shift) for e in self._stacks[dim].entries)
-            n = _capacity(len(rows))
+            n = padded_length(len(rows), 16)
             k = np.zeros(n, np.int64)
             x = np.zeros((n, width))
             offsets = np.zeros(n, np.int64)

@@ -25,11 +25,13 @@ from protomodels.database.database import Database
 from protomodels.database.records import Result
 from protomodels.database.records import Topology as TxName
 from protomodels.paths import triangulation_cache_dir
+from protomodels.shapes import padded_length, padded_lengths
 from protomodels.theory.conditions import condition_values, max_condition, violates
 from protomodels.theory.decomposition import decompose
 from protomodels.theory.interpolation import round_significant
 from protomodels.theory.locator import GridIndex, Query, Request
 from protomodels.theory.matching import Matcher
+from protomodels.theory.particles import LSP
 from protomodels.theory.plan import ModelArrays, Plan, PlanBuilder
 from protomodels.theory.protomodel import Protomodel
 from protomodels.theory.signals import (
@@ -164,6 +166,9 @@ class _Item:
 
 
 _aggregate = jax.jit(aggregate, static_argnums=(3, 4))
+#: item capacities the signal kernels are compiled for before a walk (larger batches compile
+#: on first use)
+MAX_WARM_ITEMS = 4096
 _item_weights = jax.jit(item_weights)
 
 
@@ -180,11 +185,12 @@ def _pad(a: np.ndarray, fill: float = 0, n: int | None = None) -> np.ndarray:
 
 
 def _aggregation(
-    plan: Plan,
+    plan: Plan, size: int | None = None
 ) -> tuple[Aggregation, int, int, dict[tuple[int, int, int], int]]:
     """Index arrays for :func:`~protomodels.theory.signals.aggregate`: data-set slots of EM
     items, family groups, and the decomposition order (ties between family members go to the
-    first topology of the first txname matched in the data set, as SModelS's list order)."""
+    first topology of the first txname matched in the data set, as SModelS's list order).
+    ``size``: the capacity (default: the padded length the plan needs)."""
     n = len(plan.item_topology)
     em = plan.item_efficiency
     family = plan.topology_family[plan.item_topology]
@@ -205,8 +211,10 @@ def _aggregation(
     rank = np.empty(n, np.int64)
     rank[np.lexsort((np.arange(n), first_seen[tx_index]))] = np.arange(n)
     # one capacity for items, data sets and groups (each is at most the number of items, plus
-    # one padding slot): the jitted kernels then compile once per capacity, not per triple
-    size = _capacity(max(n, len(unique_ds), int(group.max()) + 1 if n else 0) + 1)
+    # one padding slot): the jitted kernels then compile once per capacity, not per triple;
+    # powers of four (few capacities: Predictor.warm_up compiles them all)
+    needed = max(n, len(unique_ds), int(group.max()) + 1 if n else 0) + 1
+    size = max(size or 0, padded_length(needed, 16))
     n_ds = n_groups = size
     how = Aggregation(
         efficiency=_pad(em, False, size),
@@ -344,11 +352,24 @@ class Predictor:
         the grids missing from the cache with ``workers`` processes."""
         self.grid_index.reserve(self.grid_point_sets(), workers=workers, progress=progress)
 
-    def warm_up(self) -> int:
+    def warm_up(self, max_items: int = MAX_WARM_ITEMS) -> int:
         """Compile the grid lookups for every padded number of query points
         (:meth:`GridIndex.warm_up`; after :meth:`prepare_grids`, so that the stacks are
-        final); returns the number of shapes."""
-        return self.grid_index.warm_up()
+        final) and the signal kernels for every padded number of items up to ``max_items``
+        (on the plan of a model with the LSP alone, padded: the shapes of the parameter
+        arrays are those of any model below 64 production pairs, 64 masses and 256 branching
+        ratios); returns the number of shapes."""
+        count = self.grid_index.warm_up()
+        plan = self.plan([Protomodel(masses={LSP: 100.0}, decays={})])
+        with jax.enable_x64(True):
+            for size in padded_lengths(16, max_items):
+                how, n_datasets, n_groups, _ = _aggregation(plan, size)
+                _item_weights(_items(plan, size))
+                empty = np.zeros(0)  # (host arrays, as the evaluation passes them)
+                _aggregate(_pad(empty, 0.0, size), _pad(empty, np.nan, size), how, n_datasets,
+                           n_groups)
+                count += 2
+        return count
 
     def grid_point_sets(self) -> list[tuple[np.ndarray, tuple[int, ...]]]:
         """(points, width columns) of every grid the chosen results may look up."""
@@ -549,7 +570,7 @@ class Predictor:
         for d in np.unique(dims[dims > 0]).tolist():
             sel = np.flatnonzero(dims == d)
             width = self.grid_index.stack(d).shift.shape[1]
-            m = _capacity(len(sel))
+            m = padded_length(len(sel), 16)
             x = np.full((m, width), np.nan)  # (padding rows: outside every grid, cheap)
             x[: len(sel)] = vector[rows[sel], :width]
             query = Query(d, sel, _pad(refs[sel, 1], 0, m), x, _pad(refs[sel, 2], 0, m))
