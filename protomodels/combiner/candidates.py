@@ -45,7 +45,6 @@ __all__ = [
     "eligible_predictions",
     "likelihood_of",
     "select_candidates",
-    "shared_curves",
     "stand_in_regions",
 ]
 
@@ -87,16 +86,12 @@ class Candidate:
         prediction: the theory prediction.
         likelihood: its likelihood.
         nll0, nll1: -ln L at mu = 0 and mu = 1.
-        curves, row: the curve set that evaluated them (shared by the candidates of one
-            selection) and the likelihood's row in it (None: none).
     """
 
     prediction: TheoryPrediction
     likelihood: Likelihood
     nll0: float
     nll1: float
-    curves: CurveSet | None = None
-    row: int = -1
 
     @property
     def analysis(self) -> str:
@@ -130,28 +125,16 @@ def _evaluate(predictions: Sequence[TheoryPrediction]) -> list[Candidate | None]
     if not rows:
         return out
     try:
-        curves = CurveSet([likelihoods[i] for i in rows])
-        values = curves.grid(np.arange(len(rows)), [0.0, 1.0])
+        values = CurveSet([likelihoods[i] for i in rows]).grid(np.arange(len(rows)), [0.0, 1.0])
     except CurveShapeError as err:
         raise ProtomodelsError(str(err)) from err
-    for k, (i, (nll0, nll1)) in enumerate(zip(rows, values.tolist(), strict=True)):
+    for i, (nll0, nll1) in zip(rows, values.tolist(), strict=True):
         if not (math.isfinite(nll0) and math.isfinite(nll1)):
             continue
         if abs(math.expm1(min(nll0 - nll1, 700.0))) < FLAT_TOLERANCE:
             continue
-        out[i] = Candidate(predictions[i], likelihoods[i], nll0, nll1, curves, k)
+        out[i] = Candidate(predictions[i], likelihoods[i], nll0, nll1)
     return out
-
-
-def shared_curves(candidates: Sequence[Candidate]) -> CurveSet | None:
-    """The candidates' likelihoods as a subset of the curve set that selected them (None
-    when they do not share one, e.g. candidates built by hand)."""
-    if not candidates:
-        return None
-    curves = candidates[0].curves
-    if curves is None or any(c.curves is not curves for c in candidates):
-        return None
-    return curves.subset([c.row for c in candidates])
 
 
 def _has_likelihood(p: TheoryPrediction) -> bool:

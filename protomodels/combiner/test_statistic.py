@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from protomodels.combiner.candidates import select_candidates, shared_curves
+from protomodels.combiner.candidates import select_candidates
 from protomodels.combiner.graph import CombinabilityGraph, load_combinability
 from protomodels.combiner.mu_search import (
     CombinationFit,
@@ -224,7 +224,6 @@ def compute_k(
             graph.matrix(candidates),
             [c.analysis for c in candidates],
             settings=settings.search,
-            curves=shared_curves(candidates),
         )
     if multipliers is None:
         multipliers, derived = model_multipliers(model, xsecs, tables=tables)

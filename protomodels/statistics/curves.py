@@ -208,17 +208,6 @@ class CurveSet:
         for rows in sl.values():
             self._add(_Stacked(rows, [self.likelihoods[i] for i in rows]))
 
-    def subset(self, rows: Sequence[int]) -> CurveSet:
-        """The curve set of the likelihoods ``rows`` (row k of the subset is ``rows[k]``
-        here), sharing this one's stacks and fitted profiles: no arrays are stacked again,
-        and the warm starts found by one user serve the next."""
-        rows = np.asarray(rows, dtype=np.int64).reshape(-1)
-        view = CurveSet.__new__(CurveSet)
-        view.likelihoods = [self.likelihoods[i] for i in rows.tolist()]
-        view._kind, view._local = self._kind[rows], self._local[rows]
-        view._groups, view._tg = self._groups, self._tg
-        return view
-
     def _add(self, group: _Elementwise | _Stacked) -> None:
         self._kind[group.rows] = len(self._groups)
         self._local[group.rows] = np.arange(len(group.rows))
