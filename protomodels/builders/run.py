@@ -50,6 +50,9 @@ class RunSettings:
             they are all loaded before the first step: seconds); ``"prepare"``: every grid is
             triangulated and stacked before the first step (no stack grows during the walk).
             Either way the chains are the same; not stored in the run file.
+        toy: walk on this toy database instead of the real one, ``TOYS.sqlite:INDEX``
+            (:mod:`protomodels.campaigns.toys`; an absolute path is best, each worker process
+            reads it); stored in the run's configuration.
     """
 
     steps: int = 200
@@ -60,6 +63,7 @@ class RunSettings:
     evaluation: EvaluationSettings = field(default_factory=EvaluationSettings)
     start: str | None = None
     grids: str = "lazy"
+    toy: str | None = None
 
     def __post_init__(self) -> None:
         if self.grids not in ("lazy", "prepare"):
@@ -75,6 +79,7 @@ class RunSettings:
             "seed": self.seed,
             "processes": self.processes,
             "start": self.start,
+            "toy": self.toy,
             "walker": self.walker.as_json(),
             "evaluation": {
                 "sigmacut": evaluation.predictions.sigmacut,
@@ -141,6 +146,10 @@ def _walk_walkers(
     from protomodels.database import open as open_database
 
     database = open_database(store, build=False, workspaces=settings.evaluation.full_likelihoods)
+    if settings.toy:
+        from protomodels.campaigns.toys import apply_toy, load_toy
+
+        database = apply_toy(database, load_toy(settings.toy, database))
     evaluator = Evaluator(database, settings.evaluation)
     if settings.grids == "prepare":
         evaluator.prepare()
@@ -392,6 +401,7 @@ def _settings_from(config: dict[str, Any], override: RunSettings | None) -> RunS
         walker=WalkerConfig.from_json(config["walker"]),
         evaluation=evaluation,
         start=config["start"],
+        toy=config.get("toy"),
     )
     if override is not None:
         settings = replace(settings, steps=max(settings.steps, override.steps),

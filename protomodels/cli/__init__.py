@@ -13,6 +13,7 @@ from protomodels.cli.common import Context
 from protomodels.cli.db import db
 from protomodels.cli.evaluate import evaluate
 from protomodels.cli.predict import predict
+from protomodels.cli.toys import toys
 from protomodels.cli.walk import hiscores, plot, show, walk
 
 __all__ = ["cli", "main"]
@@ -51,6 +52,7 @@ cli.add_command(walk)
 cli.add_command(hiscores)
 cli.add_command(show)
 cli.add_command(plot)
+cli.add_command(toys)
 
 
 def main() -> None:

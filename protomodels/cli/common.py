@@ -41,6 +41,7 @@ __all__ = [
     "open_database",
     "print_warning_table",
     "reports_errors",
+    "toy_option",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -98,8 +99,45 @@ def import_progress(description: str = "importing database") -> Iterator[pdb.Pro
         yield update
 
 
-def open_database(ctx: Context, *, workspaces: bool = True) -> pdb.Database:
-    """Load the store, building it (with a progress bar) when missing."""
+def open_database(
+    ctx: Context, *, workspaces: bool = True, toy: str | None = None
+) -> pdb.Database:
+    """Load the store, building it (with a progress bar) when missing; with ``toy``
+    (``TOYS.sqlite:INDEX``), the toy database made from it (:mod:`protomodels.campaigns.toys`)."""
+    database = _open_store(ctx, workspaces=workspaces)
+    if toy is None:
+        return database
+    from protomodels.campaigns.toys import apply_toy, load_toy
+
+    chosen = load_toy(toy, database)
+    click.echo(f"toy database: {chosen.label} ({chosen.method.describe()})", err=True)
+    return apply_toy(database, chosen)
+
+
+def _toy_reference(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """``--toy``: refuse a malformed reference, a missing or foreign file, a missing index
+    before any work; the reference with the file's absolute path."""
+    if value is None:
+        return None
+    from protomodels.campaigns.toys import ToyReferenceError, parse_toy_reference
+
+    try:
+        reference = parse_toy_reference(value)
+    except ToyReferenceError as err:
+        raise click.BadParameter(str(err), ctx=ctx, param=param) from err
+    return str(type(reference)(reference.path.resolve(), reference.index))
+
+
+def toy_option(func: F) -> F:
+    """The ``--toy TOYS.sqlite:INDEX`` option of the commands that read the database."""
+    return click.option(  # type: ignore[return-value]
+        "--toy", default=None, metavar="TOYS.sqlite:INDEX", callback=_toy_reference,
+        help="Use toy INDEX of this toy file ('protomodel toys make') instead of the real "
+             "observations; TOYS.sqlite:observed: the real ones with the file's --bg-scale.",
+    )(func)
+
+
+def _open_store(ctx: Context, *, workspaces: bool) -> pdb.Database:
     path = ctx.store_path
     if not pdb.store_is_ready(path):
         if ctx.database is not None and path.exists():

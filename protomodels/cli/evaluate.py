@@ -18,6 +18,7 @@ from protomodels.cli.common import (
     console,
     open_database,
     reports_errors,
+    toy_option,
 )
 from protomodels.cli.predict import model_notes
 from protomodels.combiner.named import parse_combination
@@ -180,11 +181,12 @@ def candidates_table(rows: list[dict]) -> Table:
 @click.option("--force-combination", is_flag=True,
               help="Score a --combination whose members may not be combined (flagged).")
 @evaluation_options
+@toy_option
 @click.pass_obj
 @reports_errors
 def evaluate(
     ctx: Context, model: str, json_out: str | None, combination: str | None,
-    force_combination: bool, **options: object,
+    force_combination: bool, toy: str | None = None, **options: object,
 ) -> None:
     """K, T_L, mu-hat, prior, best combination and critics of an SLHA MODEL.
 
@@ -200,7 +202,7 @@ def evaluate(
     settings = evaluation_settings(ctx, **options)  # type: ignore[arg-type]
     protomodel = Protomodel.from_slha(model)
     notes = model_notes(protomodel, model)
-    database = open_database(ctx, workspaces=bool(options["full_likelihoods"]))
+    database = open_database(ctx, workspaces=bool(options["full_likelihoods"]), toy=toy)
     evaluator = Evaluator(database, settings)
     t0 = time.perf_counter()
     named = {} if labels is None else {

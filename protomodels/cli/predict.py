@@ -20,6 +20,7 @@ from protomodels.cli.common import (
     current_warnings,
     open_database,
     reports_errors,
+    toy_option,
 )
 from protomodels.theory.predictions import PredictionSettings, Predictor, TheoryPrediction
 from protomodels.theory.protomodel import Protomodel
@@ -128,6 +129,7 @@ def _record(p: TheoryPrediction, statistics: bool) -> dict:
 @click.option("--full-likelihoods/--no-full-likelihoods", default=True, show_default=True,
               help="pyhf full likelihoods for the combinations of results with pyhf workspaces "
                    "(as SModelS; slow for the large ones); off: their best signal region.")
+@toy_option
 @click.pass_obj
 @reports_errors
 def predict(
@@ -135,6 +137,7 @@ def predict(
     maxcond: float, no_combine: bool, all_datasets: bool, sqrts: float | None,
     collaboration: str | None, data_type: str | None, ids: tuple[str, ...],
     no_superseded: bool, limit: int, statistics: bool, full_likelihoods: bool,
+    toy: str | None = None,
 ) -> None:
     """Theory predictions (sigma x BR (x eff), upper limits, r) of an SLHA MODEL.
 
@@ -152,7 +155,7 @@ def predict(
     protomodel = Protomodel.from_slha(model)
     notes = model_notes(protomodel, model)
     full = statistics and full_likelihoods
-    database = open_database(ctx, workspaces=full)
+    database = open_database(ctx, workspaces=full, toy=toy)
     results = select_results(
         database, sqrts=sqrts, collaboration=collaboration, data_type=data_type,
         ids=list(ids) or None, superseded=not no_superseded,
@@ -193,6 +196,7 @@ def predict(
             "slha": Path(model).name,
             "protomodels_version": __version__,
             "database_version": database.version,
+            "toy": database.meta.get("toy"),
             "seconds": seconds,
             "settings": {**settings.__dict__, "statistics": statistics,
                          "full_likelihoods": full},

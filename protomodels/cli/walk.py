@@ -24,6 +24,7 @@ from protomodels.cli.common import (
     console,
     open_database,
     reports_errors,
+    toy_option,
 )
 from protomodels.cli.evaluate import evaluation_options, evaluation_settings
 from protomodels.cli.predict import SLHA_READING
@@ -111,7 +112,7 @@ _FIXED_ON_RESUME = {
     "minmassgap": "--minmassgap", "combinability": "--combinability", "prior_name": "--prior",
     "no_penalties": "--no-penalties", "constructive": "--constructive",
     "full_likelihoods": "--full-likelihoods/--no-full-likelihoods",
-    "pyhf_max_parameters": "--pyhf-max-parameters",
+    "pyhf_max_parameters": "--pyhf-max-parameters", "toy": "--toy",
 }
 _RESUME_HINT = ("give --resume a run file written by 'protomodel walk', or start a new run "
                 "with --out NEW.sqlite")
@@ -145,13 +146,14 @@ _POSITIVE = Finite(min=0, min_open=True)
               help="Triangulate every grid before the first step (default: each when a step "
                    "first needs it, while a background process fills the cache).")
 @evaluation_options
+@toy_option
 @click.pass_obj
 @reports_errors
 def walk(
     ctx: Context, steps: int | None, walkers: int, seed: int, processes: int | None,
     run_file: str | None, resume_file: str | None, start: str | None, temperature: float,
     final_temperature: float | None, teleport_until: int | None, prepare_grids: bool,
-    **options: object,
+    toy: str | None = None, **options: object,
 ) -> None:
     """Random walk over protomodels that maximises K; prints the best protomodel.
 
@@ -180,8 +182,11 @@ def walk(
     settings = RunSettings(
         steps=steps, walkers=walkers, seed=seed, processes=processes, walker=walker_config,
         evaluation=evaluation, start=start, grids="prepare" if prepare_grids else "lazy",
+        toy=toy,
     )
-    database = open_database(ctx, workspaces=bool(options["full_likelihoods"]))
+    if resume_file is not None:
+        toy = stored.get("toy")  # the run's own toy (checked again here)
+    database = open_database(ctx, workspaces=bool(options["full_likelihoods"]), toy=toy)
     total = steps * walkers
     columns = (
         TextColumn("[bold]walk"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
