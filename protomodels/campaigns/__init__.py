@@ -1,8 +1,19 @@
 """Campaigns for the global p-value: toy databases (SM-only or signal-injected pseudo-data, see
-:mod:`protomodels.campaigns.toys`) on which the walk is run many times (issue 20)."""
+:mod:`protomodels.campaigns.toys`) on which the walk is run many times
+(:mod:`protomodels.campaigns.campaign`, locally or on a Dask cluster), and the global p-value of
+an observed K from the toys' K_max (:mod:`protomodels.campaigns.report`)."""
 
 from __future__ import annotations
 
+from protomodels.campaigns.campaign import (
+    Campaign,
+    CampaignError,
+    CampaignSettings,
+    ToyOutcome,
+    read_campaign,
+    run_campaign,
+)
+from protomodels.campaigns.report import GlobalPValue, global_p_value
 from protomodels.campaigns.toys import (
     Toy,
     ToyDatabaseMismatchError,
@@ -24,11 +35,16 @@ from protomodels.campaigns.toys import (
 )
 
 __all__ = [
+    "Campaign",
+    "CampaignError",
+    "CampaignSettings",
+    "GlobalPValue",
     "Toy",
     "ToyDatabaseMismatchError",
     "ToyError",
     "ToyMaker",
     "ToyMethod",
+    "ToyOutcome",
     "ToyReference",
     "ToyReferenceError",
     "apply_toy",
@@ -37,9 +53,12 @@ __all__ = [
     "make_toy",
     "make_toys",
     "observed_toy",
+    "global_p_value",
     "parse_toy_reference",
+    "read_campaign",
     "read_toy",
     "read_toy_meta",
+    "run_campaign",
     "write_toys",
 ]
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import click
 
 from protomodels._version import __version__
+from protomodels.cli.campaign import campaign
 from protomodels.cli.common import Context
 from protomodels.cli.db import db
 from protomodels.cli.evaluate import evaluate
@@ -53,6 +54,7 @@ cli.add_command(hiscores)
 cli.add_command(show)
 cli.add_command(plot)
 cli.add_command(toys)
+cli.add_command(campaign)
 
 
 def main() -> None:

@@ -1,0 +1,82 @@
+"""Cost of walk campaigns on toys: CPU seconds per toy walk, the throughput of a Dask
+LocalCluster of 2 workers against one process, and the projected cost of the protomodels
+paper's campaign (50 toys x 50 walkers x 1000 steps) and of a 1000-toy one on this machine.
+
+Each toy walk costs a start-up (loading the store, applying the toy, preparing the grids and
+compiling the kernels) plus its steps; both are measured by running toys with two step counts
+in one process (t = start-up + walkers x steps / rate). The cluster's speed-up is measured on
+the same toys run serially and on a LocalCluster.
+
+Usage: python benchmarks/campaign.py [--walkers 4] [--steps 25] [--toys 4] [--workers 2]
+       [--full-likelihoods] [--store PATH]
+(campaign and toy files go to a temporary folder)
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from protomodels.campaigns.campaign import CampaignSettings, run_campaign
+from protomodels.database import ensure_store
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--walkers", type=int, default=4)
+    parser.add_argument("--steps", type=int, default=25)
+    parser.add_argument("--toys", type=int, default=4)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--full-likelihoods", action="store_true")
+    parser.add_argument("--store", type=Path, default=None)
+    args = parser.parse_args()
+    store = ensure_store(args.store)
+    base = CampaignSettings(
+        toys=args.toys, walkers=args.walkers, steps=args.steps, seed=11,
+        full_likelihoods=args.full_likelihoods,
+    )
+    print(f"toy walks of {args.walkers} walkers (lockstep), pyhf "
+          f"{'on' if args.full_likelihoods else 'off'}")
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        toys_file = str(folder / "toys.sqlite")
+        base = replace(base, toys_file=toys_file)
+        # one process: two step counts on the same toys -> start-up and steps per second
+        t0 = time.perf_counter()
+        short = run_campaign(folder / "short.sqlite", store, base, serial=True)
+        serial_wall = time.perf_counter() - t0
+        long = run_campaign(folder / "long.sqlite", store, replace(base, steps=3 * args.steps),
+                            serial=True)
+        a = np.array([o.seconds for o in short.outcomes])
+        b = np.array([o.seconds for o in long.outcomes])
+        steps_a, steps_b = args.walkers * args.steps, 3 * args.walkers * args.steps
+        rate = (steps_b - steps_a) / max(float(b.mean() - a.mean()), 1e-9)
+        startup = float(a.mean()) - steps_a / rate
+        print(f"one process: {a.mean():.1f} s per toy of {steps_a} steps, {b.mean():.1f} s per "
+              f"toy of {steps_b} steps -> start-up {startup:.1f} s + {rate:.1f} steps/s")
+        # the same toys on a LocalCluster
+        t0 = time.perf_counter()
+        on_dask = run_campaign(folder / "dask.sqlite", store, base, workers=args.workers)
+        dask_wall = time.perf_counter() - t0
+        same = [o.K for o in on_dask.outcomes] == [o.K for o in short.outcomes]
+        speedup = serial_wall / dask_wall
+        print(f"{args.toys} toys of {steps_a} steps: one process {serial_wall:.1f} s, "
+              f"LocalCluster of {args.workers} workers {dask_wall:.1f} s: x{speedup:.2f} "
+              f"(same K: {same}; the cluster's own start-up included)")
+    for name, toys, walkers, steps in (
+        ("paper (50 toys x 50 walkers x 1000 steps)", 50, 50, 1000),
+        ("1000 toys x 50 walkers x 1000 steps", 1000, 50, 1000),
+    ):
+        per_toy = startup + walkers * steps / rate
+        hours = toys * per_toy / speedup / 3600
+        print(f"projected {name}: {per_toy / 60:.1f} CPU min per toy, {hours:.1f} h on this "
+              f"machine with {args.workers} workers (goal for the paper's: <= 6 h)")
+
+
+if __name__ == "__main__":
+    main()

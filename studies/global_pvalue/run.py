@@ -1,0 +1,117 @@
+"""The global p-value of the best K on the real database: the walk on the real data and the
+same walk on SM-only toys (a campaign), then K_obs against the toys' K_max.
+
+Usage (from the repository root):
+
+    python studies/global_pvalue/run.py [--toys 50] [--walkers 10] [--steps 500] [--seed 1]
+        [--workers 2] [--work DIR] [--report-only]
+
+Both walks use the same settings: ``--walkers`` walkers x ``--steps`` steps from the LSP alone,
+the reference builder's moves, prior and critics (veto), no pyhf full likelihoods (each toy's
+walk would compile every pyhf workspace anew). The run and campaign files (derived from the
+database) go to ``--work`` (default ``studies/work``, not committed); every step is resumable:
+run the same command again to continue. The figure and ``summary.json`` go to
+``studies/global_pvalue/figures``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from protomodels.builders.run import RunSettings, run_walk
+from protomodels.builders.storage import RunStorage
+from protomodels.campaigns.campaign import CampaignSettings, run_campaign
+from protomodels.campaigns.report import global_p_value, plot_k_max
+from protomodels.database import ensure_store
+from protomodels.evaluation import EvaluationSettings
+
+HERE = Path(__file__).resolve().parent
+
+
+def observed_run(work: Path, store: Path, args: argparse.Namespace) -> Path:
+    """The walk on the real data (resumed where it stopped)."""
+    path = work / f"observed-w{args.walkers}-s{args.steps}-seed{args.seed}.sqlite"
+    settings = RunSettings(
+        steps=args.steps, walkers=args.walkers, seed=args.seed, processes=args.workers,
+        evaluation=EvaluationSettings(full_likelihoods=False), grids="prepare",
+    )
+    if path.exists():
+        with RunStorage(path, readonly=True) as storage:
+            done = storage.count_steps()
+        if done < args.steps * args.walkers:
+            run_walk(path, store, settings, resume=True)
+    else:
+        run_walk(path, store, settings)
+    return path
+
+
+def best_k(run_file: Path) -> tuple[float, dict]:
+    """K and model of the best hiscore of a run."""
+    with RunStorage(run_file, readonly=True) as storage:
+        top = storage.hiscores()[0]
+    return float(top.K), top.model
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--toys", type=int, default=50)
+    parser.add_argument("--walkers", type=int, default=10)
+    parser.add_argument("--steps", type=int, default=500)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--work", type=Path, default=HERE.parent / "work")
+    parser.add_argument("--report-only", action="store_true")
+    args = parser.parse_args()
+    args.work.mkdir(parents=True, exist_ok=True)
+    store = ensure_store()
+    t0 = time.perf_counter()
+    observed = observed_run(args.work, store, args) if not args.report_only else (
+        args.work / f"observed-w{args.walkers}-s{args.steps}-seed{args.seed}.sqlite"
+    )
+    k_obs, model = best_k(observed)
+    print(f"observed: K = {k_obs:.3f} ({time.perf_counter() - t0:.0f} s)", flush=True)
+    campaign_file = args.work / f"sm-toys-w{args.walkers}-s{args.steps}-seed{args.seed}.sqlite"
+    settings = CampaignSettings(
+        toys=args.toys, walkers=args.walkers, steps=args.steps, seed=args.seed,
+        full_likelihoods=False,
+    )
+
+    def progress(outcome: object, done: int, total: int) -> None:
+        k = getattr(outcome, "K", None)
+        print(f"toy {getattr(outcome, 'index', '?')}: K_max {k} ({done}/{total}, "
+              f"{time.perf_counter() - t0:.0f} s)", flush=True)
+
+    if args.report_only:
+        from protomodels.campaigns.campaign import read_campaign
+
+        campaign = read_campaign(campaign_file)
+    else:
+        campaign = run_campaign(campaign_file, store, settings, workers=args.workers,
+                                on_toy=progress)
+    k_max = campaign.k_max
+    result = global_p_value(k_max, k_obs)
+    figures = HERE / "figures"
+    figures.mkdir(exist_ok=True)
+    plot_k_max(k_max, figures / "k_max.png", k_obs=k_obs,
+               title=f"{len(k_max)} SM-only toys, {args.walkers} walkers x {args.steps} steps")
+    summary = {
+        "settings": {"walkers": args.walkers, "steps": args.steps, "seed": args.seed,
+                     "toys": len(campaign.outcomes), "full_likelihoods": False,
+                     "critics": "veto", "database": campaign.meta.get("database_version")},
+        "observed": {"K": k_obs, "model": model},
+        "toys_K_max": sorted(float(k) for k in k_max),
+        "global": result.__dict__,
+        "cpu_seconds_per_toy": sum(o.seconds for o in campaign.outcomes) / len(campaign.outcomes),
+    }
+    (figures / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    lo, hi = result.interval68
+    print(f"K_obs {k_obs:.3f}; {result.above}/{result.n} toys at or above: p = {result.p:.3f} "
+          f"[{lo:.3f}, {hi:.3f}] (68 % CL), KDE p = {result.p_kde:.3f}, Z = {result.z:.2f} "
+          f"(KDE {result.z_kde:.2f})")
+
+
+if __name__ == "__main__":
+    main()
