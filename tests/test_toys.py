@@ -488,3 +488,15 @@ def test_the_walkers_evaluate_on_the_toy(
     settings = run_module.RunSettings(steps=2, seed=4, toy=reference)
     run_module.run_walk(tmp_path / "w.sqlite", subset_store, settings)
     assert seen == [reference]
+
+
+def test_pyhf_apriori_expectation_keeps_the_real_auxiliary_data(subset: Database) -> None:
+    """A toy redraws the auxiliary data of the observed fit only: the a-priori (expected)
+    background fit of the pyhf likelihood is the real data's."""
+    from protomodels.statistics.full_likelihood import PyhfModels
+
+    real = PyhfModels().workspaces(subset.result(PYHF))[0]
+    toyed = PyhfModels().workspaces(apply_toy(subset, ToyMaker(subset).toy(4, 0)).result(PYHF))[0]
+    np.testing.assert_array_equal(toyed.background.aux[1], real.background.aux[1])
+    np.testing.assert_allclose(toyed.background.nll0[1], real.background.nll0[1], rtol=1e-9)
+    assert not np.allclose(toyed.background.aux[0], real.background.aux[0])

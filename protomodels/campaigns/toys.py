@@ -1121,8 +1121,8 @@ def _toy_workspace(result: Result, w: PyhfWorkspace, toy: Toy) -> PyhfWorkspace:
         {**o, "data": [float(n) for n in d]} for o, d in zip(observations, drawn, strict=True)
     ]
     auxdata = toy.pyhf_auxdata.get(result.result_id, {}).get(key)
-    if auxdata:
-        spec = _with_auxdata(spec, auxdata)
+    if auxdata:  # (the a-priori expectation keeps the real auxiliary data)
+        return dataclasses.replace(w, workspace=_with_auxdata(spec, auxdata), apriori=spec)
     return dataclasses.replace(w, workspace=spec)
 
 

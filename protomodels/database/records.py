@@ -162,6 +162,9 @@ class PyhfWorkspace:
         missing: True when the file is absent from the source.
         full: True for the full likelihoods of ``jsonFiles_FullLikelihood`` (SModelS uses the
             ``jsonFiles`` ones, which are often simplified).
+        apriori: a workspace whose auxiliary data are those of the a-priori expectation, where
+            they differ from ``workspace``'s (a toy redraws the auxiliary data, which must not
+            move the expected quantities); None: ``workspace``'s own.
     """
 
     file_name: str
@@ -169,6 +172,7 @@ class PyhfWorkspace:
     workspace: dict[str, Any] | None
     missing: bool
     full: bool = False
+    apriori: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, eq=False)

@@ -58,7 +58,7 @@ from jax.scipy.special import gammaln
 from numpy.typing import ArrayLike
 
 from protomodels.database.database import Database
-from protomodels.database.records import Result
+from protomodels.database.records import PyhfWorkspace, Result
 from protomodels.exceptions import ProtomodelsError
 from protomodels.kernel_budget import register_release
 from protomodels.statistics import pyhf_fits
@@ -205,9 +205,14 @@ class FitResult:
     message: str
 
 
+def _workspace(result: Result, plan: PatchPlan) -> PyhfWorkspace:
+    """The background-only workspace of a plan (the ``jsonFiles`` one, never the full)."""
+    return next(w for w in result.pyhf if w.file_name == plan.file_name and not w.full)
+
+
 def _source(result: Result, plan: PatchPlan) -> dict[str, Any] | None:
-    """The background-only workspace JSON of a plan (the ``jsonFiles`` one, never the full)."""
-    return next(w.workspace for w in result.pyhf if w.file_name == plan.file_name and not w.full)
+    """The background-only workspace JSON of a plan."""
+    return _workspace(result, plan).workspace
 
 
 #: the lengths of the mu arrays the fits are compiled for (longer ones go in chunks)
@@ -326,6 +331,7 @@ class CompiledWorkspace:
             observed = np.asarray(workspace.data(model, include_auxdata=False), dtype=float)
             apriori = np.asarray(apriori_ws.data(model, include_auxdata=False), dtype=float)
             auxdata = np.asarray(config.auxdata, dtype=float)
+            apriori_aux = _apriori_auxdata(result, plan, auxdata)
             signal_index = np.full(config.nmaindata, -1, dtype=int)
             start = 0
             for channel in config.channels:
@@ -375,7 +381,8 @@ class CompiledWorkspace:
                 size = config.param_set(name).n_parameters
                 names += [name] if size == 1 else [f"{name}[{i}]" for i in range(size)]
             background, ok = _background(
-                objective, expected, init, bounds, fixed, poi_index, observed, apriori, auxdata
+                objective, expected, init, bounds, fixed, poi_index, observed, apriori,
+                np.stack([auxdata, apriori_aux]),
             )
         return cls(
             result_id=result.result_id,
@@ -604,6 +611,21 @@ class CompiledWorkspace:
         return np.asarray(main), np.asarray(aux)
 
 
+def _apriori_auxdata(result: Result, plan: PatchPlan, auxdata: np.ndarray) -> np.ndarray:
+    """The auxiliary data of the a-priori expectation: the workspace's own, or those of its
+    ``apriori`` workspace (a toy's, whose auxiliary data were redrawn)."""
+    source = _workspace(result, plan).apriori
+    if source is None:
+        return auxdata
+    spec = patched_spec(source, plan, dict.fromkeys(plan.datasets, 1.0), result.signal_uncertainty)
+    model = pyhf.Workspace(spec).model(modifier_settings=MODIFIER_SETTINGS)
+    values = np.asarray(model.config.auxdata, dtype=float)
+    if values.shape != auxdata.shape:
+        msg = f"{result.result_id}/{plan.file_name}: the a-priori workspace has other parameters"
+        raise PyhfPatchError(msg)
+    return values
+
+
 def _background(
     objective: pyhf_fits.Objective,
     expected: Callable[..., Any],
@@ -615,7 +637,8 @@ def _background(
     apriori: np.ndarray,
     auxdata: np.ndarray,
 ) -> tuple[pyhf_fits.Background, bool]:
-    """Background-only fits (POI 0) of the observed and a-priori data and their post-fit
+    """Background-only fits (POI 0) of the observed and a-priori data (``auxdata``: their
+    auxiliary data, stacked in that order) and their post-fit
     Asimov data, once per workspace (called inside :func:`pyhf_jax`). These fits start far
     from the optimum (pyhf's suggested values), so they take exact Newton steps whatever the
     ``objective``'s curvature: Gauss-Newton steps can end in another local minimum (they do
@@ -635,11 +658,14 @@ def _background(
         n_a, aux_a = expected(fit.x, s0)
         return fit.x, fit.nll, fit.ok, n_a, aux_a, objective.nll(fit.x, n_a, aux_a, s0)
 
-    out = [run(jnp.asarray(n), jnp.asarray(auxdata)) for n in (observed, apriori)]
+    out = [
+        run(jnp.asarray(n), jnp.asarray(aux))
+        for n, aux in zip((observed, apriori), auxdata, strict=True)
+    ]
     x0, nll0, ok, n_a, aux_a, nll_a = (np.stack([np.asarray(o[i]) for o in out]) for i in range(6))
     background = pyhf_fits.Background(
         n=np.stack([observed, apriori]),
-        aux=np.stack([auxdata, auxdata]),
+        aux=auxdata,
         x0=x0,
         nll0=nll0,
         n_asimov=n_a,
