@@ -510,10 +510,13 @@ class GridIndex:
         entries = host.entries
         d = dim
         width = max(len(e.tri.shift) for e in entries)
-        n_k = _capacity(len(entries), 4)
-        n_c = _capacity(sum(len(e.arrays[3]) - 1 for e in entries) + 1)
-        n_m = _capacity(sum(len(e.arrays[4]) for e in entries))
-        n_s = _capacity(sum(len(e.arrays[5]) for e in entries))
+        # capacities from large minimums, in steps of 4 (of 2 for the simplices, whose arrays
+        # are the largest): a stack that grows while a walk meets new grids changes shape, and
+        # recompiles its lookups, a few times only
+        n_k = padded_length(len(entries), 64)
+        n_c = padded_length(sum(len(e.arrays[3]) - 1 for e in entries) + 1, 1 << 16)
+        n_m = padded_length(sum(len(e.arrays[4]) for e in entries), 1 << 20)
+        n_s = _capacity(sum(len(e.arrays[5]) for e in entries), 1 << 18)
         shift = np.zeros((n_k, width))
         rotation = np.zeros((n_k, width, width))
         lower = np.zeros((n_k, d))
