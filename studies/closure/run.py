@@ -52,24 +52,13 @@ def recovered(injected: dict[int, float], found: dict[int, float]) -> bool:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--toys", type=int, default=20)
-    parser.add_argument("--walkers", type=int, default=10)
-    parser.add_argument("--steps", type=int, default=500)
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--work", type=Path, default=HERE.parent / "work")
-    parser.add_argument("--report-only", action="store_true")
-    args = parser.parse_args()
-    args.work.mkdir(parents=True, exist_ok=True)
+    args = global_pvalue.arguments(__doc__, toys=20)
     store = ensure_store()
     t0 = time.perf_counter()
-    observed = global_pvalue.observed_run(args.work, store, args) if not args.report_only else (
-        args.work / f"observed-w{args.walkers}-s{args.steps}-seed{args.seed}.sqlite"
-    )
-    k_obs, model_json = global_pvalue.best_k(observed)
+    k_obs, model_json = global_pvalue.observed(args, store)
     model = model_from_json(model_json)
-    slha = args.work / f"injected-w{args.walkers}-s{args.steps}-seed{args.seed}.slha"
+    tag = args.tag
+    slha = args.work / f"injected-{tag}.slha"
     if not slha.exists():
         database = open_database(store, build=False, workspaces=False)
         model.to_slha(slha, xsecs=Predictor(database).cross_sections(model))
@@ -77,7 +66,6 @@ def main() -> None:
     print(f"injected model (K = {k_obs:.3f} on the real data): "
           + ", ".join(f"{NAMES.get(p, p)} {m:.0f}" for p, m in sorted(injected.items())),
           flush=True)
-    tag = f"w{args.walkers}-s{args.steps}-seed{args.seed}"
     campaign_file = args.work / f"injected-toys-{tag}.sqlite"
     settings = CampaignSettings(
         toys=args.toys, walkers=args.walkers, steps=args.steps, seed=args.seed + 1000,
@@ -99,7 +87,7 @@ def main() -> None:
         rows.append({"toy": o.index, "K": o.K, "recovered": recovered(injected, found),
                      "masses": found})
     k_injected = np.array([r["K"] for r in rows if r["K"] is not None], dtype=float)
-    sm_file = args.work / f"sm-toys-w{args.walkers}-s{args.steps}-seed{args.seed}.sqlite"
+    sm_file = args.work / f"sm-toys-{tag}.sqlite"
     k_sm = read_campaign(sm_file).k_max if sm_file.exists() else np.array([])
     figures = HERE / "figures"
     figures.mkdir(exist_ok=True)

@@ -31,33 +31,10 @@ from protomodels.evaluation import EvaluationSettings
 HERE = Path(__file__).resolve().parent
 
 
-def observed_run(work: Path, store: Path, args: argparse.Namespace) -> Path:
-    """The walk on the real data (resumed where it stopped)."""
-    path = work / f"observed-w{args.walkers}-s{args.steps}-seed{args.seed}.sqlite"
-    settings = RunSettings(
-        steps=args.steps, walkers=args.walkers, seed=args.seed, processes=args.workers,
-        evaluation=EvaluationSettings(full_likelihoods=False), grids="prepare",
-    )
-    if path.exists():
-        with RunStorage(path, readonly=True) as storage:
-            done = storage.count_steps()
-        if done < args.steps * args.walkers:
-            run_walk(path, store, settings, resume=True)
-    else:
-        run_walk(path, store, settings)
-    return path
-
-
-def best_k(run_file: Path) -> tuple[float, dict]:
-    """K and model of the best hiscore of a run."""
-    with RunStorage(run_file, readonly=True) as storage:
-        top = storage.hiscores()[0]
-    return float(top.K), top.model
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--toys", type=int, default=50)
+def arguments(description: str, toys: int) -> argparse.Namespace:
+    """The command line of this study and of the closure study (same walk settings)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--toys", type=int, default=toys)
     parser.add_argument("--walkers", type=int, default=10)
     parser.add_argument("--steps", type=int, default=500)
     parser.add_argument("--seed", type=int, default=1)
@@ -66,14 +43,38 @@ def main() -> None:
     parser.add_argument("--report-only", action="store_true")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
+    args.tag = f"w{args.walkers}-s{args.steps}-seed{args.seed}"
+    return args
+
+
+def observed(args: argparse.Namespace, store: Path) -> tuple[float, dict]:
+    """K and model of the best model of the walk on the real data (run, or resumed where it
+    stopped, unless ``--report-only``)."""
+    path = args.work / f"observed-{args.tag}.sqlite"
+    settings = RunSettings(
+        steps=args.steps, walkers=args.walkers, seed=args.seed, processes=args.workers,
+        evaluation=EvaluationSettings(full_likelihoods=False), grids="prepare",
+    )
+    if not args.report_only:
+        if not path.exists():
+            run_walk(path, store, settings)
+        else:
+            with RunStorage(path, readonly=True) as storage:
+                done = storage.count_steps()
+            if done < args.steps * args.walkers:
+                run_walk(path, store, settings, resume=True)
+    with RunStorage(path, readonly=True) as storage:
+        top = storage.hiscores()[0]
+    return float(top.K), top.model
+
+
+def main() -> None:
+    args = arguments(__doc__, toys=50)
     store = ensure_store()
     t0 = time.perf_counter()
-    observed = observed_run(args.work, store, args) if not args.report_only else (
-        args.work / f"observed-w{args.walkers}-s{args.steps}-seed{args.seed}.sqlite"
-    )
-    k_obs, model = best_k(observed)
+    k_obs, model = observed(args, store)
     print(f"observed: K = {k_obs:.3f} ({time.perf_counter() - t0:.0f} s)", flush=True)
-    campaign_file = args.work / f"sm-toys-w{args.walkers}-s{args.steps}-seed{args.seed}.sqlite"
+    campaign_file = args.work / f"sm-toys-{args.tag}.sqlite"
     settings = CampaignSettings(
         toys=args.toys, walkers=args.walkers, steps=args.steps, seed=args.seed,
         full_likelihoods=False,
