@@ -335,7 +335,7 @@ def run_campaign(
     store: str | os.PathLike[str],
     settings: CampaignSettings | None = None,
     *,
-    scheduler: str | None = None,
+    scheduler: str | Any = None,
     workers: int | None = None,
     serial: bool = False,
     keep_runs: bool = False,
@@ -347,8 +347,9 @@ def run_campaign(
         path: the campaign file (created, or resumed: its stored settings hold).
         store: the database store.
         settings: what to run (None: resume the stored campaign).
-        scheduler: address of a running Dask scheduler (``tcp://host:8786``); default a
-            LocalCluster of ``workers`` processes (default: the machine's cores).
+        scheduler: address of a running Dask scheduler (``tcp://host:8786``), or a
+            ``dask.distributed.Client`` (left open); default a LocalCluster of ``workers``
+            processes (default: the machine's cores).
         serial: run the toys one after the other in this process (no Dask).
         keep_runs: keep each toy's run file in ``<campaign>.runs/``.
         on_toy: called with (outcome, toys done, toys in all) as toys finish.
@@ -402,7 +403,7 @@ def _run_on_dask(
     pending: Iterable[int],
     settings: CampaignSettings,
     run_dir: str,
-    scheduler: str | None,
+    scheduler: str | Any,
     workers: int | None,
     record: Callable[[ToyOutcome], None],
 ) -> None:
@@ -417,9 +418,12 @@ def _run_on_dask(
     # a toy walk may start processes of its own (grid preparation): workers must not be
     # daemonic
     with dask.config.set({"distributed.worker.daemon": False}):
-        if scheduler:
+        own = not isinstance(scheduler, Client)
+        cluster = None
+        if not own:
+            client = scheduler
+        elif scheduler:
             client = Client(scheduler)
-            cluster = None
         else:
             cluster = LocalCluster(
                 n_workers=workers or os.cpu_count() or 1,
@@ -439,6 +443,7 @@ def _run_on_dask(
             for future in as_completed(futures):
                 record(future.result())
         finally:
-            client.close()
+            if own:
+                client.close()
             if cluster is not None:
                 cluster.close()
