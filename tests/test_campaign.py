@@ -148,3 +148,41 @@ def test_campaign_file_tables(serial) -> None:  # noqa: ANN001
         meta = dict(db.execute("SELECT key, value FROM meta"))
         assert json.loads(meta["settings"])["seed"] == SMALL.seed
         assert "database_checksum" in meta and meta["database_version"]
+
+
+def test_a_killed_worker_loses_only_its_toy(serial, subset_store: Path, tmp_path: Path) -> None:  # noqa: ANN001
+    """A worker that dies in the middle of a toy: the scheduler gives the toy to another
+    worker (its run file is started again) and the campaign equals the serial one."""
+    distributed = pytest.importorskip("dask.distributed")
+    import os
+
+    import dask
+
+    settings = replace(SMALL, toys=3, toys_file=serial.settings.toys_file)
+    reference = run_campaign(tmp_path / "serial3.sqlite", subset_store, settings, serial=True)
+    killed: list[str] = []
+    with dask.config.set({"distributed.worker.daemon": False}):
+        cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                           dashboard_address=None)
+        client = distributed.Client(cluster)
+
+        def kill_a_busy_worker(outcome, done: int, total: int) -> None:  # noqa: ANN001
+            if killed:
+                return
+            for address, keys in client.processing().items():
+                if keys:
+                    killed.append(address)
+                    try:
+                        client.run(os._exit, 1, workers=[address])
+                    except Exception:  # noqa: BLE001, S110 - the worker is gone
+                        pass
+                    return
+
+        try:
+            on_dask = run_campaign(tmp_path / "killed.sqlite", subset_store, settings,
+                                   scheduler=client, on_toy=kill_a_busy_worker)
+        finally:
+            client.close()
+            cluster.close()
+    assert killed, "no worker was busy when the first toy finished"
+    assert _numbers(on_dask) == _numbers(reference)
