@@ -252,6 +252,7 @@ def test_require_names_the_install_command(monkeypatch: pytest.MonkeyPatch) -> N
     from protomodels.exceptions import ProtomodelsError
 
     monkeypatch.setitem(sys.modules, "dask", None)
+    monkeypatch.setitem(sys.modules, "dask.distributed", None)  # (imported by other tests)
     with pytest.raises(MissingDependencyError, match=r"pip install 'dask\[distributed\]") as err:
         require("dask.distributed")
     assert isinstance(err.value, ImportError) and isinstance(err.value, ProtomodelsError)

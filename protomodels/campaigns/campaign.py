@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from protomodels._optional import require
 from protomodels.exceptions import ProtomodelsError
 
 __all__ = [
@@ -408,13 +409,14 @@ def _run_on_dask(
     record: Callable[[ToyOutcome], None],
 ) -> None:
     """The tasks on a Dask cluster; outcomes are written by this process as they come."""
-    try:
-        import dask
-        from dask.distributed import Client, LocalCluster, as_completed
-    except ImportError as err:
-        msg = "campaigns on a cluster need dask.distributed: pip install 'protomodels[dask]' "
-        msg += "(or run with --serial)"
-        raise CampaignError(msg) from err
+    distributed = require(
+        "dask.distributed", feature="campaigns on a dask cluster (or run them with --serial)"
+    )
+    import dask
+
+    Client, LocalCluster, as_completed = (
+        distributed.Client, distributed.LocalCluster, distributed.as_completed
+    )
     # a toy walk may start processes of its own (grid preparation): workers must not be
     # daemonic
     with dask.config.set({"distributed.worker.daemon": False}):
