@@ -29,7 +29,8 @@ def _numbers(campaign) -> list[tuple]:  # noqa: ANN001
     """What must not depend on how the toys ran (everything but the timings)."""
     return [
         (o.index, o.K, o.T_L, json.dumps(o.model, sort_keys=True),
-         json.dumps(o.summary, sort_keys=True))
+         json.dumps({k: v for k, v in o.summary.items() if not k.endswith("_seconds")},
+                    sort_keys=True))
         for o in campaign.outcomes
     ]
 
@@ -50,6 +51,7 @@ def test_serial_campaign_stores_every_toy(serial) -> None:  # noqa: ANN001
     for o in serial.outcomes:
         assert o.summary["steps"] == SMALL.walkers * SMALL.steps
         assert o.summary["walk_seed"] == walk_seed(SMALL.seed, o.index)
+        assert o.summary["walk_seconds"] >= 0 and o.summary["startup_seconds"] > 0
         if o.K is not None:
             assert math.isfinite(o.K) and o.model["masses"]
     assert Path(serial.settings.toys_file).exists()
@@ -71,7 +73,7 @@ def test_campaign_resumes_and_grows(serial, subset_store: Path, tmp_path: Path) 
     assert _numbers(grown)[0] == _numbers(first)[0]
     # the toy file of this campaign has the same seed: the same toys, the same outcomes
     assert _numbers(grown) == _numbers(serial)
-    assert run_campaign(path, subset_store, None, serial=True).outcomes == grown.outcomes
+    assert _numbers(run_campaign(path, subset_store, None, serial=True)) == _numbers(grown)
 
 
 def test_dask_cluster_equals_serial(serial, subset_store: Path, tmp_path: Path) -> None:  # noqa: ANN001

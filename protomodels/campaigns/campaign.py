@@ -163,6 +163,9 @@ def walk_toy(
     with RunStorage(run_file, readonly=True) as storage:
         hiscores = storage.hiscores()
         steps = storage.steps()
+    with sqlite3.connect(f"file:{run_file}?mode=ro", uri=True) as db:
+        first, last = db.execute("SELECT min(time), max(time) FROM steps").fetchone()
+    walking = float(last - first) if first is not None else 0.0
     best: dict[int, float] = {}
     for record in steps:
         if record.accepted and record.K is not None and math.isfinite(record.K):
@@ -174,6 +177,10 @@ def walk_toy(
         "accepted": sum(1 for r in steps if r.accepted),
         "best_K_per_walker": {str(w): k for w, k in sorted(best.items())},
         "found_at": None if top is None else {"walker": top.walker, "step": top.step},
+        # wall time between the first and the last stored step, and before the first one
+        # (store, toy, grids, kernels)
+        "walk_seconds": walking,
+        "startup_seconds": time.perf_counter() - start - walking,
     }
     return ToyOutcome(
         index=index,
