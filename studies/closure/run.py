@@ -110,7 +110,7 @@ def main() -> None:
     k_sm = read_campaign(sm_file).k_max if sm_file.exists() else np.array([])
     figures = HERE / "figures"
     figures.mkdir(exist_ok=True)
-    _plot(k_sm, k_injected, k_obs, figures / "k_max.png", args)
+    _plot(k_sm, k_injected, k_obs, figures / f"k_max-{tag}.png", args)
     n_rec = sum(r["recovered"] for r in rows)
     n_family = sum(r["recovered_up_to_squark_flavour"] for r in rows)
     per_particle = {
@@ -130,7 +130,7 @@ def main() -> None:
         "K_sm": {"n": len(k_sm), "mean": float(k_sm.mean()), "std": float(k_sm.std())}
         if len(k_sm) else None,
     }
-    (figures / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    (figures / f"summary-{tag}.json").write_text(json.dumps(summary, indent=2, default=str))
     print(f"{n_rec} of {len(rows)} injected toys recovered the model (masses within 15 %), "
           f"{n_family} up to the squark flavour; each particle: {per_particle}; "
           f"K_max injected {summary['K_injected']}, SM-only {summary['K_sm']}")

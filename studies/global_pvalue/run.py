@@ -10,8 +10,9 @@ Both walks use the same settings: ``--walkers`` walkers x ``--steps`` steps from
 the reference builder's moves, prior and critics (veto), no pyhf full likelihoods (each toy's
 walk would compile every pyhf workspace anew). The run and campaign files (derived from the
 database) go to ``--work`` (default ``studies/work``, not committed); every step is resumable:
-run the same command again to continue. The figure and ``summary.json`` go to
-``studies/global_pvalue/figures``.
+run the same command again to continue. The figure and the summary go to
+``studies/global_pvalue/figures`` (``k_max-<tag>.png``, ``summary-<tag>.json``; tag
+``w<walkers>-s<steps>-seed<seed>``).
 """
 
 from __future__ import annotations
@@ -96,7 +97,7 @@ def main() -> None:
     result = global_p_value(k_max, k_obs)
     figures = HERE / "figures"
     figures.mkdir(exist_ok=True)
-    plot_k_max(k_max, figures / "k_max.png", k_obs=k_obs,
+    plot_k_max(k_max, figures / f"k_max-{args.tag}.png", k_obs=k_obs,
                title=f"{len(k_max)} SM-only toys, {args.walkers} walkers x {args.steps} steps")
     summary = {
         "settings": {"walkers": args.walkers, "steps": args.steps, "seed": args.seed,
@@ -107,7 +108,7 @@ def main() -> None:
         "global": result.__dict__,
         "cpu_seconds_per_toy": sum(o.seconds for o in campaign.outcomes) / len(campaign.outcomes),
     }
-    (figures / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    (figures / f"summary-{args.tag}.json").write_text(json.dumps(summary, indent=2, default=str))
     lo, hi = result.interval68
     print(f"K_obs {k_obs:.3f}; {result.above}/{result.n} toys at or above: p = {result.p:.3f} "
           f"[{lo:.3f}, {hi:.3f}] (68 % CL), KDE p = {result.p_kde:.3f}, Z = {result.z:.2f} "
