@@ -188,3 +188,18 @@ def test_a_killed_worker_loses_only_its_toy(serial, subset_store: Path, tmp_path
             cluster.close()
     assert killed, "no worker was busy when the first toy finished"
     assert _numbers(on_dask) == _numbers(reference)
+
+
+def test_run_cli_serial(subset_store: Path, tmp_path: Path) -> None:
+    out = tmp_path / "cli.sqlite"
+    args = ["--database", str(subset_store), "campaign", "run", "--toys", "1", "--walkers", "1",
+            "--steps", "2", "--seed", "5", "--serial", "--no-full-likelihoods", "--out", str(out)]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert "1 of 1 toys done" in result.output
+    campaign = read_campaign(out)
+    assert campaign.settings.steps == 2 and len(campaign.outcomes) == 1
+    assert Path(campaign.settings.toys_file) == out.resolve().with_name("cli.toys.sqlite")
+    again = CliRunner().invoke(cli, args[:-2] + ["--out", str(out), "--toys", "2"])
+    assert again.exit_code == 0, again.output
+    assert len(read_campaign(out).outcomes) == 2  # resumed and grown
