@@ -500,3 +500,39 @@ def test_pyhf_apriori_expectation_keeps_the_real_auxiliary_data(subset: Database
     np.testing.assert_array_equal(toyed.background.aux[1], real.background.aux[1])
     np.testing.assert_allclose(toyed.background.nll0[1], real.background.nll0[1], rtol=1e-9)
     assert not np.allclose(toyed.background.aux[0], real.background.aux[0])
+
+
+def test_pyhf_data_sets_carry_their_background_error(db: Database) -> None:
+    """A data set that a pyhf workspace models: the workspace's bin is Poisson around the
+    nominal background (its spread is in the auxiliary data), the data set's own count, read
+    by single-region likelihoods, has the variance b + sigma_b^2 and follows the bin."""
+    from protomodels.campaigns import toys as toys_module
+
+    b, sigma = 100.0, 20.0
+    result = _result("PYHF-LIKE", [_dataset("SR", b, sigma, b)])
+
+    class Workspace:  # the drawing interface of a prepared workspace
+        key, slices, bins = "ws.json", [slice(0, 1)], {"SR": 0}
+
+        def draw(self, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
+            return rng.poisson([b]).astype(float), {}
+
+    plan = toys_module._ResultPlan("PYHF-LIKE", "pyhf", workspaces=[Workspace()],
+                                   smear={"SR": sigma})
+    maker = ToyMaker(db)
+    rng = np.random.default_rng(12)
+    bins, counts = [], []
+    for _ in range(4000):
+        observed: dict = {}
+        out: tuple[dict, dict] = ({}, {})
+        maker._draw_result(plan, result, rng, observed, {}, out, {})
+        counts.append(observed["PYHF-LIKE"]["SR"])
+        bins.append(out[0]["PYHF-LIKE"]["ws.json"][0][0])
+    counts, bins = np.array(counts, float), np.array(bins, float)
+    assert abs(bins.mean() - b) < 4 * math.sqrt(b / len(bins))
+    assert abs(bins.var() / b - 1) < 0.1  # Poisson only
+    assert abs(counts.mean() - b) < 4 * math.sqrt((b + sigma**2) / len(counts))
+    assert abs(counts.var() / (b + sigma**2) - 1) < 0.1
+    assert np.corrcoef(bins, counts)[0, 1] > 0.3  # the same fluctuation, shifted
+    method = toys_module.ToyMethod
+    assert method().generator == 2 and method.from_json({}).generator == 1

@@ -36,10 +36,14 @@ Each result is drawn by the first rule that applies, as ``fakeBackgrounds`` disp
    data set that several workspaces of the result model (a combination and its parts, a full
    and a simplified likelihood) gets the count of the first that draws it, and that count is
    written into the others' bins too, so that every view of a region agrees. These counts are
-   Poisson around the nominal background: a single-region likelihood that stands in for a
-   workspace that is not fitted (too many parameters, full likelihoods off) sees them without
-   the systematic spread, which the auxiliary data carry. Data sets of the result that no
-   workspace maps are drawn by rule 3.
+   Poisson around the nominal background, without the systematic spread, which the auxiliary
+   data carry for the fits. A single-region likelihood has no auxiliary data: it stands in for
+   a workspace that is not fitted (too many parameters, full likelihoods off) and gives the
+   region's r. So the data set's own ``observed_n`` is that count shifted by its background
+   error, round(n + sigma_b z) clipped at 0, which gives it the mean b and the variance
+   b + sigma_b^2 of rule 3 while it stays correlated with the workspace's bin (generator
+   version 2; toy files of version 1 gave the data sets the bin's count). Data sets of the
+   result that no workspace maps are drawn by rule 3.
 3. **Other efficiency-map data sets** (``sampleEfficiencyMap``): the true background from its
    uncertainty, then n ~ Poisson(lambda + s). ``distribution="gaussian"`` (default):
    lambda = b + sigma z clipped at 0 (the reference's "kept positive"); ``"lognormal"``: a
@@ -185,6 +189,10 @@ class ToyDatabaseMismatchError(ToyError):
 
 
 # -- records -------------------------------------------------------------------------------------
+#: version of the drawing rules (stored with every toy file's method)
+GENERATOR = 2
+
+
 @dataclass(frozen=True)
 class ToyMethod:
     """How toys are drawn.
@@ -196,12 +204,15 @@ class ToyMethod:
         inject_name: name of the injected protomodel (None: SM-only toys).
         inject_digest: SHA-256 (16 hex digits) of the injected model's SLHA text with the cross
             sections used (None: SM-only toys).
+        generator: version of the drawing rules (2: the data-set counts of pyhf results carry
+            their background uncertainty; toy files of version 1 lack it, see the module docs).
     """
 
     distribution: str = "gaussian"
     bg_scale: float = 1.0
     inject_name: str | None = None
     inject_digest: str | None = None
+    generator: int = GENERATOR
 
     def __post_init__(self) -> None:
         if self.distribution not in DISTRIBUTIONS:
@@ -223,7 +234,9 @@ class ToyMethod:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ToyMethod:
         """The method from :meth:`as_json`."""
-        return cls(**{f.name: data.get(f.name, f.default) for f in dataclasses.fields(cls)})
+        values = {f.name: data.get(f.name, f.default) for f in dataclasses.fields(cls)}
+        values["generator"] = int(data.get("generator", 1))  # (files before version 2)
+        return cls(**values)
 
     def describe(self) -> str:
         """One line: ``gaussian, bg_scale 1, SM only``."""
@@ -610,6 +623,8 @@ class _ResultPlan:
     correlated: _Correlated | None = None
     workspaces: list[_PyhfPlan] = field(default_factory=list)
     maps: list[_UpperLimitMap] = field(default_factory=list)
+    #: background uncertainty of the data sets a pyhf workspace models (their counts)
+    smear: dict[str, float] = field(default_factory=dict)
 
 
 def _lognormal(rng: np.random.Generator, mean: float, sigma: float) -> float:
@@ -748,6 +763,8 @@ class ToyMaker:
                 plan.workspaces.append(ws)
                 mapped |= set(ws.bins)
         for ds in result.datasets:
+            if ds.data_type == "efficiencyMap" and _signal_key(ds) in mapped and ds.bg_error:
+                plan.smear[_dataset_key(ds)] = float(ds.bg_error) * f
             if ds.data_type != "efficiencyMap" or _signal_key(ds) in mapped:
                 continue
             plan.regions.append(
@@ -838,7 +855,14 @@ class ToyMaker:
             lam = np.maximum(c.offset + theta + c.c_over_b2 * theta**2, 0.0) + c.signal
             counts.update(zip(c.keys, (int(n) for n in rng.poisson(lam)), strict=True))
         if plan.workspaces:
-            counts.update(self._pyhf_toy(result, plan, rng, *pyhf))
+            # the workspaces' counts carry no systematic spread (their redrawn auxiliary data
+            # do); the data sets' own counts, read by single-region likelihoods that have no
+            # auxiliary data, get it as a Gaussian shift by their background error
+            for key, n in self._pyhf_toy(result, plan, rng, *pyhf).items():
+                sigma = plan.smear.get(key, 0.0)
+                if sigma > 0:
+                    n = max(0, round(n + sigma * float(rng.standard_normal())))
+                counts[key] = int(n)
         for region in plan.regions:
             counts[region.key] = self._region_count(region, rng)
         if counts:
