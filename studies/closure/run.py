@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from protomodels.builders.records import model_from_json
-from protomodels.campaigns.campaign import CampaignSettings, read_campaign, run_campaign
+from protomodels.campaigns.campaign import CampaignSettings, read_campaign
 from protomodels.database import ensure_store
 from protomodels.database import open as open_database
 from protomodels.theory.particles import NAMES
@@ -86,15 +86,7 @@ def main() -> None:
         inject=str(slha), full_likelihoods=False,
     )
 
-    def progress(outcome: object, done: int, total: int) -> None:
-        print(f"injected toy {getattr(outcome, 'index', '?')}: K_max {getattr(outcome, 'K', None)}"
-              f" ({done}/{total}, {time.perf_counter() - t0:.0f} s)", flush=True)
-
-    if args.report_only:
-        campaign = read_campaign(campaign_file)
-    else:
-        campaign = run_campaign(campaign_file, store, settings, workers=args.workers,
-                                on_toy=progress)
+    campaign = global_pvalue.campaign_of(args, store, campaign_file, settings, "injected toy", t0)
     rows = []
     for o in campaign.outcomes:
         found = {int(p): float(m) for p, m in o.model.get("masses", {}).items()}

@@ -24,7 +24,13 @@ from pathlib import Path
 
 from protomodels.builders.run import RunSettings, run_walk
 from protomodels.builders.storage import RunStorage
-from protomodels.campaigns.campaign import CampaignSettings, run_campaign
+from protomodels.campaigns.campaign import (
+    Campaign,
+    CampaignSettings,
+    ToyOutcome,
+    read_campaign,
+    run_campaign,
+)
 from protomodels.campaigns.report import global_p_value, plot_k_max
 from protomodels.database import ensure_store
 from protomodels.evaluation import EvaluationSettings
@@ -69,6 +75,20 @@ def observed(args: argparse.Namespace, store: Path) -> tuple[float, dict]:
     return float(top.K), top.model
 
 
+def campaign_of(args: argparse.Namespace, store: Path, path: Path, settings: CampaignSettings,
+                label: str, t0: float) -> Campaign:
+    """The campaign: run (or resumed), printing each toy as it finishes; read back only with
+    ``--report-only``."""
+    if args.report_only:
+        return read_campaign(path)
+
+    def progress(outcome: ToyOutcome, done: int, total: int) -> None:
+        print(f"{label} {outcome.index}: K_max {outcome.K} ({done}/{total}, "
+              f"{time.perf_counter() - t0:.0f} s)", flush=True)
+
+    return run_campaign(path, store, settings, workers=args.workers, on_toy=progress)
+
+
 def main() -> None:
     args = arguments(__doc__, toys=50)
     store = ensure_store()
@@ -81,18 +101,7 @@ def main() -> None:
         full_likelihoods=False,
     )
 
-    def progress(outcome: object, done: int, total: int) -> None:
-        k = getattr(outcome, "K", None)
-        print(f"toy {getattr(outcome, 'index', '?')}: K_max {k} ({done}/{total}, "
-              f"{time.perf_counter() - t0:.0f} s)", flush=True)
-
-    if args.report_only:
-        from protomodels.campaigns.campaign import read_campaign
-
-        campaign = read_campaign(campaign_file)
-    else:
-        campaign = run_campaign(campaign_file, store, settings, workers=args.workers,
-                                on_toy=progress)
+    campaign = campaign_of(args, store, campaign_file, settings, "toy", t0)
     k_max = campaign.k_max
     result = global_p_value(k_max, k_obs)
     figures = HERE / "figures"
