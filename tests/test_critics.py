@@ -29,7 +29,7 @@ from protomodels.critics import (
     sibling_key,
     upper_limit_candidates,
 )
-from protomodels.critics.combined_limit import cls as combined_limit_cls
+from protomodels.statistics.cls import log_cls
 from protomodels.statistics.record import PredictionStatistics
 from protomodels.theory.predictions import TheoryPrediction
 
@@ -595,7 +595,7 @@ def _brute_force_limit(likelihoods, expected: bool = False) -> float:
     def excess(mu: float) -> float:
         q = 2 * (total(mu, expected) - nll_hat)
         qa = 2 * (total(mu, True) - nll_hat_a)
-        return float(combined_limit_cls(q, qa)) - 0.05
+        return math.exp(float(log_cls(max(q, 0.0), max(qa, 0.0)))) - 0.05
 
     return brentq(excess, 1e-9, 200.0, xtol=1e-12)
 

@@ -331,7 +331,7 @@ def _ensure_toys(settings: CampaignSettings, store: str) -> None:
     write_toys(path, toys)
 
 
-def _prepare_grids(store: str, settings: CampaignSettings) -> None:
+def _prepare_grids(store: str) -> None:
     """Fill the triangulation cache once, before the tasks (they then only read it)."""
     from protomodels.builders.run import RunSettings, _prepare_cache
 
@@ -377,7 +377,7 @@ def run_campaign(
         if not pending:
             return read_campaign(path)
         _ensure_toys(settings, str(store))
-        _prepare_grids(str(store), settings)
+        _prepare_grids(str(store))
         run_dir = path.with_name(path.stem + ".runs")
         run_dir.mkdir(exist_ok=True)
         args = (str(Path(store).resolve()), str(Path(settings.toys_file).resolve()))

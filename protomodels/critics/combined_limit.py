@@ -29,12 +29,11 @@ import jax.numpy as jnp
 import numpy as np
 from numpy.typing import ArrayLike
 from scipy.optimize import brentq
-from scipy.special import ndtr
 
 from protomodels.statistics import cls as asymptotic
 from protomodels.statistics.curves import CurveSet
 
-__all__ = ["NllFunction", "cls", "combined_nll", "combined_upper_limit", "fit_mu", "warm_up"]
+__all__ = ["NllFunction", "combined_upper_limit", "fit_mu", "warm_up"]
 
 
 def __dir__() -> list[str]:
@@ -55,17 +54,6 @@ class NllFunction(Protocol):
 
 def _curves(likelihoods: Sequence[NllFunction] | CurveSet) -> CurveSet:
     return likelihoods if isinstance(likelihoods, CurveSet) else CurveSet(likelihoods)
-
-
-def combined_nll(
-    likelihoods: Sequence[NllFunction] | CurveSet, mu: ArrayLike, *, expected: bool = False
-) -> np.ndarray:
-    """Sum of the nll's at mu (observed, or a-priori expected data), one batched evaluation
-    (:class:`~protomodels.statistics.curves.CurveSet`)."""
-    curves = _curves(likelihoods)
-    mu = np.asarray(mu, dtype=float)
-    rows = np.arange(len(curves))
-    return curves.grid(rows, mu.reshape(-1), expected=expected).sum(axis=0).reshape(mu.shape)
 
 
 class _Sum:
@@ -158,19 +146,6 @@ def warm_up() -> None:
         one = jnp.ones(())
         _newton(x, -x, 0 * x, one, 0 * one, jnp.inf * one, one, _RTOL, _ALPHA)
         _first_guess(one, one, _ALPHA)
-
-
-def cls(q: ArrayLike, q_asimov: ArrayLike) -> np.ndarray:
-    """CLs from the observed and Asimov q-tilde (arXiv:1007.1727, eqs. 65-66)."""
-    q = np.maximum(np.asarray(q, dtype=float), 0.0)
-    qa = np.maximum(np.asarray(q_asimov, dtype=float), 0.0)
-    sq, sqa = np.sqrt(q), np.sqrt(np.maximum(qa, 1e-300))
-    # where qa ~ 0 both statistics are rounding noise and the first branch (CLs -> 1) holds
-    first = (qa >= q) | (qa < 1e-12)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        clsb = np.where(first, 1 - ndtr(sq), 1 - ndtr((q + qa) / (2 * sqa)))
-        clb = np.where(first, ndtr(sqa - sq), 1 - ndtr((q - qa) / (2 * sqa)))
-        return np.where(clb > 0, clsb / np.where(clb > 0, clb, 1.0), 0.0)
 
 
 def combined_upper_limit(
