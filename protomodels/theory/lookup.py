@@ -291,7 +291,10 @@ def _project(
     cell was too crowded to scan are flagged)."""
     simplex, status, located = _locate(stack, k, p)
     p = jnp.where(jnp.isfinite(p), p, 0.0)
-    c = _barycentric(stack.transform[simplex], p)
+    # flat simplices have NaN transforms; no point is located in one, and zeros there keep a
+    # reverse-mode derivative of the unlocated points (0 x NaN) from turning NaN
+    transform = stack.transform[simplex]
+    c = _barycentric(jnp.where(jnp.isfinite(transform), transform, 0.0), p)
     corner = values[offsets[:, None] + stack.simplices[simplex]]
     linear = _dot_rows(c, corner)
     f = jnp.where(status == 1, jnp.maximum(linear, corner.min(1)), jnp.nan)
@@ -354,6 +357,8 @@ def interpolate(
     k: jax.Array,
     x: jax.Array,
     offsets: jax.Array,
+    *,
+    rounded: bool = True,
 ) -> tuple[jax.Array, jax.Array]:
     """Grid values at query points, as SModelS interpolates them.
 
@@ -363,6 +368,8 @@ def interpolate(
         k: (Q,) stack row (triangulation) of each query.
         x: (Q, W) query points in grid coordinates (masses, rescaled widths), zero padded.
         offsets: (Q,) start of each query's grid in ``values``.
+        rounded: round to 6 significant digits as SModelS (static); False keeps the exact
+            linear interpolation (the gradients' objective: no steps of 1e-6 in the values).
 
     Returns:
         (values, flags): NaN where SModelS gives no value; flags mark queries whose simplex
@@ -397,4 +404,4 @@ def interpolate(
     _, reject, flag = jax.lax.while_loop(more, step, (off, jnp.zeros_like(off), flag))
     f = jnp.where(reject, jnp.nan, f)
     f = jnp.where(jnp.abs(f) < 100 * jnp.finfo(f.dtype).eps, 0.0, f)
-    return round_significant(f), flag
+    return (round_significant(f) if rounded else f), flag

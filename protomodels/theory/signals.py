@@ -106,16 +106,19 @@ def item_values(
     topology_weights: jax.Array,
     masses: jax.Array,
     groups: Mapping[int, ItemGroup],
+    *,
+    rounded: bool = True,
 ) -> dict[int, tuple[jax.Array, jax.Array, jax.Array, jax.Array]]:
     """Per dimension d: (weight, value, ambiguity flag, data vector) of each item.
 
-    ``value`` is the interpolated upper limit (fb) or efficiency, NaN outside the grid.
+    ``value`` is the interpolated upper limit (fb) or efficiency, NaN outside the grid
+    (``rounded``: to 6 significant digits, as SModelS; see :func:`interpolate`).
     """
     out = {}
     for d, g in groups.items():
         weight = topology_weights[g.topology, g.sqrts]
         vector = data_vectors(masses, g.source, g.const)
-        value, flag = interpolate(stacks[d], values, g.k, vector, g.offset)
+        value, flag = interpolate(stacks[d], values, g.k, vector, g.offset, rounded=rounded)
         out[d] = (weight, value, flag, vector)
     return out
 
@@ -228,15 +231,20 @@ def signals(
     masses: jax.Array,
     n_datasets: int,
     n_groups: int,
+    *,
+    rounded: bool = True,
 ) -> Aggregated:
     """Efficiency-map signal (fb) of every data set slot of a plan, as a pure function of the
-    cross sections, branching ratios and masses (jit with ``n_datasets``, ``n_groups`` static).
+    cross sections, branching ratios and masses (jit with ``n_datasets``, ``n_groups`` and
+    ``rounded`` static; ``rounded=False``: grid values not rounded to 6 digits).
 
     The grid-cell choice is piecewise constant, so derivatives are those of the linear
     interpolation inside the simplex that holds each point.
     """
     topology_weights = weights(sigma, br, kernel.topology_pair, kernel.topology_decays)
-    found = item_values(kernel.stacks, kernel.values, topology_weights, masses, kernel.groups)
+    found = item_values(
+        kernel.stacks, kernel.values, topology_weights, masses, kernel.groups, rounded=rounded
+    )
     dims = sorted(found)
     weight = jnp.concatenate([found[d][0] for d in dims])
     value = jnp.concatenate([found[d][1] for d in dims])

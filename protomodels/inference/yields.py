@@ -1,0 +1,158 @@
+"""theta -> the signal yields of every result in a combination, one pure ``jax.numpy`` function.
+
+The chain is the prediction kernel's (:mod:`protomodels.theory.signals`) with the cross sections
+made functions of the masses:
+
+    sigma(theta) = sigma0 x R(m_bar(theta)) / R(m_bar0) x exp(ln ssm - ln ssm0)   (per pair, sqrt s)
+
+where R is the reference table of the pair's process at that sqrt(s) (interpolated in ln sigma,
+as the predictions do, at the mean mass of the pair) and sigma0 the evaluated model's cross
+section (so explicit SLHA cross sections keep their values at the starting point and move with
+the masses as the tables do). Then sigma x BR x efficiency per data set from the kernel, with
+the grid values *not* rounded to SModelS's 6 digits (so the function is smooth inside each
+simplex), and yields = luminosity x signal.
+
+Derivatives: the grid interpolation is linear inside each Delaunay simplex, so d(efficiency)/d
+(mass) is the gradient of that simplex's plane; on a face (a set of measure zero) it is the
+gradient of the simplex that the kernel's point location picks. The cross-section tables are
+linear in ln sigma between their mass points, likewise. The structure -- which topologies pass the
+sigmacut, which mass gaps are compressed, which family member and which branch assignment a data
+set takes -- is that of the starting point and is held fixed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from protomodels.inference.parameters import ParameterSpace
+from protomodels.theory.predictions import Predictor
+from protomodels.theory.protomodel import Protomodel
+from protomodels.theory.signals import Kernel, signals
+from protomodels.theory.xsec import SQRTS, channel_table
+
+__all__ = ["SignalArrays", "SignalFunction", "signal_function"]
+
+
+def __dir__() -> list[str]:
+    return __all__
+
+
+class SignalArrays(NamedTuple):
+    """The constant arrays of a :class:`SignalFunction` (a JAX pytree, passed to jit)."""
+
+    kernel: Kernel
+    sigma0: jax.Array  # (pairs, 2) fb at the starting point
+    table_mass: jax.Array  # (pairs, 2, L) table masses (padded beyond the last one)
+    table_value: jax.Array  # (pairs, 2, L) ln sigma or sigma (padded with the last value)
+    has_table: jax.Array  # (pairs, 2) a reference table serves the pair
+    pair_slots: jax.Array  # (pairs, 2) mass slots of the two particles
+    mass_bar0: jax.Array  # (pairs,) mean mass at the starting point
+
+
+@dataclass(frozen=True, eq=False)
+class SignalFunction:
+    """theta -> (datasets + 1,) sigma x BR x efficiency per data-set slot (fb; the last slot 0).
+
+    Attributes:
+        space: the parameters.
+        arrays: the constant arrays (pass them to :meth:`__call__`, so jit does not embed them).
+        slots: (result index, data-set index) -> slot.
+        n_datasets, n_groups: the kernel's static sizes.
+        log: the tables are interpolated in ln sigma.
+    """
+
+    space: ParameterSpace
+    arrays: SignalArrays
+    slots: dict[tuple[int, int], int]
+    n_datasets: int
+    n_groups: int
+    log: bool = True
+
+    def sigma(self, theta: jax.Array, arrays: SignalArrays) -> jax.Array:
+        """(pairs, 2) production cross sections (fb) at theta."""
+        masses = self.space.masses(theta)
+        bar = 0.5 * (masses[arrays.pair_slots[:, 0]] + masses[arrays.pair_slots[:, 1]])
+
+        def table(m: jax.Array, xs: jax.Array, ys: jax.Array) -> jax.Array:
+            return jnp.interp(m, xs, ys)
+
+        rows = jax.vmap(jax.vmap(table, in_axes=(None, 0, 0)), in_axes=(0, 0, 0))
+        now = rows(bar, arrays.table_mass, arrays.table_value)
+        then = rows(arrays.mass_bar0, arrays.table_mass, arrays.table_value)
+        ratio = jnp.exp(now - then) if self.log else now / jnp.where(then > 0, then, 1.0)
+        ratio = jnp.where(arrays.has_table, ratio, 1.0)
+        shift = jnp.exp(self.space.log_multiplier_shifts(theta))
+        return arrays.sigma0 * ratio * shift[:, None]
+
+    def __call__(self, theta: jax.Array, arrays: SignalArrays) -> jax.Array:
+        sigma = self.sigma(theta, arrays)
+        out = signals(
+            arrays.kernel, sigma, self.space.branchings(theta), self.space.masses(theta),
+            self.n_datasets, self.n_groups, rounded=False,
+        ).signals
+        return jnp.concatenate([out, jnp.zeros(1, out.dtype)])
+
+    @property
+    def zero_slot(self) -> int:
+        """The slot that is always 0 (data sets without signal)."""
+        return self.n_datasets
+
+    def slot(self, result: int, dataset: int) -> int:
+        """The slot of a data set (:attr:`zero_slot` where it has no signal)."""
+        return self.slots.get((result, dataset), self.zero_slot)
+
+
+def _tables(predictor: Predictor, pairs: tuple[tuple[int, int], ...], log: bool) -> tuple:
+    tables = predictor.tables
+    found = []
+    for pair in pairs:
+        process = channel_table(pair)
+        found.append([None if process is None else tables[(process, s)] for s in SQRTS])
+    length = max([len(t.masses) for row in found for t in row if t is not None], default=2)
+    mass = np.zeros((len(pairs), 2, length))
+    value = np.zeros((len(pairs), 2, length))
+    has = np.zeros((len(pairs), 2), bool)
+    for j, row in enumerate(found):
+        for k, t in enumerate(row):
+            if t is None:
+                mass[j, k] = np.arange(length, dtype=float)
+                continue
+            n = len(t.masses)
+            ys = np.log(t.xsec_fb) if log else t.xsec_fb
+            mass[j, k, :n] = t.masses
+            mass[j, k, n:] = t.masses[-1] + 1e6 * np.arange(1, length - n + 1)
+            value[j, k, :n] = ys
+            value[j, k, n:] = ys[-1]
+            has[j, k] = True
+    return mass, value, has
+
+
+def signal_function(predictor: Predictor, model: Protomodel) -> SignalFunction:
+    """The :class:`SignalFunction` of ``model`` (its structure: decomposition and matches)."""
+    kernel, (sigma, _, _), n_datasets, n_groups, slots = predictor.signal_kernel([model])
+    rounded = replace(model, masses={p: round(m, 1) for p, m in model.masses.items()})
+    plan_pairs = tuple(sorted(predictor.cross_sections(rounded)))  # the plan's sigma rows
+    space = ParameterSpace.of(model, plan_pairs)
+    log = predictor.settings.interpolation == "log"
+    mass, value, has = _tables(predictor, plan_pairs, log)
+    slot_of = {p: i for i, p in enumerate(space.particles)}
+    pair_slots = np.asarray([[slot_of[abs(a)], slot_of[abs(b)]] for a, b in plan_pairs],
+                            dtype=int).reshape(len(plan_pairs), 2)
+    masses0 = np.asarray([model.masses[p] for p in space.particles])
+    bar0 = 0.5 * (masses0[pair_slots[:, 0]] + masses0[pair_slots[:, 1]]) if len(plan_pairs) \
+        else np.zeros(0)
+    with jax.enable_x64(True):
+        arrays = SignalArrays(
+            kernel=kernel,
+            sigma0=jnp.asarray(np.asarray(sigma, dtype=float).reshape(len(plan_pairs), 2)),
+            table_mass=jnp.asarray(mass), table_value=jnp.asarray(value),
+            has_table=jnp.asarray(has), pair_slots=jnp.asarray(pair_slots),
+            mass_bar0=jnp.asarray(bar0),
+        )
+    own = {(r, d): s for (m, r, d), s in slots.items() if m == 0}
+    return SignalFunction(space, arrays, own, n_datasets, n_groups, log)
