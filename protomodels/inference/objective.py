@@ -129,6 +129,14 @@ class Objective:
             cache[name] = fn
         return cache[name]
 
+    def _context(self) -> Any:
+        """x64, and pyhf's JAX backend while a pyhf member is traced."""
+        if any(m.likelihood.kind == "pyhf" for m in self.members):
+            from protomodels.statistics.runtime import pyhf_jax
+
+            return pyhf_jax()
+        return jax.enable_x64(True)
+
     def _theta(self, theta: np.ndarray | None) -> jax.Array:
         t = self.theta0 if theta is None else np.asarray(theta, dtype=float)
         if t.shape != self.theta0.shape or not np.all(np.isfinite(t)):
@@ -138,7 +146,7 @@ class Objective:
 
     def nll(self, theta: np.ndarray | None = None) -> float:
         """sum_i -ln L_i at theta (default theta0)."""
-        with jax.enable_x64(True):
+        with self._context():
             return float(self._compiled("nll")(self._theta(theta), self.signal.arrays))
 
     def t_l(self, theta: np.ndarray | None = None) -> float:
@@ -151,21 +159,21 @@ class Objective:
 
     def gradient(self, theta: np.ndarray | None = None) -> tuple[float, np.ndarray]:
         """(K, dK/dtheta) at theta."""
-        with jax.enable_x64(True):
+        with self._context():
             value, grad = self._compiled("value_and_grad")(self._theta(theta),
                                                            self.signal.arrays)
         return (2.0 * (self.nll_sm - float(value)) + self.log_prior, -2.0 * np.asarray(grad))
 
     def jacobian(self, theta: np.ndarray | None = None) -> np.ndarray:
         """(yields, parameters) d(yields of all members, concatenated)/dtheta."""
-        with jax.enable_x64(True):
+        with self._context():
             return np.asarray(self._compiled("jacobian")(self._theta(theta), self.signal.arrays))
 
     def yield_curvatures(
         self, theta: np.ndarray | None = None
     ) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """Per member: the Hessian and gradient of -ln L_i in its yields at s_i(theta)."""
-        with jax.enable_x64(True):
+        with self._context():
             t = self._theta(theta)
             ss = jax.jit(self.yields)(t, self.signal.arrays)
             hs, gs = self._compiled("curvatures")(ss)
@@ -175,7 +183,7 @@ class Objective:
         """Hessian of sum_i -ln L_i (= -1/2 the Hessian of T_L and of K) at theta; ``method``:
         ``"gauss-newton"`` or ``"exact"`` (see the module docstring)."""
         if method == "exact":
-            with jax.enable_x64(True):
+            with self._context():
                 h = self._compiled("exact")(self._theta(theta), self.signal.arrays)
             return np.asarray(h)
         if method != "gauss-newton":

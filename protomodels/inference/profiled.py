@@ -93,20 +93,22 @@ def _single_region(like: SingleRegionLikelihood) -> Callable[[jax.Array], jax.Ar
 
 
 def _simplified(like: SimplifiedLikelihood) -> Callable[[jax.Array], jax.Array]:
-    model = jax.tree_util.tree_map(jnp.asarray, like.model)
-    n = jnp.asarray(like.observed)
+    # NumPy constants (float64; made jax arrays when traced, in x64)
+    model = jax.tree_util.tree_map(np.asarray, like.model)
+    n = np.asarray(like.observed, dtype=float)
     skewed = like.skewed
-    mask = jnp.asarray(model.mask)
+    mask = np.asarray(model.mask)
 
     def at(theta: jax.Array, s: jax.Array) -> jax.Array:
         return simplified.nll(jnp.ones((), s.dtype), theta, n, model._replace(s=s))
 
-    lower, upper = jnp.where(mask, -10.0 * n, 0.0), jnp.where(mask, 10.0 * n, 0.0)  # SModelS's
+    lower, upper = np.where(mask, -10.0 * n, 0.0), np.where(mask, 10.0 * n, 0.0)  # SModelS's
 
     def nll(s: jax.Array) -> jax.Array:
         held = jax.lax.stop_gradient(model._replace(s=s))
         theta_hat = jax.lax.stop_gradient(simplified.profile(jnp.ones(()), n, held, skewed=skewed))
-        return newton_profiled(at, theta_hat, s, mask & _inside(theta_hat, lower, upper))
+        inside = _inside(theta_hat, jnp.asarray(lower), jnp.asarray(upper))
+        return newton_profiled(at, theta_hat, s, jnp.asarray(mask) & inside)
 
     return nll
 
@@ -119,23 +121,23 @@ def _pyhf(like: Any) -> tuple[Callable[[jax.Array], jax.Array], int]:
     if work is None:
         raise ProtomodelsError(f"{like.result.result_id}: no pyhf workspace was chosen")
     bg = work.background
-    n, aux, x0 = (jnp.asarray(np.asarray(a)[0]) for a in (bg.n, bg.aux, bg.x0))
+    n, aux, x0 = (np.asarray(a, dtype=float)[0] for a in (bg.n, bg.aux, bg.x0))
     poi = work.poi_index
-    problem = work._problem
     objective = work._objective
     free = np.asarray(~work.fixed).copy()
     free[poi] = False
-    lo, hi = jnp.asarray(work.bounds[:, 0]), jnp.asarray(work.bounds[:, 1])
+    lo, hi = np.asarray(work.bounds[:, 0], float), np.asarray(work.bounds[:, 1], float)
 
     def at(x: jax.Array, s_bins: jax.Array) -> jax.Array:
         return work._nll(x, n, aux, s_bins)
 
     def nll(s_bins: jax.Array) -> jax.Array:
         held = jax.lax.stop_gradient(s_bins)
-        fit = pyhf_fits.profile(objective, problem, poi, x0, jnp.ones(()), n, aux, held,
-                                MAX_ITERATIONS)
+        fit = pyhf_fits.profile(objective, work._problem, poi, jnp.asarray(x0), jnp.ones(()),
+                                jnp.asarray(n), jnp.asarray(aux), held, MAX_ITERATIONS)
         x_hat = jax.lax.stop_gradient(fit.x)
-        return newton_profiled(at, x_hat, s_bins, jnp.asarray(free) & _inside(x_hat, lo, hi))
+        moves = jnp.asarray(free) & _inside(x_hat, jnp.asarray(lo), jnp.asarray(hi))
+        return newton_profiled(at, x_hat, s_bins, moves)
 
     return nll, len(work.signal_index)
 
