@@ -47,6 +47,27 @@ def single_result_source(tarball: Path, factory: pytest.TempPathFactory, folder:
     return root
 
 
+def results_source(
+    tarball: Path, factory: pytest.TempPathFactory, folders: tuple[str, ...], name: str
+) -> Path:
+    """A database folder holding the database's top files and the given result folders
+    (unpacked once per session under ``name``)."""
+    root = factory.getbasetemp() / name
+    if root.exists():
+        return root
+    tmp = Path(tempfile.mkdtemp(dir=factory.getbasetemp()))
+    top = ("version", "databaseParticles.py", "smodels-analyses.json")
+    with tarfile.open(tarball) as tar:
+        members = [
+            m for m in tar
+            if m.name.removeprefix("./") in top
+            or any(m.name.removeprefix("./").startswith(f + "/") for f in folders)
+        ]
+        tar.extractall(tmp, members=members, filter="data")
+    tmp.rename(root)
+    return root
+
+
 def run_import(*args, **kwargs):
     """import_database, returning (report, warning messages)."""
     with warnings.catch_warnings(record=True) as caught:

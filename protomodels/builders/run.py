@@ -25,7 +25,7 @@ from protomodels.builders.walker import Walker, WalkerConfig, lockstep
 from protomodels.evaluation import EvaluationSettings, Evaluator
 from protomodels.theory.protomodel import Protomodel
 
-__all__ = ["RunSettings", "run_walk", "start_model"]
+__all__ = ["RunSettings", "run_walk", "start_model", "stored_run_settings"]
 
 
 def __dir__() -> list[str]:
@@ -372,6 +372,21 @@ def _prepare_cache(
     predictor.grid_index.reserve(
         predictor.grid_point_sets(), workers=max(2, workers), progress=progress, stack=False
     )
+
+
+def stored_run_settings(run_file: str | Path) -> RunSettings:
+    """The settings a run file was written with (its evaluation settings, walkers, seed...).
+
+    Raises:
+        RunStorageError: the file is not a run file.
+    """
+    path = Path(run_file)
+    check_run_file(path, hint="give a run file written by 'protomodel walk'")
+    with RunStorage(path, readonly=True) as storage:
+        meta = storage.metadata()
+    if meta is None:
+        raise RunStorageError(f"{path} holds no run metadata: not a run file")
+    return _settings_from(meta.config, None)
 
 
 def _settings_from(config: dict[str, Any], override: RunSettings | None) -> RunSettings:

@@ -13,6 +13,7 @@ from protomodels.cli.campaign import campaign
 from protomodels.cli.common import Context
 from protomodels.cli.db import db
 from protomodels.cli.evaluate import evaluate
+from protomodels.cli.inference import errors, posterior
 from protomodels.cli.predict import predict
 from protomodels.cli.toys import toys
 from protomodels.cli.walk import hiscores, plot, show, walk
@@ -55,6 +56,8 @@ cli.add_command(show)
 cli.add_command(plot)
 cli.add_command(toys)
 cli.add_command(campaign)
+cli.add_command(errors)
+cli.add_command(posterior)
 
 
 def main() -> None:
