@@ -113,15 +113,6 @@ class Objective:
         if name not in cache:
             if name == "nll":
                 fn = jax.jit(self.total_nll)
-            elif name == "value_and_grad":
-                fn = jax.jit(jax.value_and_grad(self.total_nll))
-            elif name == "jacobian":
-                fn = jax.jit(jax.jacfwd(lambda t, a: jnp.concatenate(self.yields(t, a))))
-            elif name == "curvatures":
-                hessians = [jax.hessian(m.likelihood.nll) for m in self.members]
-                grads = [jax.grad(m.likelihood.nll) for m in self.members]
-                fn = jax.jit(lambda ss: ([h(s) for h, s in zip(hessians, ss, strict=True)],
-                                         [g(s) for g, s in zip(grads, ss, strict=True)]))
             elif name == "exact":
                 fn = jax.jit(jax.hessian(self.total_nll))
             else:  # pragma: no cover - internal names only
@@ -157,27 +148,43 @@ class Objective:
         """K at theta."""
         return self.t_l(theta) + self.log_prior
 
+    def derivatives(self, theta: np.ndarray | None = None) -> tuple[float, np.ndarray, np.ndarray]:
+        """(sum_i nll_i, its gradient, its Gauss-Newton Hessian) at theta, composed on the
+        host from the yields' Jacobian (forward mode) and each likelihood's derivatives in its
+        yields: compiled code shared by all models of the same capacities (no compilation per
+        model once warm)."""
+        t = np.asarray(self._theta(theta))
+        values, jac = self._values_and_jacobian(t)
+        total, grad = 0.0, np.zeros(len(t))
+        hess = np.zeros((len(t), len(t)))
+        for m in self.members:
+            s = m.lumi * values[m.slots]
+            j = m.lumi * jac[m.slots]
+            value, g, h = m.likelihood.derivatives(s)
+            total += value
+            grad += j.T @ g
+            hess += j.T @ h @ j
+        return total, grad, 0.5 * (hess + hess.T)
+
+    def _values_and_jacobian(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        own = getattr(self.signal, "values_and_jacobian", None)
+        if own is not None:
+            return own(theta)
+        with self._context():  # a signal function without its own compiled Jacobian
+            t = jnp.asarray(theta)
+            values = self.signal(t, self.signal.arrays)
+            jac = jax.jacfwd(self.signal)(t, self.signal.arrays)
+        return np.asarray(values), np.asarray(jac)
+
     def gradient(self, theta: np.ndarray | None = None) -> tuple[float, np.ndarray]:
-        """(K, dK/dtheta) at theta."""
-        with self._context():
-            value, grad = self._compiled("value_and_grad")(self._theta(theta),
-                                                           self.signal.arrays)
-        return (2.0 * (self.nll_sm - float(value)) + self.log_prior, -2.0 * np.asarray(grad))
+        """(K, dK/dtheta) at theta (see :meth:`derivatives`)."""
+        total, grad, _ = self.derivatives(theta)
+        return 2.0 * (self.nll_sm - total) + self.log_prior, -2.0 * grad
 
     def jacobian(self, theta: np.ndarray | None = None) -> np.ndarray:
         """(yields, parameters) d(yields of all members, concatenated)/dtheta."""
-        with self._context():
-            return np.asarray(self._compiled("jacobian")(self._theta(theta), self.signal.arrays))
-
-    def yield_curvatures(
-        self, theta: np.ndarray | None = None
-    ) -> tuple[list[np.ndarray], list[np.ndarray]]:
-        """Per member: the Hessian and gradient of -ln L_i in its yields at s_i(theta)."""
-        with self._context():
-            t = self._theta(theta)
-            ss = jax.jit(self.yields)(t, self.signal.arrays)
-            hs, gs = self._compiled("curvatures")(ss)
-        return [np.asarray(h) for h in hs], [np.asarray(g) for g in gs]
+        _, jac = self._values_and_jacobian(np.asarray(self._theta(theta)))
+        return np.concatenate([m.lumi * jac[m.slots] for m in self.members])
 
     def hessian(self, theta: np.ndarray | None = None, method: str = "gauss-newton") -> np.ndarray:
         """Hessian of sum_i -ln L_i (= -1/2 the Hessian of T_L and of K) at theta; ``method``:
@@ -188,15 +195,7 @@ class Objective:
             return np.asarray(h)
         if method != "gauss-newton":
             raise ProtomodelsError(f"hessian method {method!r}: use 'gauss-newton' or 'exact'")
-        jac = self.jacobian(theta)
-        hs, _ = self.yield_curvatures(theta)
-        out = np.zeros((jac.shape[1], jac.shape[1]))
-        start = 0
-        for h in hs:
-            j = jac[start:start + h.shape[0]]
-            out += j.T @ h @ j
-            start += h.shape[0]
-        return 0.5 * (out + out.T)
+        return self.derivatives(theta)[2]
 
 
 def _member(evaluation: Any, database: Any, signal: SignalFunction, analysis: str,

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -28,7 +29,10 @@ import numpy as np
 from protomodels.theory.particles import NAMES
 from protomodels.theory.protomodel import Decay, Protomodel
 
-__all__ = ["MASS", "BRANCHING", "LOG_MULTIPLIER", "Parameter", "ParameterSpace"]
+__all__ = [
+    "BRANCHING", "LOG_MULTIPLIER", "MASS", "Parameter", "ParameterSpace", "SpaceArrays",
+    "branchings_of", "log_multiplier_shifts_of", "masses_of",
+]
 
 
 def __dir__() -> list[str]:
@@ -43,6 +47,52 @@ def particle_name(pdg: int) -> str:
     """A short readable name (``~chi10``; the PDG id where there is none)."""
     name = NAMES.get(abs(pdg), str(abs(pdg)))
     return name if pdg > 0 else name.replace("+", "-") if "+" in name else f"{name}*"
+
+
+class SpaceArrays(NamedTuple):
+    """The index arrays of a :class:`ParameterSpace` (a JAX pytree; padding: -1 / 1 / 0).
+
+    Attributes:
+        theta0: theta at the starting model.
+        mass_index: theta index of each mass slot.
+        pair_index: theta index of each cross-section row's ln ssm.
+        br_index: theta index of each free branching ratio.
+        br_dependent: the dependent channel of its particle.
+        br_group: the particle of each branching-ratio slot.
+        br_fixed: the BR of single-channel and padding slots (1), else 0.
+    """
+
+    theta0: jax.Array
+    mass_index: jax.Array
+    pair_index: jax.Array
+    br_index: jax.Array
+    br_dependent: jax.Array
+    br_group: jax.Array
+    br_fixed: jax.Array
+
+
+def masses_of(theta: jax.Array, a: SpaceArrays) -> jax.Array:
+    """Masses in the plan's layout (padding 0)."""
+    idx = jnp.asarray(a.mass_index)
+    return jnp.where(idx >= 0, theta[jnp.maximum(idx, 0)], 0.0)
+
+
+def branchings_of(theta: jax.Array, a: SpaceArrays) -> jax.Array:
+    """Branching ratios in the plan's layout (padding 1): the dependent channel of each
+    particle is 1 - the sum of its other channels."""
+    idx = jnp.asarray(a.br_index)
+    group = jnp.asarray(a.br_group)
+    free = jnp.where(idx >= 0, theta[jnp.maximum(idx, 0)], 0.0)
+    sums = jax.ops.segment_sum(free, group, num_segments=group.shape[0])
+    return jnp.where(jnp.asarray(a.br_dependent), 1.0 - sums[group], free) + jnp.asarray(
+        a.br_fixed)
+
+
+def log_multiplier_shifts_of(theta: jax.Array, a: SpaceArrays) -> jax.Array:
+    """ln ssm - its starting value per cross-section row (padding 0)."""
+    idx = jnp.asarray(a.pair_index)
+    safe = jnp.maximum(idx, 0)
+    return jnp.where(idx >= 0, theta[safe] - jnp.asarray(a.theta0)[safe], 0.0)
 
 
 @dataclass(frozen=True)
@@ -116,8 +166,8 @@ class ParameterSpace:
         for mother in mothers:
             channels = model.decays[mother]
             slots = [k for k, (m, _) in enumerate(decays) if m == mother]
-            if len(channels) == 1:
-                fixed[slots[0]] = 1.0
+            if len(channels) <= 1:  # (a stable particle of an SLHA file has none)
+                fixed[slots] = 1.0
                 continue
             largest = max(range(len(channels)), key=lambda i: (channels[i].br, -i))
             for k in slots:
@@ -155,27 +205,44 @@ class ParameterSpace:
         return np.flatnonzero(self.kinds == kind)
 
     # -- kernel arrays (pure jax.numpy) -----------------------------------------------------
+    def arrays(self, masses: int = 0, branchings: int = 0, pairs: int = 0,
+               theta: int = 0) -> SpaceArrays:
+        """The index arrays of the space, padded to at least the given lengths (the plan's
+        layout: masses P + 1, branching ratios B + 1, cross-section rows; theta n)."""
+        n_m = max(masses, len(self.particles) + 1)
+        n_b = max(branchings, len(self.decays) + 1)
+        n_p = max(pairs, len(self.pairs))
+        n_t = max(theta, len(self.parameters))
+
+        def padded(a: np.ndarray, size: int, fill: float, dtype: type) -> np.ndarray:
+            out = np.full(size, fill, dtype=dtype)
+            out[: len(a)] = a
+            return out
+
+        groups = self._br_group
+        spare = int(groups.max()) + 1 if len(groups) else 0
+        return SpaceArrays(
+            theta0=padded(self.theta0, n_t, 0.0, float),
+            mass_index=padded(self._mass_index, n_m, -1, np.int64),
+            pair_index=padded(self._pair_index, n_p, -1, np.int64),
+            br_index=padded(self._br_index, n_b, -1, np.int64),
+            br_dependent=padded(self._br_dependent, n_b, False, bool),
+            br_group=padded(groups, n_b, spare, np.int64),
+            br_fixed=padded(self._br_fixed, n_b, 1.0, float),
+        )
+
     def masses(self, theta: jax.Array) -> jax.Array:
         """(P + 1,) masses in the plan's layout (last entry 0: padding)."""
-        return jnp.concatenate([theta[self._mass_index], jnp.zeros(1, theta.dtype)])
+        return masses_of(theta, self.arrays())
 
     def branchings(self, theta: jax.Array) -> jax.Array:
         """(B + 1,) branching ratios in the plan's layout (last entry 1: padding); the
         dependent channel of each particle is 1 - the sum of its other channels."""
-        idx = jnp.asarray(np.maximum(self._br_index, 0))
-        free = jnp.where(jnp.asarray(self._br_index >= 0), theta[idx], 0.0)
-        n_groups = int(self._br_group.max()) + 1 if len(self._br_group) else 0
-        sums = jax.ops.segment_sum(free, jnp.asarray(self._br_group), num_segments=n_groups)
-        rest = 1.0 - sums[jnp.asarray(self._br_group)]
-        br = jnp.where(jnp.asarray(self._br_dependent), rest, free) + jnp.asarray(self._br_fixed)
-        return jnp.concatenate([br, jnp.ones(1, theta.dtype)])
+        return branchings_of(theta, self.arrays())
 
     def log_multiplier_shifts(self, theta: jax.Array) -> jax.Array:
         """(pairs,) ln ssm - its starting value, per cross-section row."""
-        theta0 = jnp.asarray(self.theta0)
-        idx = jnp.asarray(np.maximum(self._pair_index, 0))
-        shift = theta[idx] - theta0[idx]
-        return jnp.where(jnp.asarray(self._pair_index >= 0), shift, 0.0)
+        return log_multiplier_shifts_of(theta, self.arrays())
 
     def valid(self, theta: jax.Array, minimum_gap: float = 0.0) -> jax.Array:
         """Whether theta is a model: positive masses, every mother heavier than its daughters

@@ -21,6 +21,7 @@ combination of K holds efficiency maps and combined results only (the reference 
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -51,6 +52,8 @@ class YieldLikelihood:
         nll: the pure function s -> -ln L (all constants kept, as the evaluation's).
         nll_sm: -ln L at s = 0 (the SM; a constant).
         yields: the yields of the evaluated model (events), for checks.
+        compiled: (s -> (nll, gradient, Hessian in s)) from code compiled once per kind and
+            size (per workspace for pyhf), shared by every model; None: derived from ``nll``.
     """
 
     label: str
@@ -59,6 +62,30 @@ class YieldLikelihood:
     nll: Callable[[jax.Array], jax.Array]
     nll_sm: float
     yields: np.ndarray
+    compiled: Callable[[np.ndarray], tuple] | None = None
+
+    def derivatives(self, s: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+        """(-ln L, its gradient and Hessian in the yields) at s (host arrays)."""
+        with jax.enable_x64(True):
+            if self.compiled is not None:
+                value, grad, hess = self.compiled(np.asarray(s, dtype=float))
+            else:
+                own = self.__dict__.get("_own")
+                if own is None:
+                    own = jax.jit(_value_grad_hess(self.nll))
+                    object.__setattr__(self, "_own", own)
+                value, grad, hess = own(jnp.asarray(s, dtype=float))
+        return float(value), np.asarray(grad), np.asarray(hess)
+
+
+def _value_grad_hess(fn: Callable[..., jax.Array]) -> Callable[..., tuple]:
+    """fn(s, *args) -> (value, d/ds, d2/ds2)."""
+
+    def run(s: jax.Array, *args: Any) -> tuple:
+        value, grad = jax.value_and_grad(fn)(s, *args)
+        return value, grad, jax.hessian(fn)(s, *args)
+
+    return run
 
 
 def newton_profiled(
@@ -83,39 +110,65 @@ def _inside(x: jax.Array, lo: jax.Array, hi: jax.Array) -> jax.Array:
     return (x > lo + 1e-9 * (1 + jnp.abs(lo))) & (x < hi - 1e-9 * (1 + jnp.abs(hi)))
 
 
-def _single_region(like: SingleRegionLikelihood) -> Callable[[jax.Array], jax.Array]:
+def _sr_nll(s: jax.Array, b: jax.Array, sigma: jax.Array, n: jax.Array) -> jax.Array:
+    return single_region.nll(jnp.ones((), s.dtype), s[0], b, sigma, n)
+
+
+_sr_compiled = jax.jit(_value_grad_hess(_sr_nll))
+
+
+def _single_region(like: SingleRegionLikelihood) -> tuple[Callable, Callable]:
     b, sigma, n = like.background, like.background_error, like.observed
 
     def nll(s: jax.Array) -> jax.Array:
-        return single_region.nll(jnp.ones((), s.dtype), s[0], b, sigma, n)
+        return _sr_nll(s, b, sigma, n)
 
-    return nll
+    def compiled(s: np.ndarray) -> tuple:
+        return _sr_compiled(s, b, sigma, n)
+
+    return nll, compiled
 
 
-def _simplified(like: SimplifiedLikelihood) -> Callable[[jax.Array], jax.Array]:
+def _sl_nll(s: jax.Array, model: simplified.SimplifiedModel, n: jax.Array, skewed: bool
+            ) -> jax.Array:
+    """The profiled simplified nll at mu = 1 (model arrays as arguments)."""
+    mask = jnp.asarray(model.mask)
+    lower, upper = jnp.where(mask, -10.0 * n, 0.0), jnp.where(mask, 10.0 * n, 0.0)  # SModelS's
+
+    def at(theta: jax.Array, signal: jax.Array) -> jax.Array:
+        return simplified.nll(jnp.ones((), signal.dtype), theta, n, model._replace(s=signal))
+
+    held = jax.lax.stop_gradient(model._replace(s=s))
+    theta_hat = jax.lax.stop_gradient(simplified.profile(jnp.ones(()), n, held, skewed=skewed))
+    return newton_profiled(at, theta_hat, s, mask & _inside(theta_hat, lower, upper))
+
+
+_sl_compiled = jax.jit(_value_grad_hess(_sl_nll), static_argnums=(3,))
+
+
+def _simplified(like: SimplifiedLikelihood) -> tuple[Callable, Callable]:
     # NumPy constants (float64; made jax arrays when traced, in x64)
     model = jax.tree_util.tree_map(np.asarray, like.model)
     n = np.asarray(like.observed, dtype=float)
     skewed = like.skewed
-    mask = np.asarray(model.mask)
-
-    def at(theta: jax.Array, s: jax.Array) -> jax.Array:
-        return simplified.nll(jnp.ones((), s.dtype), theta, n, model._replace(s=s))
-
-    lower, upper = np.where(mask, -10.0 * n, 0.0), np.where(mask, 10.0 * n, 0.0)  # SModelS's
 
     def nll(s: jax.Array) -> jax.Array:
-        held = jax.lax.stop_gradient(model._replace(s=s))
-        theta_hat = jax.lax.stop_gradient(simplified.profile(jnp.ones(()), n, held, skewed=skewed))
-        inside = _inside(theta_hat, jnp.asarray(lower), jnp.asarray(upper))
-        return newton_profiled(at, theta_hat, s, jnp.asarray(mask) & inside)
+        return _sl_nll(s, jax.tree_util.tree_map(jnp.asarray, model), jnp.asarray(n), skewed)
 
-    return nll
+    def compiled(s: np.ndarray) -> tuple:
+        return _sl_compiled(s, model, n, skewed)
+
+    return nll, compiled
 
 
-def _pyhf(like: Any) -> tuple[Callable[[jax.Array], jax.Array], int]:
+#: compiled (s_bins -> nll, gradient, Hessian) per pyhf workspace (kept while it lives)
+_PYHF_COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _pyhf(like: Any) -> tuple[Callable, Callable]:
     from protomodels.statistics import pyhf_fits
     from protomodels.statistics.full_likelihood import MAX_ITERATIONS
+    from protomodels.statistics.runtime import pyhf_jax
 
     work = like.workspace
     if work is None:
@@ -129,7 +182,7 @@ def _pyhf(like: Any) -> tuple[Callable[[jax.Array], jax.Array], int]:
     lo, hi = np.asarray(work.bounds[:, 0], float), np.asarray(work.bounds[:, 1], float)
 
     def at(x: jax.Array, s_bins: jax.Array) -> jax.Array:
-        return work._nll(x, n, aux, s_bins)
+        return work._nll(x, jnp.asarray(n), jnp.asarray(aux), s_bins)
 
     def nll(s_bins: jax.Array) -> jax.Array:
         held = jax.lax.stop_gradient(s_bins)
@@ -139,7 +192,14 @@ def _pyhf(like: Any) -> tuple[Callable[[jax.Array], jax.Array], int]:
         moves = jnp.asarray(free) & _inside(x_hat, jnp.asarray(lo), jnp.asarray(hi))
         return newton_profiled(at, x_hat, s_bins, moves)
 
-    return nll, len(work.signal_index)
+    def compiled(s_bins: np.ndarray) -> tuple:
+        fn = _PYHF_COMPILED.get(work)
+        if fn is None:
+            fn = _PYHF_COMPILED[work] = jax.jit(_value_grad_hess(nll))
+        with pyhf_jax():
+            return fn(s_bins)
+
+    return nll, compiled
 
 
 def yield_likelihood(prediction: Any, label: str) -> YieldLikelihood:
@@ -155,14 +215,14 @@ def yield_likelihood(prediction: Any, label: str) -> YieldLikelihood:
         raise ProtomodelsError(f"{label}: the prediction has no likelihood to differentiate")
     kind = stats.kind
     if kind == "single_region":
-        fn, yields = _single_region(like), np.asarray([like.signal])
+        (fn, compiled), yields = _single_region(like), np.asarray([like.signal])
     elif kind == "simplified":
-        fn, yields = _simplified(like), np.asarray(like.model.s, dtype=float)
+        (fn, compiled), yields = _simplified(like), np.asarray(like.model.s, dtype=float)
     elif kind == "pyhf":
-        fn, _ = _pyhf(like)
+        fn, compiled = _pyhf(like)
         yields = np.asarray(like.workspace.signal_bins(like.signals), dtype=float)
     else:
         msg = (f"{label}: a {kind} likelihood is not differentiated (the combination of K holds "
                "efficiency maps and combined results)")
         raise ProtomodelsError(msg)
-    return YieldLikelihood(label, kind, len(yields), fn, float(stats.nll_sm), yields)
+    return YieldLikelihood(label, kind, len(yields), fn, float(stats.nll_sm), yields, compiled)

@@ -29,7 +29,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from protomodels.inference.parameters import ParameterSpace
+from protomodels.inference.parameters import (
+    ParameterSpace,
+    SpaceArrays,
+    branchings_of,
+    log_multiplier_shifts_of,
+    masses_of,
+)
 from protomodels.theory.predictions import Predictor
 from protomodels.theory.protomodel import Protomodel
 from protomodels.theory.signals import Kernel, signals
@@ -46,6 +52,7 @@ class SignalArrays(NamedTuple):
     """The constant arrays of a :class:`SignalFunction` (a JAX pytree, passed to jit)."""
 
     kernel: Kernel
+    space: SpaceArrays  # theta -> masses, branching ratios, multiplier shifts
     sigma0: jax.Array  # (pairs, 2) fb at the starting point
     table_mass: jax.Array  # (pairs, 2, L) table masses (padded beyond the last one)
     table_value: jax.Array  # (pairs, 2, L) ln sigma or sigma (padded with the last value)
@@ -75,27 +82,21 @@ class SignalFunction:
 
     def sigma(self, theta: jax.Array, arrays: SignalArrays) -> jax.Array:
         """(pairs, 2) production cross sections (fb) at theta."""
-        masses = self.space.masses(theta)
-        bar = 0.5 * (masses[arrays.pair_slots[:, 0]] + masses[arrays.pair_slots[:, 1]])
-
-        def table(m: jax.Array, xs: jax.Array, ys: jax.Array) -> jax.Array:
-            return jnp.interp(m, xs, ys)
-
-        rows = jax.vmap(jax.vmap(table, in_axes=(None, 0, 0)), in_axes=(0, 0, 0))
-        now = rows(bar, arrays.table_mass, arrays.table_value)
-        then = rows(arrays.mass_bar0, arrays.table_mass, arrays.table_value)
-        ratio = jnp.exp(now - then) if self.log else now / jnp.where(then > 0, then, 1.0)
-        ratio = jnp.where(arrays.has_table, ratio, 1.0)
-        shift = jnp.exp(self.space.log_multiplier_shifts(theta))
-        return arrays.sigma0 * ratio * shift[:, None]
+        return cross_sections(theta, arrays, self.log)
 
     def __call__(self, theta: jax.Array, arrays: SignalArrays) -> jax.Array:
-        sigma = self.sigma(theta, arrays)
-        out = signals(
-            arrays.kernel, sigma, self.space.branchings(theta), self.space.masses(theta),
-            self.n_datasets, self.n_groups, rounded=False,
-        ).signals
-        return jnp.concatenate([out, jnp.zeros(1, out.dtype)])
+        return signals_at(theta, arrays, self.n_datasets, self.n_groups, self.log)
+
+    def values_and_jacobian(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(signals (datasets + 1,), d signals / d theta (datasets + 1, n)) at theta, from one
+        compiled function shared by every model of the same capacities (forward mode)."""
+        n = len(theta)
+        padded = np.zeros(len(self.arrays.space.theta0))
+        padded[:n] = theta
+        with jax.enable_x64(True):
+            values, jac = _values_and_jacobian(jnp.asarray(padded), self.arrays, self.n_datasets,
+                                               self.n_groups, self.log)
+        return np.asarray(values), np.asarray(jac)[:, :n]
 
     @property
     def zero_slot(self) -> int:
@@ -107,16 +108,62 @@ class SignalFunction:
         return self.slots.get((result, dataset), self.zero_slot)
 
 
-def _tables(predictor: Predictor, pairs: tuple[tuple[int, int], ...], log: bool) -> tuple:
+def cross_sections(theta: jax.Array, arrays: SignalArrays, log: bool = True) -> jax.Array:
+    """(pairs, 2) production cross sections (fb) at theta (see the module docstring)."""
+    masses = masses_of(theta, arrays.space)
+    bar = 0.5 * (masses[arrays.pair_slots[:, 0]] + masses[arrays.pair_slots[:, 1]])
+
+    def table(m: jax.Array, xs: jax.Array, ys: jax.Array) -> jax.Array:
+        return jnp.interp(m, xs, ys)
+
+    rows = jax.vmap(jax.vmap(table, in_axes=(None, 0, 0)), in_axes=(0, 0, 0))
+    now = rows(bar, arrays.table_mass, arrays.table_value)
+    then = rows(arrays.mass_bar0, arrays.table_mass, arrays.table_value)
+    ratio = jnp.exp(now - then) if log else now / jnp.where(then > 0, then, 1.0)
+    ratio = jnp.where(arrays.has_table, ratio, 1.0)
+    shift = jnp.exp(log_multiplier_shifts_of(theta, arrays.space))
+    return arrays.sigma0 * ratio * shift[:, None]
+
+
+def signals_at(
+    theta: jax.Array, arrays: SignalArrays, n_datasets: int, n_groups: int, log: bool = True
+) -> jax.Array:
+    """(datasets + 1,) sigma x BR x efficiency per data-set slot (fb; the last slot 0) at
+    theta (pure; ``n_datasets``, ``n_groups``, ``log`` static)."""
+    out = signals(
+        arrays.kernel, cross_sections(theta, arrays, log), branchings_of(theta, arrays.space),
+        masses_of(theta, arrays.space), n_datasets, n_groups, rounded=False,
+    ).signals
+    return jnp.concatenate([out, jnp.zeros(1, out.dtype)])
+
+
+def _with_jacobian(theta: jax.Array, arrays: SignalArrays, n_datasets: int, n_groups: int,
+                   log: bool) -> tuple[jax.Array, jax.Array]:
+    def both(t: jax.Array) -> tuple[jax.Array, jax.Array]:
+        value = signals_at(t, arrays, n_datasets, n_groups, log)
+        return value, value
+
+    jac, value = jax.jacfwd(both, has_aux=True)(theta)
+    return value, jac
+
+
+_values_and_jacobian = jax.jit(_with_jacobian, static_argnums=(2, 3, 4))
+
+
+def _tables(predictor: Predictor, pairs: tuple[tuple[int, int], ...], rows: int,
+            log: bool) -> tuple:
+    """(masses, values, has) of the pairs' reference tables, (rows, 2, L): L the longest
+    table of all (one shape for every model), padding beyond the last mass."""
     tables = predictor.tables
     found = []
     for pair in pairs:
         process = channel_table(pair)
         found.append([None if process is None else tables[(process, s)] for s in SQRTS])
-    length = max([len(t.masses) for row in found for t in row if t is not None], default=2)
-    mass = np.zeros((len(pairs), 2, length))
-    value = np.zeros((len(pairs), 2, length))
-    has = np.zeros((len(pairs), 2), bool)
+    found += [[None, None]] * (rows - len(pairs))
+    length = max(len(t.masses) for t in tables.values())
+    mass = np.zeros((rows, 2, length))
+    value = np.zeros((rows, 2, length))
+    has = np.zeros((rows, 2), bool)
     for j, row in enumerate(found):
         for k, t in enumerate(row):
             if t is None:
@@ -133,26 +180,38 @@ def _tables(predictor: Predictor, pairs: tuple[tuple[int, int], ...], log: bool)
 
 
 def signal_function(predictor: Predictor, model: Protomodel) -> SignalFunction:
-    """The :class:`SignalFunction` of ``model`` (its structure: decomposition and matches)."""
-    kernel, (sigma, _, _), n_datasets, n_groups, slots = predictor.signal_kernel([model])
+    """The :class:`SignalFunction` of ``model`` (its structure: decomposition and matches),
+    its arrays padded to capacities (models of other structure share its compiled code)."""
+    kernel, (sigma, _, masses), n_datasets, n_groups, slots = predictor.signal_kernel(
+        [model], padded=True)
     rounded = replace(model, masses={p: round(m, 1) for p, m in model.masses.items()})
     plan_pairs = tuple(sorted(predictor.cross_sections(rounded)))  # the plan's sigma rows
     space = ParameterSpace.of(model, plan_pairs)
     log = predictor.settings.interpolation == "log"
-    mass, value, has = _tables(predictor, plan_pairs, log)
+    n_pairs = sigma.shape[0]
+    mass, value, has = _tables(predictor, plan_pairs, n_pairs, log)
     slot_of = {p: i for i, p in enumerate(space.particles)}
-    pair_slots = np.asarray([[slot_of[abs(a)], slot_of[abs(b)]] for a, b in plan_pairs],
-                            dtype=int).reshape(len(plan_pairs), 2)
-    masses0 = np.asarray([model.masses[p] for p in space.particles])
-    bar0 = 0.5 * (masses0[pair_slots[:, 0]] + masses0[pair_slots[:, 1]]) if len(plan_pairs) \
-        else np.zeros(0)
+    pair_slots = np.zeros((n_pairs, 2), dtype=np.int64)
+    for j, (a, b) in enumerate(plan_pairs):
+        pair_slots[j] = slot_of[abs(a)], slot_of[abs(b)]
+    masses0 = np.zeros(masses.shape[0])
+    masses0[: len(space.particles)] = [model.masses[p] for p in space.particles]
+    bar0 = 0.5 * (masses0[pair_slots[:, 0]] + masses0[pair_slots[:, 1]])
+    theta_capacity = 1 << max(4, (len(space) - 1).bit_length())
     with jax.enable_x64(True):
         arrays = SignalArrays(
             kernel=kernel,
-            sigma0=jnp.asarray(np.asarray(sigma, dtype=float).reshape(len(plan_pairs), 2)),
+            space=jax.tree_util.tree_map(jnp.asarray, space.arrays(
+                masses.shape[0], kernel_branchings(kernel), n_pairs, theta_capacity)),
+            sigma0=jnp.asarray(np.asarray(sigma, dtype=float)),
             table_mass=jnp.asarray(mass), table_value=jnp.asarray(value),
             has_table=jnp.asarray(has), pair_slots=jnp.asarray(pair_slots),
             mass_bar0=jnp.asarray(bar0),
         )
     own = {(r, d): s for (m, r, d), s in slots.items() if m == 0}
     return SignalFunction(space, arrays, own, n_datasets, n_groups, log)
+
+
+def kernel_branchings(kernel: Kernel) -> int:
+    """The length of the branching-ratio array a padded kernel indexes (its padding index + 1)."""
+    return int(np.asarray(kernel.topology_decays).max()) + 1

@@ -501,6 +501,11 @@ class GridIndex:
                 count += 1
         return count
 
+    @property
+    def dims(self) -> list[int]:
+        """The dimensions of the triangulations stacked so far."""
+        return sorted(self._stacks)
+
     def stack(self, dim: int) -> SimplexStack:
         """The stacked triangulations of dimension ``dim`` on the device (rebuilt when new
         point sets were added; arrays padded to power-of-two capacities)."""

@@ -475,9 +475,14 @@ class Predictor:
         return batch
 
     def signal_kernel(
-        self, models: Iterable[Protomodel]
+        self, models: Iterable[Protomodel], *, padded: bool = False
     ) -> tuple[Kernel, tuple[jax.Array, jax.Array, jax.Array], int, int, dict]:
         """The pure-function form of the efficiency-map predictions of a batch of models.
+
+        ``padded``: every array at a power-of-two capacity (as the evaluation pads them: sigma
+        rows and masses from 64, branching ratios from 256, padding BR 1) and every stacked
+        grid dimension present, so that models of different structure share one compiled
+        function (the kernel's pytree structure and shapes depend only on the capacities).
 
         Returns:
             (kernel, (sigma, br, masses), n_datasets, n_groups, slots): then
@@ -494,8 +499,11 @@ class Predictor:
         with jax.enable_x64(True):
             stacks, groups, rows_how = {}, {}, {}
             dims = sorted({r[0] for r in refs if r is not None and r[0] > 0})
+            if padded:
+                dims = sorted(set(dims) | {d for d in self.grid_index.dims if d > 0})
             for d in dims:
-                rows = np.asarray([i for i, r in enumerate(refs) if r is not None and r[0] == d])
+                rows = np.asarray([i for i, r in enumerate(refs) if r is not None and r[0] == d],
+                                  dtype=np.int64)
                 stacks[d] = self.grid_index.stack(d)
                 width = stacks[d].shift.shape[1]
                 n = _capacity(len(rows))
@@ -504,8 +512,10 @@ class Predictor:
                     sqrts=jnp.asarray(_pad(plan.item_sqrts[rows], 0, n)),
                     source=jnp.asarray(_pad(plan.item_source[rows][:, :, :width], -1, n)),
                     const=jnp.asarray(_pad(plan.item_const[rows][:, :, :width], 0.0, n)),
-                    k=jnp.asarray(_pad(np.asarray([refs[i][1] for i in rows]), 0, n)),
-                    offset=jnp.asarray(_pad(np.asarray([refs[i][2] for i in rows]), 0, n)),
+                    k=jnp.asarray(_pad(np.asarray([refs[i][1] for i in rows], np.int64), 0, n)),
+                    offset=jnp.asarray(
+                        _pad(np.asarray([refs[i][2] for i in rows], np.int64), 0, n)
+                    ),
                 )
                 fills = (False, 0.0, n_datasets - 1, n_groups - 1, np.iinfo(np.int64).max - 1)
                 rows_how[d] = Aggregation(
@@ -514,15 +524,18 @@ class Predictor:
                         for a, fill in zip(how, fills, strict=True)
                     )
                 )
+            if padded:
+                items = _items(plan, len(how.efficiency))
+                pair, decays = items.topology_pair, items.topology_decays
+                params = (items.sigma, items.br, items.masses)
+            else:
+                pair, decays = plan.topology_pair, plan.topology_decays
+                params = (plan.sigma, plan.br, plan.masses)
             kernel = Kernel(
-                stacks,
-                self.grid_index.values,
-                jnp.asarray(plan.topology_pair),
-                jnp.asarray(plan.topology_decays),
-                groups,
+                stacks, self.grid_index.values, jnp.asarray(pair), jnp.asarray(decays), groups,
                 rows_how,
             )
-            params = (jnp.asarray(plan.sigma), jnp.asarray(plan.br), jnp.asarray(plan.masses))
+            params = tuple(jnp.asarray(p) for p in params)
         return kernel, params, n_datasets, n_groups, slots
 
     # -- numbers ----------------------------------------------------------------------------
