@@ -183,6 +183,11 @@ class WalkerConfig:
         hiscores: how many best distinct models are kept (``insertHiscore``: 10).
         probabilities: how a proposal is drawn (:class:`MoveProbabilities`).
         moves: step sizes and constraints (:class:`MoveSettings`).
+        polish: gradient steps on the continuous parameters of an accepted model whose K is
+            within ``polish_margin`` of the walker's best (0: off; see
+            :mod:`protomodels.inference.polish`); the polished model replaces it if its K is
+            higher and it passes the critics (move name ``...+polish``).
+        polish_margin: how far below the walker's best K an accepted model is still polished.
     """
 
     steps: int = 1000
@@ -204,6 +209,8 @@ class WalkerConfig:
     hiscores: int = 10
     probabilities: MoveProbabilities = field(default_factory=MoveProbabilities)
     moves: MoveSettings = field(default_factory=MoveSettings)
+    polish: int = 0
+    polish_margin: float = 1.0
 
     def __post_init__(self) -> None:
         for name in ("steps", "seed", "walker"):
@@ -227,6 +234,10 @@ class WalkerConfig:
         if self.hiscores < 1:
             msg = f"hiscores = {self.hiscores!r}: keep at least one"
             raise WalkerConfigError(msg)
+        if not isinstance(self.polish, (int, np.integer)) or self.polish < 0:
+            raise WalkerConfigError(f"polish = {self.polish!r}: need an integer >= 0")
+        if not (isinstance(self.polish_margin, (int, float)) and self.polish_margin >= 0):
+            raise WalkerConfigError(f"polish_margin = {self.polish_margin!r}: need a value >= 0")
         _probability("teleport_pmax", self.teleport_pmax)
         for item in dataclasses.fields(MoveProbabilities):
             if not item.name.endswith(("_sigma", "_offset")):
@@ -468,6 +479,11 @@ class Walker:
         self.on_step = on_step
         self.particles_of = particles_of
         self._internal_errors = 0
+        self.polisher = None
+        if config.polish:
+            from protomodels.inference.polish import Polisher, PolishSettings
+
+            self.polisher = Polisher(evaluator, PolishSettings(steps=config.polish))
 
     @classmethod
     def resume(
@@ -588,6 +604,13 @@ class Walker:
             return False, f"critics: {candidate.reason or 'failed'}"
         return True, None
 
+    def _worth_polishing(self, candidate: _Candidate) -> bool:
+        """An accepted, evaluated model within ``polish_margin`` of the walker's best K."""
+        if self.polisher is None or candidate.evaluation is None or candidate.K is None:
+            return False
+        best = self.state.hiscores[0].K if self.state.hiscores else -math.inf
+        return candidate.K >= best - self.config.polish_margin
+
     def _remember(self, candidate: _Candidate, step: int) -> Hiscore | None:
         """Offer an accepted model to the walker's hiscores; the storage entry when it enters."""
         assert candidate.K is not None and candidate.evaluation is not None
@@ -674,6 +697,11 @@ class Walker:
             if target is not None:
                 candidate, move = target, "teleport"
         accepted, reason = self._decide(candidate, number)
+        if accepted and self._worth_polishing(candidate):
+            polished = self.polisher(candidate.evaluation)  # type: ignore[misc]
+            if polished is not None:
+                candidate = self._candidate(polished.model, polished)
+                move += "+polish"
         hiscore = None
         if accepted:
             state.model = candidate.model

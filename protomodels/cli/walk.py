@@ -112,7 +112,8 @@ _FIXED_ON_RESUME = {
     "minmassgap": "--minmassgap", "combinability": "--combinability", "prior_name": "--prior",
     "no_penalties": "--no-penalties", "constructive": "--constructive",
     "full_likelihoods": "--full-likelihoods/--no-full-likelihoods",
-    "pyhf_max_parameters": "--pyhf-max-parameters", "toy": "--toy",
+    "pyhf_max_parameters": "--pyhf-max-parameters", "toy": "--toy", "polish": "--polish",
+    "polish_steps": "--polish-steps",
 }
 _RESUME_HINT = ("give --resume a run file written by 'protomodel walk', or start a new run "
                 "with --out NEW.sqlite")
@@ -142,6 +143,12 @@ _POSITIVE = Finite(min=0, min_open=True)
               help="Anneal geometrically to this temperature (> 0) at the last step.")
 @click.option("--teleport-until", type=click.IntRange(min=0), default=None,
               help="Allow teleports to hiscores up to this step, >= 0 (default: never).")
+@click.option("--polish", is_flag=True,
+              help="After an accepted move near the walker's best K, a few gradient steps on "
+                   "the masses, multipliers and branching ratios (kept if K rises and the "
+                   "critics pass).")
+@click.option("--polish-steps", type=click.IntRange(min=1), default=3, show_default=True,
+              help="Levenberg-Marquardt steps of --polish.")
 @click.option("--prepare-grids", is_flag=True,
               help="Triangulate every grid before the first step (default: each when a step "
                    "first needs it, while a background process fills the cache).")
@@ -152,8 +159,8 @@ _POSITIVE = Finite(min=0, min_open=True)
 def walk(
     ctx: Context, steps: int | None, walkers: int, seed: int, processes: int | None,
     run_file: str | None, resume_file: str | None, start: str | None, temperature: float,
-    final_temperature: float | None, teleport_until: int | None, prepare_grids: bool,
-    toy: str | None = None, **options: object,
+    final_temperature: float | None, teleport_until: int | None, polish: bool,
+    polish_steps: int, prepare_grids: bool, toy: str | None = None, **options: object,
 ) -> None:
     """Random walk over protomodels that maximises K; prints the best protomodel.
 
@@ -174,7 +181,7 @@ def walk(
     processes = processes or min(walkers, 2)
     walker_config = WalkerConfig(
         temperature=temperature, final_temperature=final_temperature,
-        teleport_until=teleport_until,
+        teleport_until=teleport_until, polish=polish_steps if polish else 0,
     )
     evaluation = evaluation_settings(ctx, **options)  # type: ignore[arg-type]
     if start is not None and resume_file is None:
