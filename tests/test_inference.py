@@ -303,3 +303,43 @@ def test_posterior_command(store: Path, tmp_path: Path) -> None:
     record, draws, names = read_samples(out)
     assert draws.shape == (2, 30, len(names)) and np.isfinite(draws).all()
     assert record["summary"]["fixed"] is not None
+
+
+# -- polish ---------------------------------------------------------------------------------------
+def test_polish_lowers_the_nll_and_keeps_only_better_models(evaluator: Evaluator,
+                                                            evaluation: Evaluation) -> None:
+    from protomodels.inference.polish import Polisher, PolishSettings, polish_parameters
+
+    objective = objective_of(evaluator, evaluation)
+    theta, before, after = polish_parameters(objective, PolishSettings(steps=3))
+    assert after <= before and objective.space.valid(theta, 1.0)
+    limits = np.abs(theta - objective.theta0)
+    masses = objective.space.indices(MASS)
+    assert np.all(limits[masses] <= (1.05**3 - 1) * objective.theta0[masses] + 1e-9)
+    polisher = Polisher(evaluator, PolishSettings(steps=3))
+    polished = polisher(evaluation)
+    assert polisher.counts[0] == 1
+    if polished is not None:
+        assert polished.K > evaluation.K and polished.passed
+
+
+def test_a_polished_walk_is_reproducible(evaluator: Evaluator) -> None:
+    from protomodels.builders.walker import Walker, WalkerConfig, WalkerConfigError
+
+    def chain() -> list[tuple]:
+        walker = Walker(evaluator, WalkerConfig(steps=12, seed=4, polish=2),
+                        start=model())
+        return [(r.move, r.accepted, r.K) for r in walker.run()]
+
+    first = chain()
+    assert first == chain()
+    with pytest.raises(WalkerConfigError, match="polish"):
+        WalkerConfig(polish=-1)
+
+
+def test_polish_needs_the_engine_evaluator() -> None:
+    from protomodels.builders.toy import toy_evaluator
+    from protomodels.builders.walker import Walker, WalkerConfig
+
+    with pytest.raises(ProtomodelsError, match="polish"):
+        Walker(toy_evaluator, WalkerConfig(polish=2))
