@@ -203,3 +203,25 @@ def test_run_cli_serial(subset_store: Path, tmp_path: Path) -> None:
     again = CliRunner().invoke(cli, args[:-2] + ["--out", str(out), "--toys", "2"])
     assert again.exit_code == 0, again.output
     assert len(read_campaign(out).outcomes) == 2  # resumed and grown
+
+
+def test_a_toy_walk_left_unfinished_is_resumed(serial, subset_store: Path, tmp_path: Path) -> None:  # noqa: ANN001
+    """A session that ended in the middle of a toy's walk: the rerun continues that walk from
+    its run file (the same chains), and the outcome equals the uninterrupted one."""
+    from protomodels.builders.run import RunSettings, run_walk
+    from protomodels.builders.storage import RunStorage
+    from protomodels.evaluation import EvaluationSettings
+
+    settings = replace(SMALL, toys_file=serial.settings.toys_file)
+    path = tmp_path / "cut.sqlite"
+    runs = path.with_name("cut.runs")
+    runs.mkdir()
+    toy = f"{Path(settings.toys_file).resolve()}:1"
+    partial = runs / "toy-00001.sqlite"
+    run_walk(partial, subset_store, RunSettings(
+        steps=2, walkers=SMALL.walkers, seed=walk_seed(SMALL.seed, 1), processes=1,
+        evaluation=EvaluationSettings(full_likelihoods=False), grids="prepare", toy=toy))
+    with RunStorage(partial, readonly=True) as storage:
+        assert storage.count_steps() == 2 * SMALL.walkers
+    resumed = run_campaign(path, subset_store, settings, serial=True)
+    assert _numbers(resumed) == _numbers(serial)

@@ -135,37 +135,66 @@ def walk_toy(
     store: str, toys_file: str, index: int, settings_json: str, run_dir: str
 ) -> ToyOutcome:
     """One campaign task: walk toy ``index`` and summarise the run (a top-level function, so
-    that Dask can send it to a worker process). A run file left by a task that died is
-    removed first: the toy starts again from its seed."""
+    that Dask can send it to a worker process). The run file of a task that died (a killed
+    worker, a session that ended) is resumed where it stopped when it is this toy's walk (same
+    walk seed, toy and walkers): the walk's chains continue unchanged, so the outcome is the
+    same; any other file there is removed and the toy starts again from its seed."""
     from protomodels.builders.run import RunSettings, run_walk
-    from protomodels.builders.storage import RunStorage
     from protomodels.evaluation import EvaluationSettings
 
     settings = CampaignSettings(**json.loads(settings_json))
     start = time.perf_counter()
     run_file = Path(run_dir) / f"toy-{index:05d}.sqlite"
-    for suffix in ("", "-wal", "-shm"):
-        run_file.with_name(run_file.name + suffix).unlink(missing_ok=True)
     seed = walk_seed(settings.seed, index)
-    run_walk(
-        run_file,
-        store,
-        RunSettings(
-            steps=settings.steps,
-            walkers=settings.walkers,
-            seed=seed,
-            processes=1,
-            evaluation=EvaluationSettings(full_likelihoods=settings.full_likelihoods),
-            grids="prepare",
-            toy=f"{Path(toys_file).resolve()}:{index}",
-        ),
+    run_settings = RunSettings(
+        steps=settings.steps,
+        walkers=settings.walkers,
+        seed=seed,
+        processes=1,
+        evaluation=EvaluationSettings(full_likelihoods=settings.full_likelihoods),
+        grids="prepare",
+        toy=f"{Path(toys_file).resolve()}:{index}",
     )
+    resume = _resumable(run_file, run_settings)
+    if not resume:
+        for suffix in ("", "-wal", "-shm"):
+            run_file.with_name(run_file.name + suffix).unlink(missing_ok=True)
+    run_walk(run_file, store, run_settings, resume=resume)
+    return _outcome(index, run_file, seed, start)
+
+
+def _resumable(run_file: Path, settings: Any) -> bool:
+    """Whether ``run_file`` is a started walk of these settings (seed, walkers, toy; as many
+    steps or fewer: the walk continues to the settings' steps with the same chains)."""
+    from protomodels.builders.run import stored_run_settings
+
+    if not run_file.exists():
+        return False
+    try:
+        stored = stored_run_settings(run_file)
+    except ProtomodelsError:
+        return False
+    return (stored.seed, stored.walkers, stored.toy) == (
+        settings.seed, settings.walkers, settings.toy) and stored.steps <= settings.steps
+
+
+#: a gap between two stored steps longer than this (s) is a pause of the run, not walking
+_PAUSE = 120.0
+
+
+def _outcome(index: int, run_file: Path, seed: int, start: float) -> ToyOutcome:
+    """The summary of a finished toy walk."""
+    from protomodels.builders.storage import RunStorage
+
     with RunStorage(run_file, readonly=True) as storage:
         hiscores = storage.hiscores()
         steps = storage.steps()
     with sqlite3.connect(f"file:{run_file}?mode=ro", uri=True) as db:
-        first, last = db.execute("SELECT min(time), max(time) FROM steps").fetchone()
-    walking = float(last - first) if first is not None else 0.0
+        times = np.sort([t for (t,) in db.execute("SELECT time FROM steps")])
+    # wall time of the walk: the gaps between stored steps, without a pause of the run (a
+    # walk resumed in a later session)
+    gaps = np.diff(times)
+    walking = float(gaps[gaps < _PAUSE].sum()) if len(times) else 0.0
     best: dict[int, float] = {}
     for record in steps:
         if record.accepted and record.K is not None and math.isfinite(record.K):
