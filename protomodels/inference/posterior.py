@@ -166,7 +166,7 @@ def sample_posterior(
                 jit_model_args=True)
     t0 = time.perf_counter()
     with objective._context():
-        mcmc.run(jax.random.PRNGKey(settings.seed), objective.signal.arrays,
+        mcmc.run(jax.random.PRNGKey(settings.seed), objective.pure.arrays,
                  extra_fields=("diverging",))
         draws = np.asarray(mcmc.get_samples(group_by_chain=True)["theta"])
         diverging = int(np.asarray(mcmc.get_extra_fields()["diverging"]).sum())

@@ -179,11 +179,13 @@ def _tables(predictor: Predictor, pairs: tuple[tuple[int, int], ...], rows: int,
     return mass, value, has
 
 
-def signal_function(predictor: Predictor, model: Protomodel) -> SignalFunction:
-    """The :class:`SignalFunction` of ``model`` (its structure: decomposition and matches),
-    its arrays padded to capacities (models of other structure share its compiled code)."""
+def signal_function(predictor: Predictor, model: Protomodel, *, padded: bool = True
+                    ) -> SignalFunction:
+    """The :class:`SignalFunction` of ``model`` (its structure: decomposition and matches);
+    ``padded``: its arrays at capacities, every grid dimension present (models of other
+    structure share its compiled code), else as small as the model needs (the same slots)."""
     kernel, (sigma, _, masses), n_datasets, n_groups, slots = predictor.signal_kernel(
-        [model], padded=True)
+        [model], padded=padded)
     rounded = replace(model, masses={p: round(m, 1) for p, m in model.masses.items()})
     plan_pairs = tuple(sorted(predictor.cross_sections(rounded)))  # the plan's sigma rows
     space = ParameterSpace.of(model, plan_pairs)
@@ -197,7 +199,7 @@ def signal_function(predictor: Predictor, model: Protomodel) -> SignalFunction:
     masses0 = np.zeros(masses.shape[0])
     masses0[: len(space.particles)] = [model.masses[p] for p in space.particles]
     bar0 = 0.5 * (masses0[pair_slots[:, 0]] + masses0[pair_slots[:, 1]])
-    theta_capacity = 1 << max(4, (len(space) - 1).bit_length())
+    theta_capacity = 1 << max(4, (len(space) - 1).bit_length()) if padded else len(space)
     with jax.enable_x64(True):
         arrays = SignalArrays(
             kernel=kernel,
@@ -214,4 +216,5 @@ def signal_function(predictor: Predictor, model: Protomodel) -> SignalFunction:
 
 def kernel_branchings(kernel: Kernel) -> int:
     """The length of the branching-ratio array a padded kernel indexes (its padding index + 1)."""
-    return int(np.asarray(kernel.topology_decays).max()) + 1
+    decays = np.asarray(kernel.topology_decays)
+    return int(decays.max()) + 1 if decays.size else 0
