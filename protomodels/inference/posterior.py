@@ -45,7 +45,9 @@ def __dir__() -> list[str]:
 
 @dataclass(frozen=True)
 class PosteriorSettings:
-    """NUTS settings and prior widths (see the module docstring)."""
+    """NUTS settings and prior widths (see the module docstring); ``max_tree_depth`` bounds
+    the leapfrog steps per draw (2^depth): flat directions of the likelihood (parameters the
+    data do not separate) otherwise make every trajectory long."""
 
     samples: int = 1000
     warmup: int = 500
@@ -54,6 +56,7 @@ class PosteriorSettings:
     mass_width: float = 0.5
     log_multiplier_width: float = 3.0
     target_accept: float = 0.8
+    max_tree_depth: int = 8
 
 
 @dataclass(frozen=True)
@@ -160,7 +163,8 @@ def sample_posterior(
         numpyro.factor("likelihood", jnp.where(ok, -jnp.where(ok, nll, 0.0), -jnp.inf))
 
     kernel = NUTS(model, init_strategy=init_to_value(values={"theta": jnp.asarray(start)}),
-                  target_accept_prob=settings.target_accept)
+                  target_accept_prob=settings.target_accept,
+                  max_tree_depth=settings.max_tree_depth)
     mcmc = MCMC(kernel, num_warmup=settings.warmup, num_samples=settings.samples,
                 num_chains=settings.chains, chain_method="sequential", progress_bar=progress,
                 jit_model_args=True)

@@ -4,8 +4,12 @@ The model is rebuilt from ``figures/summary.json`` (rank 1 of the veto run, 10 w
 steps; masses to 0.1 GeV, branching ratios and multipliers to 3 digits, as the summary keeps
 them), evaluated with the run's settings (no pyhf full likelihoods), and then:
 
-- the Fisher errors at its best combination (Gauss-Newton and exact Hessians);
-- numpyro NUTS, 2 chains x ``--samples`` draws (priors: see ``protomodel posterior --help``);
+- the Fisher errors at its best combination (Gauss-Newton and exact Hessians), marginal (all
+  parameters free; degenerate directions flagged) and conditional for the masses (the other
+  parameters held at their values);
+- numpyro NUTS over the masses (the other parameters held: with 14 parameters and a handful of
+  measured yields most directions are flat), 2 chains x ``--samples`` draws (priors: see
+  ``protomodel posterior --help``);
 - figures ``figures/errors.png`` (the Gaussian) and ``figures/posterior.png`` (samples beside
   the Gaussian), numbers in ``figures/errors.json``.
 
@@ -70,27 +74,38 @@ def study(evaluator: Evaluator, model: Protomodel, label: str, args: argparse.Na
     corner_plot(figures / f"errors-{label}.png", names, mean=gn.values[idx],
                 covariance=gn.covariance[np.ix_(idx, idx)],
                 title=f"{label}: Fisher errors (K = {gn.K:.2f})")
+    for i in idx:
+        print(f"{label} {gn.names[i]:28s} fit {gn.values[i]:9.4g}  Fisher {gn.errors[i]:9.3g} "
+              f"(exact {exact.errors[i]:9.3g})  dK {gn.gradient[i]:+.3g}", flush=True)
+    masses = np.asarray([i for i in idx if gn.kinds[i] == "mass"])
+    hessian = objective.hessian()
+    conditional = np.sqrt(np.diag(np.linalg.inv(hessian[np.ix_(masses, masses)])))
     t0 = time.perf_counter()
     draws = sample_posterior(
         objective, PosteriorSettings(samples=args.samples, warmup=args.warmup, chains=2),
-        sampled=idx)
+        sampled=masses)
     seconds = time.perf_counter() - t0
+    mass_cov = np.linalg.inv(hessian[np.ix_(masses, masses)])
     corner_plot(figures / f"posterior-{label}.png", draws.names, samples=draws.flat,
-                mean=gn.values[idx], covariance=gn.covariance[np.ix_(idx, idx)],
-                title=f"{label}: posterior (2 x {args.samples}) and Fisher")
+                mean=gn.values[masses], covariance=mass_cov,
+                title=f"{label}: mass posterior (2 x {args.samples}), conditional Fisher")
     rows = []
-    for row, i in zip(draws.summary(), idx, strict=True):
-        rows.append({**row, "fit": float(gn.values[i]), "fisher_gn": float(gn.errors[i]),
-                     "fisher_exact": float(exact.errors[i]), "dK": float(gn.gradient[i])})
-        print(f"{label} {row['name']:28s} fit {gn.values[i]:9.4g}  Fisher {gn.errors[i]:9.3g} "
-              f"(exact {exact.errors[i]:9.3g})  posterior {row['mean']:9.4g} +- {row['std']:8.3g}"
-              f"  [{row['q16']:.4g}, {row['q84']:.4g}]  r-hat {row['r_hat']:.3f}  "
-              f"ESS {row['ess']:.0f}", flush=True)
+    for row, i, cond in zip(draws.summary(), masses, conditional, strict=True):
+        rows.append({**row, "fit": float(gn.values[i]), "fisher_marginal": float(gn.errors[i]),
+                     "fisher_marginal_exact": float(exact.errors[i]),
+                     "fisher_conditional": float(cond), "dK": float(gn.gradient[i])})
+        print(f"{label} {row['name']:12s} fit {gn.values[i]:7.1f}  Fisher marginal "
+              f"{gn.errors[i]:8.3g}  conditional {cond:8.3g}  posterior {row['mean']:7.1f} +- "
+              f"{row['std']:6.1f}  [{row['q16']:.1f}, {row['q84']:.1f}]  r-hat "
+              f"{row['r_hat']:.3f}  ESS {row['ess']:.0f}", flush=True)
     return {
         "K_evaluation": evaluation.K, "K_objective": gn.K, "muhat": evaluation.muhat,
         "combination": [(m.analysis, m.dataset) for m in evaluation.k.combination],
         "unconstrained": [n for i, n in enumerate(gn.names) if not gn.constrained[i]],
-        "flags": gn.flags + exact.flags, "parameters": rows,
+        "flags": gn.flags + exact.flags, "masses": rows,
+        "fisher": [{"name": gn.names[i], "value": float(gn.values[i]),
+                    "error": float(gn.errors[i]), "error_exact": float(exact.errors[i]),
+                    "dK": float(gn.gradient[i])} for i in idx],
         "nuts_seconds": seconds, "divergences": draws.divergences,
         "correlation": np.round(gn.correlation[np.ix_(idx, idx)], 3).tolist(),
     }
