@@ -121,12 +121,16 @@ def fisher_errors(
 ) -> FisherErrors:
     """The Fisher errors of ``objective``'s parameters at ``theta`` (default its theta0)."""
     theta = objective.theta0 if theta is None else np.asarray(theta, float)
-    hessian = objective.hessian(theta, method=method)
+    # one pass gives the gradient and the Gauss-Newton Hessian together
+    total, grad_nll, hessian = objective.derivatives(theta)
+    if method != "gauss-newton":
+        hessian = objective.hessian(theta, method=method)
     cov, constrained, flags = covariance_from_hessian(hessian)
     errors = np.sqrt(np.where(np.diag(cov) > 0, np.diag(cov), np.nan))
     with np.errstate(invalid="ignore", divide="ignore"):
         corr = cov / np.outer(errors, errors)
-    k, grad = objective.gradient(theta)
+    k = 2.0 * (objective.nll_sm - total) + objective.log_prior
+    grad = -2.0 * grad_nll
     if not constrained.any():
         flags.append("no parameter is constrained by the combination")
     return FisherErrors(
