@@ -58,7 +58,7 @@ class SignalArrays(NamedTuple):
     table_value: jax.Array  # (pairs, 2, L) ln sigma or sigma (padded with the last value)
     has_table: jax.Array  # (pairs, 2) a reference table serves the pair
     pair_slots: jax.Array  # (pairs, 2) mass slots of the two particles
-    mass_bar0: jax.Array  # (pairs,) mean mass at the starting point
+    value0: jax.Array  # (pairs, 2) the tables' (ln) sigma at the starting point's mean mass
 
 
 @dataclass(frozen=True, eq=False)
@@ -118,7 +118,7 @@ def cross_sections(theta: jax.Array, arrays: SignalArrays, log: bool = True) -> 
 
     rows = jax.vmap(jax.vmap(table, in_axes=(None, 0, 0)), in_axes=(0, 0, 0))
     now = rows(bar, arrays.table_mass, arrays.table_value)
-    then = rows(arrays.mass_bar0, arrays.table_mass, arrays.table_value)
+    then = arrays.value0
     ratio = jnp.exp(now - then) if log else now / jnp.where(then > 0, then, 1.0)
     ratio = jnp.where(arrays.has_table, ratio, 1.0)
     shift = jnp.exp(log_multiplier_shifts_of(theta, arrays.space))
@@ -208,7 +208,8 @@ def signal_function(predictor: Predictor, model: Protomodel, *, padded: bool = T
             sigma0=jnp.asarray(np.asarray(sigma, dtype=float)),
             table_mass=jnp.asarray(mass), table_value=jnp.asarray(value),
             has_table=jnp.asarray(has), pair_slots=jnp.asarray(pair_slots),
-            mass_bar0=jnp.asarray(bar0),
+            value0=jnp.asarray([[np.interp(b, mass[j, k], value[j, k]) for k in range(2)]
+                                for j, b in enumerate(bar0)]).reshape(n_pairs, 2),
         )
     own = {(r, d): s for (m, r, d), s in slots.items() if m == 0}
     return SignalFunction(space, arrays, own, n_datasets, n_groups, log)
