@@ -14,6 +14,7 @@ from protomodels.cli.common import Context
 from protomodels.cli.db import db
 from protomodels.cli.evaluate import evaluate
 from protomodels.cli.inference import errors, posterior
+from protomodels.cli.metastatistics import excesses, pvalues
 from protomodels.cli.predict import predict
 from protomodels.cli.toys import toys
 from protomodels.cli.walk import hiscores, plot, show, walk
@@ -58,6 +59,8 @@ cli.add_command(toys)
 cli.add_command(campaign)
 cli.add_command(errors)
 cli.add_command(posterior)
+cli.add_command(excesses)
+cli.add_command(pvalues)
 
 
 def main() -> None:

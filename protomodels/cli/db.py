@@ -365,3 +365,73 @@ def show(ctx: Context, result_id: str, as_json: bool) -> None:
             str(len(ts)),
         )
     out.print(table)
+
+
+@db.command("add")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--replace", is_flag=True, help="Overwrite a user result with the same id.")
+@click.option("--check", is_flag=True, help="Only validate the file; write nothing.")
+@click.pass_obj
+@reports_errors
+def add(ctx: Context, file: str, replace: bool, check: bool) -> None:
+    """Validate a user-added result (YAML or JSON, docs/user_results.md) and import it into
+    the store, where it takes part in predictions, K, critics, campaigns, the excess list and
+    the p-value histograms like any other result. A malformed file is refused with its line
+    and field; the store is left as it was."""
+    from protomodels.database.user_results import add_user_result, read_user_result
+
+    if check:
+        user = read_user_result(file)
+    else:
+        open_database(ctx, workspaces=False)  # build the store first if it is missing
+        try:
+            user = add_user_result(ctx.store_path, file, replace=replace)
+        except ValueError as err:
+            raise click.ClickException(str(err)) from err
+    r = user.result
+    for warning in user.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    n_topologies = len(r.topology_names)
+    what = (f"{r.result_id} ({r.analysis_id}, {r.collaboration}, {r.sqrts_tev:g} TeV, "
+            f"{r.lumi_ifb:g}/fb): {len(r.datasets)} data sets, {n_topologies} topologies, "
+            f"likelihood {r.likelihood}")
+    console().print(f"{file} is valid: {what}" if check else f"added {what} to {ctx.store_path}")
+    if not n_topologies:
+        console().print("  (no topologies: the result enters the excess list and the p-value "
+                        "histograms, not the predictions)")
+
+
+@db.command("export")
+@click.argument("result_id")
+@click.option("--out", type=click.Path(dir_okay=False), default="-", show_default=True,
+              help="YAML file to write ('-': standard output).")
+@click.pass_obj
+@reports_errors
+def export(ctx: Context, result_id: str, out: str) -> None:
+    """Write a result (of the database or user-added) in the user-result format; edit its id
+    and numbers and 'protomodel db add' it back."""
+    from protomodels.database.user_results import export_result
+
+    check_output_file(out, "--out")
+    database = open_database(ctx, workspaces=False)
+    text = export_result(database.result(result_id))
+    if out == "-":
+        click.echo(text, nl=False)
+        return
+    Path(out).write_text(text)
+    console().print(f"wrote {out}")
+
+
+@db.command("remove")
+@click.argument("result_id")
+@click.pass_obj
+@reports_errors
+def remove(ctx: Context, result_id: str) -> None:
+    """Remove a user-added result from the store (database results stay)."""
+    from protomodels.database.user_results import remove_user_result
+
+    try:
+        remove_user_result(ctx.store_path, result_id)
+    except ValueError as err:
+        raise click.ClickException(str(err)) from err
+    console().print(f"removed {result_id} from {ctx.store_path}")

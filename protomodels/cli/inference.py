@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +19,9 @@ from protomodels.cli.common import (
     open_database,
     reports_errors,
 )
-from protomodels.cli.evaluate import evaluation_options, evaluation_settings
-from protomodels.evaluation import Evaluation, EvaluationSettings, Evaluator
-from protomodels.theory.protomodel import Protomodel
+from protomodels.cli.evaluate import evaluation_options
+from protomodels.cli.model_input import ModelInput, model_input
+from protomodels.evaluation import Evaluation, Evaluator
 
 __all__ = ["errors", "posterior"]
 
@@ -31,42 +30,7 @@ def __dir__() -> list[str]:
     return __all__
 
 
-@dataclass
-class _Input:
-    model: Protomodel
-    settings: EvaluationSettings
-    run_file: Path | None
-    label: str
-
-
-def _is_sqlite(path: Path) -> bool:
-    with open(path, "rb") as handle:
-        return handle.read(16) == b"SQLite format 3\x00"
-
-
-def _input(ctx: Context, path: str, rank: int, options: dict[str, Any]) -> _Input:
-    """The model and evaluation settings of MODEL.slha (the options) or RUN.sqlite (the run's
-    own settings, the model of rank ``rank``)."""
-    file = Path(path)
-    if _is_sqlite(file):
-        from protomodels.builders.records import model_from_json
-        from protomodels.builders.run import stored_run_settings
-        from protomodels.builders.storage import RunStorage
-
-        settings = stored_run_settings(file).evaluation
-        with RunStorage(file, readonly=True) as storage:
-            entries = storage.hiscores()
-        if not entries:
-            raise click.ClickException(f"{file} has no hiscores yet (no model was accepted)")
-        if rank > len(entries):
-            raise click.BadParameter(f"the run has {len(entries)} hiscores", param_hint="--rank")
-        model = model_from_json(entries[rank - 1].model)
-        return _Input(model, settings, file, f"{file.name} rank {rank}")
-    settings = evaluation_settings(ctx, **options)  # type: ignore[arg-type]
-    return _Input(Protomodel.from_slha(file), settings, None, file.name)
-
-
-def _objective(ctx: Context, given: _Input) -> tuple[Any, Evaluation]:
+def _objective(ctx: Context, given: ModelInput) -> tuple[Any, Evaluation]:
     from protomodels.inference.objective import objective_of
 
     database = open_database(ctx, workspaces=given.settings.full_likelihoods)
@@ -81,7 +45,7 @@ def _g(x: float, digits: int = 4) -> str:
     return "-" if not math.isfinite(x) else f"{x:.{digits}g}"
 
 
-def _default_path(given: _Input, suffix: str) -> Path:
+def _default_path(given: ModelInput, suffix: str) -> Path:
     base = given.run_file if given.run_file is not None else Path(given.label)
     return base.with_name(f"{base.stem}-{suffix}")
 
@@ -118,7 +82,7 @@ def errors(ctx: Context, model: str, rank: int, hessian: str, plot_file: str | N
     from protomodels.inference.errors import fisher_errors
 
     check_output_file(json_out, "--json")
-    given = _input(ctx, model, rank, options)
+    given = model_input(ctx, model, rank, options)
     path = None if no_plot else Path(plot_file) if plot_file else _default_path(given, "errors.png")
     if path is not None:
         check_output_file(str(path), "--plot")
@@ -209,7 +173,7 @@ def posterior(ctx: Context, model: str, rank: int, samples: int, warmup: int, ch
         store_samples,
     )
 
-    given = _input(ctx, model, rank, options)
+    given = model_input(ctx, model, rank, options)
     out = Path(out_file) if out_file else (
         given.run_file if given.run_file is not None
         else _default_path(given, "posterior.sqlite"))

@@ -254,7 +254,7 @@ def import_database(
             present = {f.relative_to(root).as_posix() for f in folders}
             with store.transaction(conn):
                 for rid, path in conn.execute("SELECT result_id, path FROM results").fetchall():
-                    if path not in present:
+                    if path not in present and not path.startswith(store.USER_PATH_PREFIX):
                         store.delete_result(conn, rid)
                         report.removed.append(path)
                 conn.execute(

@@ -101,6 +101,11 @@ _TABLES = (
 )
 
 
+#: stored results whose path starts with this were added by users
+#: (:mod:`protomodels.database.user_results`); an import of the database keeps them
+USER_PATH_PREFIX = "user/"
+
+
 def connect(path: str | Path, *, create: bool = False) -> sqlite3.Connection:
     """Open a store; with ``create`` make the file and tables (a store of another schema
     version is emptied first).
