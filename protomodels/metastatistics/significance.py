@@ -83,17 +83,20 @@ def region_pvalues(
     # truncation is accounted for
     simpson = np.where(np.arange(_N_NODES) % 2 == 1, 4.0, 2.0)
     simpson[0] = simpson[-1] = 1.0
-    out = _poisson_mid_upper(n, mean)
+    shape = n.shape
+    n, mean, err, z_low = (x.reshape(-1) for x in (n, mean, err, z_low))
+    out = np.array(_poisson_mid_upper(n, mean), dtype=np.float64).reshape(-1)
     flat = np.flatnonzero(smeared.reshape(-1))
     for chunk in np.array_split(flat, max(1, len(flat) // 256)):
         if not len(chunk):
             continue
-        lo = z_low.reshape(-1)[chunk][:, None]
+        lo = z_low[chunk][:, None]
         z = lo + (Z_RANGE - lo) * t
-        lam = mean.reshape(-1)[chunk][:, None] + err.reshape(-1)[chunk][:, None] * z
+        lam = mean[chunk][:, None] + err[chunk][:, None] * z
         weights = simpson * np.exp(-0.5 * z * z)
-        integrand = _poisson_mid_upper(n.reshape(-1)[chunk][:, None], lam)
-        out.reshape(-1)[chunk] = (weights * integrand).sum(-1) / weights.sum(-1)
+        integrand = _poisson_mid_upper(n[chunk][:, None], lam)
+        out[chunk] = (weights * integrand).sum(-1) / weights.sum(-1)
+    out = out.reshape(shape)
     return np.clip(out, 0.0, 1.0)
 
 
