@@ -78,6 +78,7 @@ BAD = [  # (what to break, replacement, field, line)
     ("luminosity: 100", "luminosity: lots", "luminosity", 5),
     ("sqrts: 13", "sqrts: 13000", "sqrts", 4),
     ("collaboration: CMS", "collaboration: LHCb", "collaboration", 3),
+    ("collaboration: CMS", "collaboration: ATLAS", "id", 2),
     ("[['W']],[['Z']]", "[['W']],[['Zz']]", "topologies[0].constraint", 17),
     ("SRexcess: [0.01, 0.02]", "SRexcess: [0.01]", "topologies[0].efficiencies.SRexcess", 21),
     ("SRexcess: [0.01, 0.02]", "SRexcess: [0.01, 1.02]", "topologies[0].efficiencies.SRexcess[1]",
@@ -90,7 +91,7 @@ BAD = [  # (what to break, replacement, field, line)
 
 GOOD = """\
 format: protomodels-user-result/1
-id: USER-TEST
+id: USER-CMS-TEST
 collaboration: CMS
 sqrts: 13
 luminosity: 100
@@ -136,10 +137,10 @@ def test_a_good_file_is_accepted_and_the_cli_names_a_bad_one(store_copy: Path,
     runner = CliRunner()
     result = runner.invoke(cli, ["--database", str(store_copy), "db", "add", str(good)])
     assert result.exit_code == 0, result.output
-    assert "added USER-TEST" in result.output
+    assert "added USER-CMS-TEST" in result.output
     assert "limits computed" in result.output  # the limits were computed from the counts
     database = pdb.load(store_copy, workspaces=False)
-    user = database.result("USER-TEST")
+    user = database.result("USER-CMS-TEST")
     assert [d.dataset_id for d in user.datasets] == ["SRexcess", "SRdeficit"]
     assert user.path.startswith("user/")
     # the same id again needs --replace
@@ -152,14 +153,14 @@ def test_a_good_file_is_accepted_and_the_cli_names_a_bad_one(store_copy: Path,
     assert "bad.yaml, line 8, field 'signal_regions[0].observed'" in result.output
     # a database id is refused
     taken = tmp_path / "taken.yaml"
-    taken.write_text(GOOD.replace("id: USER-TEST", f"id: {EFF}"))
+    taken.write_text(GOOD.replace("id: USER-CMS-TEST", f"id: {EFF}"))
     result = runner.invoke(cli, ["--database", str(store_copy), "db", "add", str(taken)])
     assert result.exit_code != 0 and "choose another id" in result.output
     result = runner.invoke(cli, ["--database", str(store_copy), "db", "remove", EFF])
     assert result.exit_code != 0 and "database result" in result.output
-    remove_user_result(store_copy, "USER-TEST")
+    remove_user_result(store_copy, "USER-CMS-TEST")
     with pytest.raises(KeyError):
-        pdb.load(store_copy, workspaces=False).result("USER-TEST")
+        pdb.load(store_copy, workspaces=False).result("USER-CMS-TEST")
 
 
 def _predictions(database: pdb.Database, result_id: str) -> list:

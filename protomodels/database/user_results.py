@@ -358,6 +358,11 @@ def read_user_result(path: str | Path) -> UserResult:
     if collaboration not in ("ATLAS", "CMS"):
         raise check.fail(["collaboration"], f"{collaboration!r} is not ATLAS or CMS",
                          "write ATLAS or CMS")
+    if ("CMS" in analysis) != (collaboration == "CMS"):
+        where = ["analysis"] if "analysis" in data else ["id"]
+        raise check.fail(where, f"analysis id {analysis!r} does not tell {collaboration} apart "
+                         "(the combiner takes ids containing 'CMS' as CMS, others as ATLAS)",
+                         f"put {collaboration} in the id, e.g. USER-{collaboration}-MY-SEARCH")
     sqrts = check.number(data["sqrts"], ["sqrts"], positive=True, unit=" (TeV)")
     if sqrts > 100:
         raise check.fail(["sqrts"], f"sqrts {sqrts:g} looks like GeV", "write it in TeV, e.g. 13")
