@@ -410,20 +410,43 @@ def test_negative_masses_are_not_an_error() -> None:
 
 
 @pytest.mark.parametrize(
-    "text",
+    ("text", "points", "values"),
     [
-        "[[[[100*GeV],[100*GeV]],0.1*fb],[[[200*GeV],[200*GeV]],0.1*pb]]",
-        "[[[[100*GeV],[100*GeV]],0.1*fb],[[[200*TeV],[200*TeV]],0.1*fb]]",
-        "[[[[100 * GeV],[100 * GeV]],0.1 * fb],[[[200 * GeV],[200 * GeV]],0.1 * ab]]",
+        ("[[[[100*GeV],[100*GeV]],0.1*fb],[[[200*GeV],[200*GeV]],0.1*pb]]",
+         [[100, 100], [200, 200]], [0.1, 100.0]),
+        ("[[[[100*GeV],[100*GeV]],0.1*fb],[[[0.2*TeV],[200*GeV]],0.1*fb]]",
+         [[100, 100], [200, 200]], [0.1, 0.1]),
+        ("[[[[100 * GeV],[100 * GeV]],0.1 * fb],[[[200 * GeV],[200 * GeV]],0.1 * ab]]",
+         [[100, 100], [200, 200]], [0.1, 1e-4]),
     ],
     ids=["fb-pb", "GeV-TeV", "spaced-fb-ab"],
 )
-def test_mixed_units(text: str) -> None:
+def test_mixed_units_are_converted_per_point(text: str, points: list, values: list) -> None:
+    """SModelS converts every number with its own unit (one point in pb in a grid of fb)."""
+    g = grid(text, line=5)
+    np.testing.assert_allclose(g.points, points)
+    np.testing.assert_allclose(g.values, values)
+
+
+@pytest.mark.parametrize(
+    ("text", "field", "problem", "line"),
+    [
+        ("[[[[100*GeV],[100*GeV]],0.1*fb],\n[[[200*GeV],[200*GeV]],0.1*GeV]]", "upperLimits",
+         "grid point 1 has the value 0.1*GeV: an energy unit", 6),
+        ("[[[[100*GeV],[100*fb]],0.1*fb],[[[200*GeV],[200*GeV]],0.1*fb]]", "upperLimits",
+         "grid point 0 has the coordinate 100*fb: a cross-section unit", 5),
+        ("[[[[100*GeV],[100*GeV]],0.1*fb]]", "efficiencyMap",
+         "grid point 0 has the efficiency 0.1*fb with a unit", 5),
+    ],
+    ids=["energy-value", "cross-section-mass", "efficiency-with-unit"],
+)
+def test_units_of_the_wrong_kind_name_the_point(
+    text: str, field: str, problem: str, line: int
+) -> None:
     with pytest.raises(DatabaseFormatError) as info:
-        grid(text, line=5)
-    assert "mixes units" in info.value.problem
-    assert info.value.line == 5
-    assert info.value.field == "upperLimits"
+        grid(text, line=5, field=field)
+    assert problem in info.value.problem
+    assert info.value.line == line and info.value.field == field
 
 
 def test_ragged_points_with_different_counts() -> None:
@@ -561,7 +584,3 @@ def test_efficiency_of_exactly_one_is_allowed() -> None:
     np.testing.assert_array_equal(g.values, [1.0, 0.0])
 
 
-def test_mixed_units_are_named_plainly() -> None:
-    with pytest.raises(DatabaseFormatError) as info:
-        grid("[[[[100*GeV],[100*GeV]],0.1*fb],[[[200*GeV],[200*GeV]],0.1*pb]]")
-    assert "grid mixes units fb, pb" in info.value.problem

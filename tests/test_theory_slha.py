@@ -116,11 +116,28 @@ def test_a_decaying_lightest_particle_is_refused(edit) -> None:
     assert "not what the file says" in message
 
 
-def test_errors_about_the_content_name_the_file(edit) -> None:
-    path, _ = edit(r"^(\s+)1\.0+(\s+2\s+1000022\s+6\b)", r"\g<1>0.7\2")
-    with pytest.raises(InvalidProtomodelError) as info:
+def test_branching_ratios_summing_above_one_are_refused(edit) -> None:
+    path, line = edit(r"^(\s+)1\.0+(\s+2\s+1000022\s+6\b)", r"\g<1>1.009\2")
+    model, said = read(path)  # up to 1.01: normalised, and said
+    assert model.decays[1000006][0].br == 1.0
+    (note,) = [n for n in model.notes if "normalised" in n]
+    assert "~t_1" in note and "1.009" in note and f"line {line - 2}" in note
+    path, line = edit(r"^(\s+)1\.0+(\s+2\s+1000022\s+6\b)", r"\g<1>1.1\2")
+    with pytest.raises(SlhaFormatError) as info:  # a single BR above 1.01: the line
         Protomodel.from_slha(path)
-    assert str(info.value).startswith(f"{path}: decays: branching ratios of 1000006 sum to 0.7")
+    assert f"line {line}" in str(info.value)
+
+
+@pytest.mark.parametrize("total", [0.9998, 0.7])
+def test_branching_ratios_summing_below_one_are_used_as_given(edit, total: float) -> None:
+    """SModelS uses a decay table as read (no check, no normalisation): so does the reader,
+    and it says so."""
+    path, line = edit(r"^(\s+)1\.0+(\s+2\s+1000022\s+6\b)", rf"\g<1>{total}\2")
+    model, said = read(path)
+    assert model.decays[1000006][0].br == total
+    (note,) = [n for n in model.notes if "used as given" in n]
+    assert f"sum to {total:g}" in note and "~t_1" in note
+    assert any("used as given" in m for m in said)
 
 
 # ------------------------------------------------------------------- stated corrections

@@ -129,6 +129,13 @@ def _record(p: TheoryPrediction, statistics: bool) -> dict:
 @click.option("--full-likelihoods/--no-full-likelihoods", default=True, show_default=True,
               help="pyhf full likelihoods for the combinations of results with pyhf workspaces "
                    "(as SModelS; slow for the large ones); off: their best signal region.")
+@click.option("--combine-analyses", "combine", default=None, metavar="A,B,...",
+              help="Also the combined likelihood, mu-hat and r of these analyses (SModelS "
+                   "combineAnas), checked against the combinability matrix.")
+@click.option("--combinability", default="yaml", show_default=True,
+              help="With --combine-analyses: 'yaml', 'handcrafted' or a JSON file.")
+@click.option("--force-combination", is_flag=True,
+              help="With --combine-analyses: combine pairs the matrix forbids (warned).")
 @toy_option
 @click.pass_obj
 @reports_errors
@@ -137,6 +144,7 @@ def predict(
     maxcond: float, no_combine: bool, all_datasets: bool, sqrts: float | None,
     collaboration: str | None, data_type: str | None, ids: tuple[str, ...],
     no_superseded: bool, limit: int, statistics: bool, full_likelihoods: bool,
+    combine: str | None = None, combinability: str = "yaml", force_combination: bool = False,
     toy: str | None = None,
 ) -> None:
     """Theory predictions (sigma x BR (x eff), upper limits, r) of an SLHA MODEL.
@@ -148,10 +156,23 @@ def predict(
     Particles with a mass of 1e5 GeV or more are treated as frozen (decoupled: removed with
     their decays and cross sections), and negative masses are taken as their absolute value;
     each such correction is shown once as a warning and listed in the JSON's "flags".
+
+    --combine-analyses A,B multiplies the likelihoods of the analyses' best predictions (as
+    SModelS's combineAnas does) and reports mu-hat and r = 1/mu_UL ("CombinedRes" in the JSON).
     """
     from protomodels.statistics.attach import pyhf_backend
 
     check_output_file(json_out, "--json")
+    wanted = [a.strip() for a in combine.split(",") if a.strip()] if combine else []
+    if combine is not None and not wanted:
+        raise click.BadParameter("name at least one analysis", param_hint="--combine-analyses")
+    if wanted and not statistics:
+        raise click.UsageError("--combine-analyses needs the statistics (drop --no-statistics)")
+    graph = None
+    if wanted:
+        from protomodels.combiner.test_statistic import KSettings
+
+        graph = KSettings(combinability=combinability, shared=ctx.shared).graph()
     protomodel = Protomodel.from_slha(model)
     notes = model_notes(protomodel, model)
     full = statistics and full_likelihoods
@@ -190,6 +211,12 @@ def predict(
         for p in noted:
             note_fallback(p, note)
         predictions.sort(key=lambda p: (p.r_obs is None, -(p.r_obs or 0.0)))
+    combined = None
+    if wanted:
+        from protomodels.analyses_combination import combine_analyses
+
+        combined = combine_analyses(predictions, wanted, combinable=graph.combinable,
+                                    force=force_combination)
     seconds = time.perf_counter() - t0
     if json_out is not None:
         payload = {
@@ -203,6 +230,8 @@ def predict(
             "flags": notes,
             "predictions": [_record(p, statistics) for p in predictions],
         }
+        if combined is not None:
+            payload["CombinedRes"] = [combined.to_json()]
         text = json.dumps(payload, indent=1)
         if json_out == "-":
             click.echo(text)
@@ -244,5 +273,13 @@ def predict(
         out.print(f"* {line}")
     if len(predictions) > limit:
         out.print(f"... {len(predictions) - limit} more (--limit, or --json for all)")
+    if combined is not None:
+        members = ", ".join(f"{p.analysis} ({p.dataset or 'UL'})" for p in combined.members)
+        out.print(
+            f"combined {members}: r_obs {_fmt(combined.r_obs, 3)}, r_exp "
+            f"{_fmt(combined.r_exp, 3)}, μ̂ {combined.mu_hat:.3g}, -2ln(L1/L_SM) "
+            f"{2 * (combined.nll1 - combined.nll_sm):.3f}"
+            + (" [forced]" if combined.forced else "")
+        )
     if json_out not in (None, "-"):
         out.print(f"wrote {json_out}")

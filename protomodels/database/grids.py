@@ -330,6 +330,7 @@ def parse_grid(text: str, *, path: str | Path, field: str, line: int) -> Grid:
         DatabaseFormatError: syntax errors, inconsistent point shapes, mixed units, NaN or
             infinite numbers, negative values.
     """
+    original = text
     if "* " in text:
         units = set(_UNIT_RE.findall(text))
         text = _UNIT_RE.sub("", text)
@@ -337,16 +338,20 @@ def parse_grid(text: str, *, path: str | Path, field: str, line: int) -> Grid:
         units = {u for u in _GRID_UNITS if "*" + u in text}
         for unit in sorted(units, key=len, reverse=True):
             text = text.replace("*" + unit, "")
-    value_units = sorted(u for u in units if u in ("ab", "fb", "pb", "nb"))
+    value_units = sorted(u for u in units if u in _VALUE_UNITS)
     mass_units = sorted(u for u in units if u.endswith("eV"))
-    if len(value_units) > 1 or len(mass_units) > 1:
-        raise DatabaseFormatError(
-            path,
-            f"grid mixes units {', '.join(value_units + mass_units)}",
-            field=field,
-            line=line,
-            hint="use one unit for all masses and one for all values",
-        )
+    if (
+        len(value_units) > 1
+        or len(mass_units) > 1
+        or (value_units and field == "efficiencyMap")
+        or (mass_units and _VALUE_IN_ENERGY_RE.search(original))
+        or (value_units and _MASS_IN_CROSS_SECTION_RE.search(original))
+    ):
+        # several units of one kind (one point in pb in a grid of fb): SModelS converts each
+        # number with its own unit; so does this (slower) path, which also names a unit of the
+        # wrong kind (a mass unit where a value should be, ...)
+        return parse_grid(_per_number_units(original, path, field, line), path=path,
+                          field=field, line=line)
     fast = _fast_arrays(text) if "'" not in text and '"' not in text else None
     if fast is not None:
         points, values, layout = fast
@@ -392,6 +397,61 @@ def parse_grid(text: str, *, path: str | Path, field: str, line: int) -> Grid:
             hint="every point must have the same [masses, value] structure",
         ) from None
     return _checked(points, values, layout, mass_units, value_units, path, field, line, text)
+
+
+_VALUE_UNITS = ("ab", "fb", "pb", "nb")
+_NUMBER_UNIT_RE = re.compile(
+    r"([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*\*\s*("
+    + "|".join(sorted(_GRID_UNITS, key=len, reverse=True)) + r")\b"
+)
+
+
+_NUM = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+#: a point's value (after "],") in an energy unit
+_VALUE_IN_ENERGY_RE = re.compile(r"\]\s*,\s*" + _NUM + r"\s*\*\s*(?:k|M|G|T)?eV\b")
+#: a coordinate (after "[", "(" or a comma that does not follow "]") in a cross-section unit
+_MASS_IN_CROSS_SECTION_RE = re.compile(
+    r"(?:[\[(]|[^\]\s]\s*,)\s*" + _NUM + r"\s*\*\s*(?:a|f|p|n)b\b"
+)
+
+
+def _per_number_units(text: str, path: str | Path, field: str, line: int) -> str:
+    """The grid text with every ``number*unit`` replaced by the number in GeV or fb, after
+    checking that each unit is of the kind its place needs: masses and widths in an energy
+    unit, a point's value in a cross-section unit (none for efficiencies)."""
+    spans = _point_spans(text)
+    out: list[str] = []
+    done = 0
+    for index, (start, end) in enumerate(spans):
+        matches = list(_NUMBER_UNIT_RE.finditer(text, start, end + 1))
+        # the value is the number after the point's last top-level comma
+        value_start, _ = _locate(text, index, None)
+        for m in matches:
+            number, unit = m.group(1), m.group(2)
+            is_value = m.start() >= value_start
+            is_cross_section = unit in _VALUE_UNITS
+            if is_value and not is_cross_section:
+                raise DatabaseFormatError(
+                    path, f"grid point {index} has the value {m.group(0)}: an energy unit "
+                    "where a cross section (or an efficiency) should be", field=field,
+                    line=line + text.count("\n", 0, m.start()),
+                    hint="write the value in fb or pb (efficiencies without a unit)")
+            if not is_value and is_cross_section:
+                raise DatabaseFormatError(
+                    path, f"grid point {index} has the coordinate {m.group(0)}: a cross-section "
+                    "unit where a mass or a width should be", field=field,
+                    line=line + text.count("\n", 0, m.start()),
+                    hint="write masses and widths in GeV (or TeV, MeV)")
+            if is_value and field == "efficiencyMap":
+                raise DatabaseFormatError(
+                    path, f"grid point {index} has the efficiency {m.group(0)} with a unit",
+                    field=field, line=line + text.count("\n", 0, m.start()),
+                    hint="efficiencies are plain numbers")
+            out.append(text[done:m.start()])
+            out.append(repr(float(number) * UNITS[unit]))
+            done = m.end()
+    out.append(text[done:])
+    return "".join(out)
 
 
 def _is_number(value: Any) -> bool:

@@ -11,7 +11,7 @@ import math
 import os
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -71,6 +71,42 @@ def _numpy_real(x: object) -> bool:
     return isinstance(x, (np.integer, np.floating))
 
 
+
+#: SLHA decay tables whose branching ratios sum to at most this above 1 are normalised (rounded
+#: tables); beyond it the table is refused
+BR_SUM_NORMALISED = 0.01
+
+
+def _checked_sum(
+    channels: list[Decay], pdg: int, path: Path, line: int, notes: list[str]
+) -> list[Decay]:
+    """The rules for the sum of an SLHA decay table's branching ratios (SModelS 3 has no check
+    and uses the channels as read): a sum below 1 is used as given, as SModelS does (the rest
+    of the decays is lost; stated when it exceeds 1e-4); a sum up to 1 + BR_SUM_NORMALISED is
+    normalised (stated), since a weight above the cross section is never right; above that the
+    table is refused."""
+    total = math.fsum(d.br for d in channels)
+    if not channels or abs(total - 1.0) <= _BR_TOLERANCE:
+        return channels
+    name = _label(pdg)
+    if total < 1.0:
+        notes.append(
+            f"branching ratios of {name} (DECAY block, line {line}) sum to {total:.6g}: used as "
+            f"given, as SModelS does (not normalised: {1 - total:.3g} of its decays are lost)"
+        )
+        return channels
+    if total <= 1.0 + BR_SUM_NORMALISED:
+        notes.append(
+            f"branching ratios of {name} (DECAY block, line {line}) sum to {total:.6g}: "
+            "normalised to 1 (SModelS would use them as read, with weights above the cross "
+            "section)"
+        )
+        return [replace(d, br=d.br / total) for d in channels]
+    msg = (f"{path}, line {line}: the branching ratios of {name} sum to {total:.6g} > 1; "
+           "correct the DECAY block (sums up to "
+           f"{1 + BR_SUM_NORMALISED:g} are normalised, smaller ones used as given)")
+    raise InvalidProtomodelError(msg)
+
 @dataclass(frozen=True, eq=False)
 class Protomodel:
     """A protomodel (or any R-parity conserving SLHA spectrum with a neutral LSP).
@@ -84,8 +120,10 @@ class Protomodel:
             the reference tables (SLHA input).
         widths: total widths (GeV) where known.
         name: a label for reports.
-        allow_stable: accept active particles without decays (stable), as SModelS does for SLHA
-            input; protomodels proper need a decay for every particle but the LSP.
+        allow_stable: SLHA-input semantics, as SModelS's: active particles without decays are
+            stable, and decay tables whose branching ratios sum to less than 1 are used as
+            given (the rest of the decays is lost); protomodels proper need a decay for every
+            particle but the LSP, with branching ratios summing to 1.
         notes: corrections stated while reading the model (negative masses, frozen particles,
             reference cross sections...), shown with its predictions and in their JSON flags.
     """
@@ -160,7 +198,8 @@ class Protomodel:
                     )
                     raise InvalidProtomodelError(msg)
                 total += d.br
-            if channels and abs(total - 1.0) > _BR_TOLERANCE:
+            partial = self.allow_stable and total < 1.0
+            if channels and abs(total - 1.0) > _BR_TOLERANCE and not partial:
                 msg = f"decays: branching ratios of {pdg} sum to {total:.6f}, not 1"
                 raise InvalidProtomodelError(msg)
         for pair, value in self.ssm.items():
@@ -283,6 +322,7 @@ class Protomodel:
                     )
                     raise InvalidProtomodelError(msg)
                 channels.append(Decay(bsm[0], sm, dec.br))
+            channels = _checked_sum(channels, pdg, path, block.line, notes)
             # largest branching ratio first, as SModelS's SLHA reader orders them
             decays[abs(pdg)] = tuple(sorted(channels, key=lambda d: -d.br))
         if not masses:

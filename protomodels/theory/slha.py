@@ -217,7 +217,7 @@ def read_slha(path: str | os.PathLike[str]) -> SlhaDocument:
             ids = tuple(lines.integer(t, "daughter id") for t in tokens[2:])
             if nda != len(ids):
                 raise lines.fail(f"{nda} daughters announced, {len(ids)} given")
-            if not 0.0 <= br <= 1.0 + 1e-6:
+            if not 0.0 <= br <= 1.01:  # (rounded tables: the sum is checked and normalised later)
                 raise lines.fail(f"branching ratio {tokens[0]} is not in [0, 1]")
             decay.channels.append(SlhaChannel(br, ids, number))
         elif kind == "XSECTION":
