@@ -72,8 +72,9 @@ def test_selectrons_alone_violate_the_muon_condition(sleptons_store: Path) -> No
     assert both[0].xsec_fb == pytest.approx(2 * found[0].xsec_fb)
 
 
-def test_long_lived_particles_are_reported(tmp_path: Path) -> None:
-    """Lifetime reweighting is not implemented: an SLHA file with a long-lived particle says so."""
+def test_long_lived_particles_are_read_without_a_correction(tmp_path: Path) -> None:
+    """A width between 1e-25 and 1e-11 GeV is a long-lived particle, read as it is (the
+    predictions reweight it, tests/test_theory_lifetimes.py)."""
     slha = tmp_path / "long_lived.slha"
     model = Protomodel(
         masses={SEL: 300.0, N1: 100.0},
@@ -82,5 +83,6 @@ def test_long_lived_particles_are_reported(tmp_path: Path) -> None:
         xsecs={(-SEL, SEL): {13.0: 20.0}},
     )
     model.to_slha(slha)
-    with pytest.warns(UserWarning, match="long-lived"):
-        Protomodel.from_slha(slha)
+    read = Protomodel.from_slha(slha)
+    assert read.widths[SEL] == pytest.approx(1e-16)
+    assert not any("long-lived" in n for n in read.notes)

@@ -8,6 +8,13 @@ particle decaying only to invisible states (neutrinos and the LSP) by an invisib
 with its mass. Compressed topologies keep the weight of their original and stay *related* to it
 (SModelS keeps at most one member of such a family per data set).
 
+Lifetimes follow SModelS 3 (``base/model.py:Model.setDecays``): a particle with a total width
+below :data:`STABLE_WIDTH` (or no decays) is stable, one above :data:`PROMPT_WIDTH` (or without a
+known width) decays promptly, and one in between is long-lived: it appears both as each of its
+decays (with their branching ratios) and undecayed, as a final state, with weight 1. The
+weights are not reweighted here: the fractions of prompt and of outside-the-detector decays
+enter when a topology meets a txname (:func:`lifetime_factor`).
+
 The output is structural (which particles sit where) plus the per-sqrt(s) weights; masses are
 looked up from the model by particle id, so that the same structure serves many mass points.
 """
@@ -20,7 +27,15 @@ from dataclasses import dataclass
 from protomodels.theory.particles import bsm_properties, sm_label
 from protomodels.theory.protomodel import Protomodel
 
-__all__ = ["INVISIBLE", "Branch", "Topology", "decompose"]
+__all__ = [
+    "INVISIBLE",
+    "PROMPT_WIDTH",
+    "STABLE_WIDTH",
+    "Branch",
+    "Topology",
+    "decompose",
+    "lifetime_class",
+]
 
 
 def __dir__() -> list[str]:
@@ -31,6 +46,22 @@ def __dir__() -> list[str]:
 INVISIBLE = "inv"
 
 Node = tuple[int, str]  # (signed PDG id, "" or INVISIBLE)
+
+#: GeV: total widths below are stable, above prompt (SModelS's stableWidth, promptWidth)
+STABLE_WIDTH, PROMPT_WIDTH = 1e-25, 1e-11
+
+
+def lifetime_class(pdg: int, model: Protomodel) -> str:
+    """``"stable"``, ``"prompt"`` or ``"long-lived"`` by the particle's decays and total width
+    (SModelS 3's thresholds; a particle with decays and no known width is prompt)."""
+    if not model.decays.get(abs(pdg)):
+        return "stable"
+    width = model.widths.get(abs(pdg))
+    if width is None or width > PROMPT_WIDTH:
+        return "prompt"
+    if width < STABLE_WIDTH:
+        return "stable"
+    return "long-lived"
 
 
 @dataclass(frozen=True)
@@ -85,12 +116,13 @@ def _chains(pdg: int, model: Protomodel, memo: dict[int, list[Chain]]) -> list[C
     if pdg in memo:
         return memo[pdg]
     sign = 1 if pdg > 0 else -1
-    channels = model.decays.get(abs(pdg), ())
-    if not channels:
-        result: list[Chain] = [(Branch(((pdg, ""),), ()), 1.0, ())]
-        memo[pdg] = result
-        return result
-    result = []
+    kind = lifetime_class(pdg, model)
+    undecayed: list[Chain] = [(Branch(((pdg, ""),), ()), 1.0, ())]
+    if kind == "stable":
+        memo[pdg] = undecayed
+        return undecayed
+    channels = model.decays[abs(pdg)]
+    result: list[Chain] = []
     for index, decay in sorted(enumerate(channels), key=lambda c: -c[1].br):
         if decay.br <= 0:
             continue
@@ -99,6 +131,8 @@ def _chains(pdg: int, model: Protomodel, memo: dict[int, list[Chain]]) -> list[C
         for sub, br, used in _chains(daughter, model, memo):
             branch = Branch(((pdg, ""), *sub.nodes), (labels, *sub.vertices))
             result.append((branch, decay.br * br, ((abs(pdg), index), *used)))
+    if kind == "long-lived":  # also undecayed (SModelS: a "no decay" channel of BR 1)
+        result += undecayed
     memo[pdg] = result
     return result
 

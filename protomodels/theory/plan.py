@@ -10,14 +10,16 @@ concatenations.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from protomodels.database.database import Database
-from protomodels.theory.decomposition import Topology
+from protomodels.theory.decomposition import INVISIBLE, Topology, lifetime_class
 from protomodels.theory.interpolation import rescale_width
+from protomodels.theory.lifetimes import effective_lengths, reweighting
 from protomodels.theory.matching import Matcher
 from protomodels.theory.protomodel import Protomodel
 
@@ -82,6 +84,7 @@ class _Matches:
     kind: np.ndarray  # (U, 2, W) _PAD / _MASS / _WIDTH / _WIDTH_LAST
     sqrts: np.ndarray  # (U,) index into SQRTS
     condition_sms: list[tuple[int, ...]]  # per item: condition SMS (constraint.sms index) it is
+    width_nodes: list[frozenset[tuple[int, int]]]  # per item: (branch, position) on width axes
 
 
 @dataclass
@@ -114,6 +117,14 @@ class Plan:
     item_const: np.ndarray  # (I, 2, W)
     item_efficiency: np.ndarray  # bool
     item_condition_sms: list[tuple[int, ...]]  # the txname's condition SMS the topology is
+    #: lifetime reweighting xi (:mod:`protomodels.theory.lifetimes`): multiplies efficiencies,
+    #: divides upper limits; 1 for prompt spectra
+    item_factor: np.ndarray | None = None
+
+
+def _has_lifetimes(model: Protomodel) -> bool:
+    """Whether any particle of the model is long-lived (else every xi is 1)."""
+    return any(lifetime_class(p, model) == "long-lived" for p in model.decays)
 
 
 class PlanBuilder:
@@ -139,6 +150,7 @@ class PlanBuilder:
         rows: list[tuple[int, int, int, float, int]] = []
         pdg_rows, kind_rows = [], []
         condition_sms: list[tuple[int, ...]] = []
+        width_nodes: list[frozenset[tuple[int, int]]] = []
         w = self.width
         for pattern in self.matcher.candidates(topology):
             assignments = self.matcher.assignments(topology, pattern)
@@ -151,6 +163,7 @@ class PlanBuilder:
                 txname = result.datasets[usage.dataset].topologies[usage.topology]
                 pdg = np.zeros((2, w), np.int64)
                 kind = np.zeros((2, w), np.int64)
+                on_width_axes = set()
                 for a in range(2):
                     assignment = assignments[min(a, len(assignments) - 1)]
                     for j, axis in enumerate(txname.axes):
@@ -161,6 +174,8 @@ class PlanBuilder:
                             kind[a, j] = _MASS
                         else:
                             kind[a, j] = _WIDTH_LAST if p == len(nodes) - 1 else _WIDTH
+                            if a == 0:
+                                on_width_axes.add((assignment[b], p))
                 rows.append(
                     (
                         usage.result,
@@ -172,6 +187,7 @@ class PlanBuilder:
                 )
                 pdg_rows.append(pdg)
                 kind_rows.append(kind)
+                width_nodes.append(frozenset(on_width_axes))
                 if txname.constraint.conditions:
                     patterns = self.matcher.condition_patterns(
                         usage.result, usage.dataset, usage.topology
@@ -192,6 +208,7 @@ class PlanBuilder:
             kind=np.asarray(kind_rows, np.int64).reshape(n, 2, w),
             sqrts=np.asarray(columns[4], np.int64),
             condition_sms=condition_sms,
+            width_nodes=width_nodes,
         )
         self._cache[key] = found
         return found
@@ -206,7 +223,7 @@ class PlanBuilder:
         masses, brs, sigmas = [], [], []
         t_pair, t_decays, t_family, t_model = [], [], [], []
         t_particles: list[frozenset[int]] = []
-        parts: list[tuple[int, int, _Matches, set[int], Protomodel]] = []
+        parts: list[tuple[int, int, _Matches, set[int], Protomodel, Topology]] = []
         mass_base = br_base = sigma_base = topo_base = family_base = 0
         length = max((len(t.decays) for ts in topologies for t in ts), default=0)
         length = max(length, 1)
@@ -229,7 +246,7 @@ class PlanBuilder:
                 matches = self.matches(topology)
                 available = {i for i, s in enumerate(SQRTS) if topology.weights.get(s)}
                 if len(matches.result):
-                    parts.append((m, topo_base + t_index, matches, available, model))
+                    parts.append((m, topo_base + t_index, matches, available, model, topology))
             mass_base += len(a.masses) + 1
             br_base += len(a.decays) + 1
             sigma_base += len(a.pairs)
@@ -240,8 +257,10 @@ class PlanBuilder:
             "topology", "model", "result", "dataset", "txname", "coefficient", "sqrts",
             "source", "const")}
         condition_sms: list[tuple[int, ...]] = []
+        factors: list[np.ndarray] = []
         mass_base = np.cumsum([0] + [len(a.masses) + 1 for a in arrays])
-        for m, t, matches, available, model in parts:
+        long_lived = [_has_lifetimes(model) for model in models]
+        for m, t, matches, available, model, topology in parts:
             keep = np.isin(matches.sqrts, list(available))
             if not keep.any():
                 continue
@@ -269,6 +288,15 @@ class PlanBuilder:
             columns["source"].append(source)
             columns["const"].append(const)
             condition_sms.extend(c for c, k in zip(matches.condition_sms, keep, strict=True) if k)
+            if long_lived[m]:
+                factors.append(np.asarray([
+                    self._factor(topology, model, int(r), int(d), int(x), nodes)
+                    for r, d, x, nodes, k in zip(matches.result, matches.dataset,
+                                                 matches.txname, matches.width_nodes, keep,
+                                                 strict=True) if k
+                ]))
+            else:
+                factors.append(np.ones(n))
 
         def cat(name: str, dtype: type, shape: tuple[int, ...] = ()) -> np.ndarray:
             if not columns[name]:
@@ -301,4 +329,29 @@ class PlanBuilder:
             item_const=cat("const", float, (2, w)),
             item_efficiency=efficiency,
             item_condition_sms=condition_sms,
+            item_factor=np.concatenate(factors) if factors else np.zeros(0),
         )
+
+    def _factor(
+        self, topology: Topology, model: Protomodel, r: int, d: int, t: int,
+        on_width_axes: frozenset[tuple[int, int]],
+    ) -> float:
+        """The lifetime reweighting xi of one matched item."""
+        result = self.database.results[r]
+        dataset = result.datasets[d]
+        lengths = effective_lengths(result.lifetime_lengths, dataset.lifetime_lengths,
+                                    dataset.topologies[t].lifetime_lengths)
+        decaying, final = [], []
+        for b, branch in enumerate(topology.branches):
+            last = len(branch.nodes) - 1
+            for p, (pdg, flag) in enumerate(branch.nodes):
+                if (b, p) in on_width_axes:
+                    continue
+                if p < last:
+                    width = model.widths.get(abs(pdg))
+                    decaying.append(math.inf if width is None else width)
+                elif flag != INVISIBLE and lifetime_class(pdg, model) != "stable":
+                    final.append(model.widths.get(abs(pdg), 0.0))
+                else:
+                    final.append(0.0)
+        return reweighting(decaying, final, *lengths)

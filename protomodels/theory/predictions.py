@@ -218,12 +218,28 @@ def _aggregation(
     n_ds = n_groups = size
     how = Aggregation(
         efficiency=_pad(em, False, size),
-        coefficient=_pad(plan.item_coefficient, 0.0, size),
+        coefficient=_pad(_em_coefficients(plan), 0.0, size),
         dataset=_pad(ds_index, n_ds - 1, size),
         group=_pad(group, n_groups - 1, size),
         rank=_pad(rank, np.iinfo(np.int64).max - 1, size),
     )
     return how, n_ds, n_groups, slots
+
+
+def _em_coefficients(plan: Plan) -> np.ndarray:
+    """Constraint coefficients, times the lifetime reweighting of efficiency-map items (an
+    upper limit is divided by it instead, on the host)."""
+    if plan.item_factor is None:
+        return plan.item_coefficient
+    return np.where(plan.item_efficiency, plan.item_coefficient * plan.item_factor,
+                    plan.item_coefficient)
+
+
+def _reweighted_limit(value: float, factor: float) -> float:
+    """An upper limit divided by the lifetime reweighting xi (none where xi is 0)."""
+    if factor == 1.0:
+        return value
+    return value / factor if factor > 0 else math.nan
 
 
 def _items(plan: Plan, size: int) -> Items:
@@ -703,6 +719,8 @@ class Predictor:
     ) -> None:
         """Upper-limit predictions (clusters) per model and txname, and their expected limits."""
         groups: dict[tuple[int, int, int, int], list[_Item]] = defaultdict(list)
+        factor = (plan.item_factor.tolist() if plan.item_factor is not None
+                  else [1.0] * len(plan.item_topology))
         for i in np.flatnonzero(selected & ~plan.item_efficiency):
             key = (
                 int(plan.item_model[i]),
@@ -712,6 +730,8 @@ class Predictor:
             )
             result = self.database.results[key[1]]
             tx = result.datasets[key[2]].topologies[key[3]]
+            if factor[i] == 0.0:  # (SModelS: no upper limit where xi is 0)
+                continue
             groups[key].append(
                 _Item(
                     int(plan.item_topology[i]),
@@ -720,9 +740,9 @@ class Predictor:
                     float(plan.item_coefficient[i]),
                     vector[i, : len(tx.axes)],
                     float(weight[i]),
-                    float(value[i]),
+                    _reweighted_limit(float(value[i]), factor[i]),
                     plan.item_condition_sms[i],
-                    float(expected[i]),
+                    _reweighted_limit(float(expected[i]), factor[i]),
                 )
             )
         requests, made = [], []

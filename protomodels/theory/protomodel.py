@@ -63,7 +63,6 @@ def _pair(a: int, b: int) -> Pair:
     return (a, b) if a <= b else (b, a)
 
 
-_STABLE_WIDTH, _PROMPT_WIDTH = 1e-25, 1e-11  # GeV, SModelS's defaults
 
 
 def _numpy_real(x: object) -> bool:
@@ -248,8 +247,9 @@ class Protomodel:
         :class:`~protomodels.exceptions.InputCorrectionWarning`: a negative mass is taken as its
         absolute value (a Majorana phase); a particle with ``|m| >= 1e5`` GeV is frozen
         (decoupled: removed with its decays and cross sections); a file without XSECTION blocks
-        gets the reference cross-section tables (multipliers 1); long-lived particles are
-        treated as prompt.
+        gets the reference cross-section tables (multipliers 1); decay tables whose branching
+        ratios do not sum to 1 (see :func:`_checked_sum`). Widths between 1e-25 and 1e-11 GeV
+        make a particle long-lived (:mod:`protomodels.theory.lifetimes`).
 
         Raises:
             InvalidProtomodelError: missing or unreadable file, an unreadable line (file, line
@@ -347,15 +347,6 @@ class Protomodel:
             notes.append(
                 f"{', '.join(map(_label, undecided))} have a width but no decay channel in their "
                 "DECAY blocks: treated as stable (as SModelS does)"
-            )
-        long_lived = sorted(
-            p for p, w in widths.items() if decays.get(p) and _STABLE_WIDTH < w < _PROMPT_WIDTH
-        )
-        if long_lived:
-            notes.append(
-                f"{', '.join(map(_label, long_lived))} have widths between {_STABLE_WIDTH:g} and "
-                f"{_PROMPT_WIDTH:g} GeV (long-lived); they are treated as decaying promptly "
-                "(lifetime reweighting is not implemented), so their predictions are too large"
             )
         xsecs: dict[Pair, dict[float, float]] | None = {}
         orders: dict[tuple[Pair, float], tuple[int, float]] = {}
