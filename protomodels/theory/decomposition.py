@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from protomodels.theory.particles import bsm_properties, sm_label
+from protomodels.theory.particles import BsmProperties, bsm_properties, sm_label
 from protomodels.theory.protomodel import Protomodel
 
 __all__ = [
@@ -91,6 +91,8 @@ class Topology:
         pair: the production pair.
         decays: the decays whose branching ratios make the weight, as (mother PDG id > 0,
             index in ``model.decays[mother]``): weight = sigma(pair) x product of their BRs.
+        properties: (PDG id, properties) of the model's particles beyond the MSSM, which the
+            matching needs (empty for MSSM models).
     """
 
     branches: tuple[Branch, Branch]
@@ -99,10 +101,11 @@ class Topology:
     compressed: str
     pair: tuple[int, int]
     decays: tuple[tuple[int, int], ...] = ()
+    properties: tuple[tuple[int, BsmProperties], ...] = ()
 
 
 def _conjugate_bsm(pdg: int, model: Protomodel) -> int:
-    props = bsm_properties(pdg)
+    props = bsm_properties(pdg, model.properties)
     if props.charge == 0 and props.colordim in (1, 8):
         return abs(pdg)  # self-conjugate (Majorana neutralino, gluino): same properties
     return -pdg
@@ -155,17 +158,17 @@ def _mass_compress(branch: Branch, model: Protomodel, gap: float) -> Branch:
     return Branch(new_nodes, new_vertices)
 
 
-def _is_met(node: Node) -> bool:
+def _is_met(node: Node, model: Protomodel) -> bool:
     if node[1] == INVISIBLE:
         return True
-    props = bsm_properties(node[0])
+    props = bsm_properties(node[0], model.properties)
     return props.charge == 0 and props.colordim == 1
 
 
-def _invisible_compress(branch: Branch) -> Branch:
+def _invisible_compress(branch: Branch, model: Protomodel) -> Branch:
     """Replace trailing decays into neutrinos + an invisible final state by one invisible state."""
     nodes, vertices = list(branch.nodes), list(branch.vertices)
-    while vertices and _is_met(nodes[-1]) and all(v == "nu" for v in vertices[-1]):
+    while vertices and _is_met(nodes[-1], model) and all(v == "nu" for v in vertices[-1]):
         nodes.pop()
         vertices.pop()
         nodes[-1] = (nodes[-1][0], INVISIBLE)
@@ -183,7 +186,7 @@ def _variants(
         how = found[current]
         steps = (
             ("mass", tuple(_mass_compress(b, model, minmassgap) for b in current)),
-            ("inv", tuple(_invisible_compress(b) for b in current)),
+            ("inv", tuple(_invisible_compress(b, model) for b in current)),
         )
         for label, new in steps:
             if new != current and new not in found:
@@ -216,6 +219,7 @@ def decompose(
     memo: dict[int, list[Chain]] = {}
     topologies: list[Topology] = []
     family = 0
+    extra = tuple(sorted(model.properties.items()))
     for pair in sorted(xsecs):
         by_sqrts = {s: v for s, v in xsecs[pair].items() if v > 0}
         if not by_sqrts:
@@ -243,7 +247,8 @@ def decompose(
                     variants = {original: ""}
                 for branches, how in variants.items():
                     topologies.append(
-                        Topology(branches, weights, family, how, pair, used_a + used_b)
+                        Topology(branches, weights, family, how, pair, used_a + used_b,
+                                 extra)
                     )
                 family += 1
     return topologies

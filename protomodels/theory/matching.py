@@ -12,6 +12,7 @@ wins (SModelS ``TxName.hasSMSas``).
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 
@@ -146,27 +147,33 @@ def _vertex_matches(theory: tuple[str, ...], pattern: tuple[Label, ...]) -> bool
 
 
 _INVISIBLE_PROPS = BsmProperties(0.0, 1, -1.0)
+_NO_EXTRA: Mapping[int, BsmProperties] = {}
 
 
-def _props(node: tuple[int, str]) -> BsmProperties:
-    return _INVISIBLE_PROPS if node[1] == INVISIBLE else bsm_properties(node[0])
+def _props(node: tuple[int, str], extra: Mapping[int, BsmProperties]) -> BsmProperties:
+    return _INVISIBLE_PROPS if node[1] == INVISIBLE else bsm_properties(node[0], extra)
 
 
-def _bsm_matches(label: str, node: tuple[int, str]) -> bool:
-    props = _props(node)
+def _bsm_matches(label: str, node: tuple[int, str], extra: Mapping[int, BsmProperties]) -> bool:
+    props = _props(node, extra)
     if props.spin < 0:  # invisible-compressed state: no spin attribute
         return label in ("anyBSM", "MET")
     return bsm_label_matches(label, props)
 
 
-def branch_matches(branch: Branch, pattern: PatternBranch) -> bool:
-    """Whether one theory chain matches one pattern branch."""
+def branch_matches(
+    branch: Branch, pattern: PatternBranch, extra: Mapping[int, BsmProperties] | None = None
+) -> bool:
+    """Whether one theory chain matches one pattern branch (``extra``: properties of particles
+    beyond the MSSM)."""
+    extra = extra or _NO_EXTRA
     if pattern.inclusive:
-        return _bsm_matches(pattern.bsm[0], branch.nodes[-1])
+        return _bsm_matches(pattern.bsm[0], branch.nodes[-1], extra)
     if len(branch.nodes) != len(pattern.bsm):
         return False
     if not all(
-        _bsm_matches(lab, node) for lab, node in zip(pattern.bsm, branch.nodes, strict=True)
+        _bsm_matches(lab, node, extra)
+        for lab, node in zip(pattern.bsm, branch.nodes, strict=True)
     ):
         return False
     return all(
@@ -245,9 +252,10 @@ class Matcher:
 
     def matches(self, topology: Topology, pattern: Pattern) -> bool:
         """Whether a theory topology is the SMS of a pattern (either branch assignment)."""
+        extra = dict(topology.properties) if topology.properties else _NO_EXTRA
         return any(
-            branch_matches(topology.branches[first], pattern.branches[0])
-            and branch_matches(topology.branches[1 - first], pattern.branches[1])
+            branch_matches(topology.branches[first], pattern.branches[0], extra)
+            and branch_matches(topology.branches[1 - first], pattern.branches[1], extra)
             for first in (0, 1)
         )
 
@@ -258,10 +266,13 @@ class Matcher:
     def assignments(self, topology: Topology, key: str) -> list[tuple[int, int]]:
         """Branch assignments (theory branch for pattern branch 0, for pattern branch 1)."""
         pattern = self.patterns[key]
+        extra = dict(topology.properties) if topology.properties else _NO_EXTRA
         found = []
         for first in (0, 1):
             a, b = topology.branches[first], topology.branches[1 - first]
-            if branch_matches(a, pattern.branches[0]) and branch_matches(b, pattern.branches[1]):
+            if branch_matches(a, pattern.branches[0], extra) and branch_matches(
+                b, pattern.branches[1], extra
+            ):
                 found.append((first, 1 - first))
         return found
 

@@ -8,6 +8,7 @@ quarks (PDG 1-3) are ``q``, neutrinos ``nu``, the top, W and charged leptons kee
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -25,6 +26,7 @@ __all__ = [
     "bsm_label_matches",
     "bsm_properties",
     "load_template",
+    "properties_from_qnumbers",
     "sm_label",
 ]
 
@@ -78,17 +80,48 @@ NAMES: dict[int, str] = {
 }  # fmt: skip
 
 
-def bsm_properties(pdg: int) -> BsmProperties:
+def bsm_properties(pdg: int, extra: Mapping[int, BsmProperties] | None = None) -> BsmProperties:
     """Properties of a BSM particle or antiparticle (negative PDG: charge flipped).
 
+    Args:
+        pdg: the PDG id.
+        extra: properties of particles beyond the MSSM (a model's QNUMBERS blocks).
+
     Raises:
-        ProtomodelsError: unknown PDG id.
+        ProtomodelsError: a PDG id that is neither an MSSM particle nor in ``extra``.
     """
-    props = BSM_PROPERTIES.get(abs(pdg))
+    props = (extra or {}).get(abs(pdg)) or BSM_PROPERTIES.get(abs(pdg))
     if props is None:
-        msg = f"unknown BSM particle {pdg}: use MSSM PDG ids ({sorted(BSM_PROPERTIES)})"
+        msg = (f"unknown BSM particle {pdg}: not an MSSM particle, and no QNUMBERS block gives "
+               "its charge, spin and colour (add 'BLOCK QNUMBERS "
+               f"{abs(pdg)}' with entries 1: 3 x charge, 2: 2S+1, 3: colour dimension, "
+               "4: 1 if it has an antiparticle)")
         raise ProtomodelsError(msg)
     return props if pdg > 0 else BsmProperties(-props.charge, props.colordim, props.spin)
+
+
+def properties_from_qnumbers(pdg: int, entries: Mapping[int, float]) -> BsmProperties:
+    """BsmProperties from the entries of an SLHA QNUMBERS block (1: 3 x charge, 2: 2S+1,
+    3: colour dimension).
+
+    Raises:
+        ProtomodelsError: an entry is missing or not a possible value (named).
+    """
+    missing = [f"{k} ({what})" for k, what in ((1, "3 x charge"), (2, "2S+1"),
+                                              (3, "colour dimension")) if k not in entries]
+    if missing:
+        msg = (f"QNUMBERS of {pdg} lack entry {', '.join(missing)}: the particle cannot be "
+               "classified")
+        raise ProtomodelsError(msg)
+    colour = int(entries[3])
+    if abs(colour) not in (1, 3, 6, 8) or colour != entries[3]:
+        msg = f"QNUMBERS of {pdg}: colour dimension {entries[3]:g} is not 1, 3, -3, 6 or 8"
+        raise ProtomodelsError(msg)
+    multiplicity = entries[2]
+    if multiplicity < 1 or multiplicity != int(multiplicity):
+        msg = f"QNUMBERS of {pdg}: 2S+1 = {multiplicity:g} is not a positive integer"
+        raise ProtomodelsError(msg)
+    return BsmProperties(entries[1] / 3.0, abs(colour), (multiplicity - 1) / 2.0)
 
 
 _SM_LABEL: dict[int, str] = {

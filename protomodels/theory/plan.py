@@ -142,7 +142,7 @@ class PlanBuilder:
 
     def matches(self, topology: Topology) -> _Matches:
         """The matches of a topology's structure as arrays (cached)."""
-        key = topology.branches
+        key = (topology.branches, topology.properties)
         found = self._cache.get(key)
         if found is not None:
             return found

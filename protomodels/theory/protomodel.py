@@ -21,7 +21,13 @@ from protomodels.exceptions import (
     InvalidProtomodelError,
     ProtomodelsError,
 )
-from protomodels.theory.particles import NAMES, bsm_properties
+from protomodels.theory.particles import (
+    BSM_PROPERTIES,
+    NAMES,
+    BsmProperties,
+    bsm_properties,
+    properties_from_qnumbers,
+)
 
 __all__ = ["Decay", "InvalidProtomodelError", "Protomodel"]
 
@@ -125,6 +131,8 @@ class Protomodel:
             particle but the LSP, with branching ratios summing to 1.
         notes: corrections stated while reading the model (negative masses, frozen particles,
             reference cross sections...), shown with its predictions and in their JSON flags.
+        properties: charge, colour and spin of particles beyond the MSSM (from the SLHA
+            file's QNUMBERS blocks); MSSM particles need none.
     """
 
     masses: Mapping[int, float]
@@ -135,6 +143,7 @@ class Protomodel:
     name: str = "protomodel"
     allow_stable: bool = False
     notes: tuple[str, ...] = ()
+    properties: Mapping[int, BsmProperties] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         # NumPy numbers (a mass from np.arange, a multiplier from an array) are plain floats
@@ -156,7 +165,7 @@ class Protomodel:
             raise InvalidProtomodelError("protomodel has no particles; add at least the LSP")
         for pdg, mass in self.masses.items():
             try:
-                bsm_properties(pdg)
+                bsm_properties(pdg, self.properties)
             except ProtomodelsError as err:
                 raise InvalidProtomodelError(f"masses: {err}") from err
             if pdg <= 0:
@@ -166,7 +175,8 @@ class Protomodel:
                 msg = f"masses: mass of {pdg} ({NAMES.get(pdg, pdg)}) is {mass!r}, need > 0"
                 raise InvalidProtomodelError(msg)
         lsp = self.lsp
-        if bsm_properties(lsp).charge != 0 or bsm_properties(lsp).colordim != 1:
+        lsp_props = bsm_properties(lsp, self.properties)
+        if lsp_props.charge != 0 or lsp_props.colordim != 1:
             msg = f"the lightest particle {lsp} ({NAMES.get(lsp)}) is charged or coloured"
             raise InvalidProtomodelError(msg)
         for pdg in self.masses:
@@ -263,6 +273,14 @@ class Protomodel:
         if not doc.has_mass_block:
             msg = f"{path}: no MASS block; the file needs BLOCK MASS with the BSM masses"
             raise InvalidProtomodelError(msg)
+        properties: dict[int, BsmProperties] = {}
+        for pdg, (entries, line) in doc.qnumbers.items():
+            if abs(pdg) in BSM_PROPERTIES:
+                continue  # an MSSM particle: its known quantum numbers
+            try:
+                properties[abs(pdg)] = properties_from_qnumbers(abs(pdg), entries)
+            except ProtomodelsError as err:
+                raise InvalidProtomodelError(f"{path}, line {line}: {err}") from err
         masses: dict[int, float] = {}
         lines: dict[int, int] = {}
         negative, frozen = [], []
@@ -275,6 +293,13 @@ class Protomodel:
             if abs(pdg) in masses:
                 msg = (f"{path}, line {line}: a second mass for {abs(pdg)} (line "
                        f"{lines[abs(pdg)]}); give each particle one MASS entry")
+                raise InvalidProtomodelError(msg)
+            if abs(pdg) not in BSM_PROPERTIES and abs(pdg) not in properties:
+                msg = (f"{path}, line {line}: particle {abs(pdg)} is not an MSSM particle and "
+                       "has no QNUMBERS block, so it cannot be classified (charge, spin, colour; "
+                       "a BSM particle with one BSM daughter per decay is taken as Z2-odd): add "
+                       f"'BLOCK QNUMBERS {abs(pdg)}' with 1: 3 x charge, 2: 2S+1, 3: colour "
+                       "dimension, 4: 1 if it has an antiparticle")
                 raise InvalidProtomodelError(msg)
             if value < 0:
                 negative.append(f"{_label(pdg)} {value:g} GeV (line {line})")
@@ -384,6 +409,7 @@ class Protomodel:
                 name=name or path.stem,
                 allow_stable=True,
                 notes=tuple(notes),
+                properties={p: v for p, v in properties.items() if p in masses},
             )
         except InvalidProtomodelError as err:
             raise InvalidProtomodelError(f"{path}: {err}") from err
@@ -395,7 +421,13 @@ class Protomodel:
             path: file to write (the text is returned either way).
             xsecs: cross sections {pair: {sqrts: fb}} to write; default the model's own.
         """
-        lines = [f"# protomodel {self.name}", "BLOCK MASS"]
+        lines = [f"# protomodel {self.name}"]
+        for pdg, props in sorted(self.properties.items()):
+            antiparticle = 0 if props.charge == 0 and props.colordim in (1, 8) else 1
+            lines += [f"BLOCK QNUMBERS {pdg}", f"  1  {round(3 * props.charge):d}",
+                      f"  2  {round(2 * props.spin + 1):d}", f"  3  {props.colordim:d}",
+                      f"  4  {antiparticle:d}"]
+        lines.append("BLOCK MASS")
         for pdg in self.particles:
             lines.append(f"  {pdg:>8d}  {self.masses[pdg]:.6E}  # {NAMES.get(pdg, '')}")
         for pdg in self.particles:

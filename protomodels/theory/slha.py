@@ -80,6 +80,9 @@ class SlhaDocument:
         decays: PDG id (as written) -> its DECAY block.
         xsecs: every cross-section line.
         has_mass_block: whether a ``BLOCK MASS`` was present.
+        qnumbers: PDG id -> ({entry: value} of its ``BLOCK QNUMBERS``, line of the header):
+            1: three times the electric charge, 2: 2S+1, 3: colour dimension, 4: 0 if the
+            particle is its own antiparticle, 1 otherwise.
     """
 
     path: str
@@ -87,6 +90,7 @@ class SlhaDocument:
     decays: dict[int, SlhaDecay]
     xsecs: list[SlhaXsec]
     has_mass_block: bool
+    qnumbers: dict[int, tuple[dict[int, float], int]] = field(default_factory=dict)
 
 
 _HEADERS = ("BLOCK", "DECAY", "XSECTION")
@@ -152,8 +156,10 @@ def read_slha(path: str | os.PathLike[str]) -> SlhaDocument:
     masses: dict[int, tuple[float, int]] = {}
     decays: dict[int, SlhaDecay] = {}
     xsecs: list[SlhaXsec] = []
+    qnumbers: dict[int, tuple[dict[int, float], int]] = {}
+    qnumbers_of: dict[int, float] | None = None
     has_mass = False
-    kind = None  # "MASS", "OTHER", "DECAY", "XSECTION"
+    kind = None  # "MASS", "QNUMBERS", "OTHER", "DECAY", "XSECTION"
     decay: SlhaDecay | None = None
     process: tuple[float, tuple[int, int], tuple[int, ...]] | None = None
     for number, raw in enumerate(text.splitlines(), 1):
@@ -169,6 +175,16 @@ def read_slha(path: str | os.PathLike[str]) -> SlhaDocument:
                     raise lines.fail("BLOCK without a name")
                 kind = "MASS" if tokens[1].upper() == "MASS" else "OTHER"
                 has_mass = has_mass or kind == "MASS"
+                if tokens[1].upper() == "QNUMBERS":
+                    if len(tokens) < 3:
+                        raise lines.fail("a QNUMBERS block needs 'BLOCK QNUMBERS PDG'")
+                    pdg = lines.integer(tokens[2], "PDG id")
+                    if pdg in qnumbers:
+                        raise lines.fail(f"a second QNUMBERS block for {pdg} (the first is at "
+                                         f"line {qnumbers[pdg][1]})")
+                    qnumbers_of = {}
+                    qnumbers[pdg] = (qnumbers_of, number)
+                    kind = "QNUMBERS"
             elif head == "DECAY":
                 kind = "DECAY"
                 if len(tokens) < 3:
@@ -199,6 +215,13 @@ def read_slha(path: str | os.PathLike[str]) -> SlhaDocument:
             continue
         if kind is None:
             raise lines.fail(f"a data line before any BLOCK, DECAY or XSECTION header: {raw!r}")
+        if kind == "QNUMBERS":
+            assert qnumbers_of is not None
+            if len(tokens) < 2:
+                raise lines.fail("a QNUMBERS line needs 'ENTRY VALUE'")
+            qnumbers_of[lines.integer(tokens[0], "QNUMBERS entry")] = lines.number(
+                tokens[1], "QNUMBERS value")
+            continue
         if kind == "MASS":
             lines.section = "BLOCK MASS"
             if len(tokens) < 2:
@@ -231,4 +254,4 @@ def read_slha(path: str | os.PathLike[str]) -> SlhaDocument:
             if value < 0:
                 raise lines.fail(f"cross section {tokens[6]} pb is negative")
             xsecs.append(SlhaXsec(process[0], process[1], process[2], order, value, number))
-    return SlhaDocument(str(path), masses, decays, xsecs, has_mass)
+    return SlhaDocument(str(path), masses, decays, xsecs, has_mass, qnumbers)
