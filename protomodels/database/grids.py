@@ -415,6 +415,21 @@ _MASS_IN_CROSS_SECTION_RE = re.compile(
 )
 
 
+def _last_top_level_comma(text: str, start: int, end: int) -> int:
+    """Offset of the last comma at the top level of the point spanning ``[start, end]``."""
+    depth = 0
+    comma = end
+    for i in range(start + 1, end):
+        ch = text[i]
+        if ch in "[(":
+            depth += 1
+        elif ch in "])":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            comma = i
+    return comma
+
+
 def _per_number_units(text: str, path: str | Path, field: str, line: int) -> str:
     """The grid text with every ``number*unit`` replaced by the number in GeV or fb, after
     checking that each unit is of the kind its place needs: masses and widths in an energy
@@ -425,7 +440,7 @@ def _per_number_units(text: str, path: str | Path, field: str, line: int) -> str
     for index, (start, end) in enumerate(spans):
         matches = list(_NUMBER_UNIT_RE.finditer(text, start, end + 1))
         # the value is the number after the point's last top-level comma
-        value_start, _ = _locate(text, index, None)
+        value_start = _last_top_level_comma(text, start, end)
         for m in matches:
             number, unit = m.group(1), m.group(2)
             is_value = m.start() >= value_start
