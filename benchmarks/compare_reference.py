@@ -9,7 +9,10 @@ no combined pyhf prediction of v3.0.0 (their models reach only the two results l
 they change no paired number here: K against the reference builder is in benchmarks/evaluate.py.
 
 Usage: python benchmarks/compare_reference.py [--verbose] [--files PATTERN]
-       [--no-full-likelihoods]
+       [--no-full-likelihoods] [--reference DIR]
+
+``--reference DIR``: another folder of SLHA files with SModelS's JSON beside them (same keys),
+e.g. the long-lived models of the SModelS cross-check (docs/predictions.md, lifetimes).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import argparse
 import json
 import time
 from collections import defaultdict
+from pathlib import Path
 
 import numpy as np
 
@@ -72,8 +76,11 @@ def main() -> None:
     parser.add_argument("--no-statistics", action="store_true", help="compare predictions only")
     parser.add_argument("--no-full-likelihoods", action="store_true",
                         help="pyhf results: no full likelihood (their best region, as SModelS)")
+    parser.add_argument("--reference", default=None,
+                        help="folder of SLHA + SModelS JSON files (default: the shared ones)")
     args = parser.parse_args()
-    reference = shared_dir() / "data" / "reference"
+    reference = (Path(args.reference) if args.reference
+                 else shared_dir() / "data" / "reference")
     full = not args.no_full_likelihoods
     database = open_database(workspaces=full)
     predictor = Predictor(database, settings=PredictionSettings())
@@ -116,7 +123,7 @@ def main() -> None:
             f"missing {len(missing):2d} ({len(missing_sens)} with r>={R_EXP_MIN})  "
             f"extra {len(extra):2d} ({len(extra_sens)})  best-SR differs {len(ds_diff)}  "
             f"xsec ratio median {np.median(r):.4f} worst {r[np.argmax(np.abs(np.log(r)))]:.4f}  "
-            f"[{seconds * 1e3:.0f} ms; SModelS {ref['smodels_seconds']:.1f} s]"
+            f"[{seconds * 1e3:.0f} ms; SModelS {ref.get('smodels_seconds', float('nan')):.1f} s]"
         )
         for o, rr in pairs:
             worst.append((abs(np.log(o["xsec_fb"] / rr["xsec_fb"])), slha.name, o, rr))

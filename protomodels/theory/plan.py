@@ -274,9 +274,12 @@ class PlanBuilder:
             local = np.where(found, position, -1)
             source = np.where(kind == _MASS, local + mass_base[m], -1)
             widths = np.ones(pdg.shape)
+            final = np.zeros(pdg.shape)  # a final state's width: 0 unless it is long-lived
             for p, w in model.widths.items():
                 widths[pdg == p] = w
-            widths = np.where(kind == _WIDTH_LAST, 0.0, widths)
+                if long_lived[m] and lifetime_class(p, model) == "long-lived":
+                    final[pdg == p] = w
+            widths = np.where(kind == _WIDTH_LAST, final, widths)
             const = np.where((kind == _WIDTH) | (kind == _WIDTH_LAST), rescale_width(widths), 0.0)
             columns["topology"].append(np.full(n, t))
             columns["model"].append(np.full(n, m))
