@@ -104,3 +104,27 @@ def pyhf_model():  # noqa: ANN201 - a Protomodel (imported lazily)
         widths={stau: 1e-15, c1: 1.0, n2: 1.0},
         xsecs={(-stau, stau): {13.0: 30.0}, (n2, c1): {13.0: 100.0}, (-c1, n2): {13.0: 50.0}},
     )
+
+
+#: a small store with every differentiated likelihood kind (tests/test_inference.py)
+INFERENCE_FOLDERS = (
+    "13TeV/CMS/CMS-SUS-20-004-eff",
+    "13TeV/ATLAS/ATLAS-SUSY-2019-08-eff",
+    "13TeV/ATLAS/ATLAS-SUSY-2018-14-eff",
+)
+
+
+def stau_chargino_model(stau: float = 213.3, c1: float = 452.7, n2: float = 453.9,
+                        n1: float = 0.5):  # noqa: ANN201 - a Protomodel
+    """A stau, a chargino and a neutralino2 above a light LSP (reaches the three results of
+    :data:`INFERENCE_FOLDERS`)."""
+    from protomodels.theory.protomodel import Decay, Protomodel
+
+    n1_, stau_, c1_, n2_ = 1000022, 1000015, 1000024, 1000023
+    return Protomodel(
+        masses={stau_: stau, c1_: c1, n2_: n2, n1_: n1},
+        decays={stau_: (Decay(n1_, (15,), 1.0),), c1_: (Decay(n1_, (24,), 1.0),),
+                n2_: (Decay(n1_, (25,), 0.8), Decay(n1_, (23,), 0.2))},
+        widths={stau_: 1e-15, c1_: 1.0, n2_: 1.0},
+        ssm={(-stau_, stau_): 1.0},
+    )

@@ -10,30 +10,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _helpers import results_source
+from _helpers import INFERENCE_FOLDERS, results_source, stau_chargino_model
 from click.testing import CliRunner
 
 import protomodels.database as pdb
 from protomodels.analyses_combination import CombinationError, combine_analyses
 from protomodels.cli import cli
-from protomodels.theory.protomodel import Decay, Protomodel
+from protomodels.theory.protomodel import Protomodel
 
-FOLDERS = (
-    "13TeV/CMS/CMS-SUS-20-004-eff",
-    "13TeV/ATLAS/ATLAS-SUSY-2019-08-eff",
-    "13TeV/ATLAS/ATLAS-SUSY-2018-14-eff",
-)
+FOLDERS = INFERENCE_FOLDERS
 N1, STAU, C1, N2 = 1000022, 1000015, 1000024, 1000023
 
 
-def model() -> Protomodel:
-    return Protomodel(
-        masses={STAU: 213.3, C1: 452.7, N2: 453.9, N1: 0.5},
-        decays={STAU: (Decay(N1, (15,), 1.0),), C1: (Decay(N1, (24,), 1.0),),
-                N2: (Decay(N1, (25,), 0.8), Decay(N1, (23,), 0.2))},
-        widths={STAU: 1e-15, C1: 1.0, N2: 1.0},
-        ssm={(-STAU, STAU): 1.0},
-    )
+def model(stau: float = 213.3, c1: float = 452.7, n2: float = 453.9, n1: float = 0.5) -> Protomodel:
+    return stau_chargino_model(stau, c1, n2, n1)
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from _helpers import results_source
+from _helpers import INFERENCE_FOLDERS, results_source, stau_chargino_model
 from click.testing import CliRunner
 
 import protomodels.database as pdb
@@ -33,25 +33,15 @@ from protomodels.inference.posterior import (
     store_samples,
 )
 from protomodels.inference.profiled import YieldLikelihood
-from protomodels.theory.protomodel import Decay, Protomodel
+from protomodels.theory.protomodel import Protomodel
 
-FOLDERS = (
-    "13TeV/CMS/CMS-SUS-20-004-eff",
-    "13TeV/ATLAS/ATLAS-SUSY-2019-08-eff",
-    "13TeV/ATLAS/ATLAS-SUSY-2018-14-eff",
-)
+FOLDERS = INFERENCE_FOLDERS
 N1, STAU, C1, N2 = 1000022, 1000015, 1000024, 1000023
 PYHF = ("ATLAS-SUSY-2018-14", "(combined)")
 
 
 def model(stau: float = 213.3, c1: float = 452.7, n2: float = 453.9, n1: float = 0.5) -> Protomodel:
-    return Protomodel(
-        masses={STAU: stau, C1: c1, N2: n2, N1: n1},
-        decays={STAU: (Decay(N1, (15,), 1.0),), C1: (Decay(N1, (24,), 1.0),),
-                N2: (Decay(N1, (25,), 0.8), Decay(N1, (23,), 0.2))},
-        widths={STAU: 1e-15, C1: 1.0, N2: 1.0},
-        ssm={(-STAU, STAU): 1.0},
-    )
+    return stau_chargino_model(stau, c1, n2, n1)
 
 
 @pytest.fixture(scope="module")

@@ -509,17 +509,8 @@ def _locate(text: str, index: int, written: int | None) -> tuple[int, str | None
     if index >= len(spans):
         return 0, None
     start, end = spans[index]
-    depth = 0
-    comma = -1
-    for i in range(start + 1, end):
-        ch = text[i]
-        if ch in "[(":
-            depth += 1
-        elif ch in "])":
-            depth -= 1
-        elif ch == "," and depth == 0:
-            comma = i
-    if comma < 0:
+    comma = _last_top_level_comma(text, start, end)
+    if comma >= end:
         return start, None
     if written is None:
         m = _TOKEN_RE.search(text, comma + 1, end)
