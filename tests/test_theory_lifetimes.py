@@ -140,3 +140,19 @@ def test_prompt_spectra_are_unchanged(predictor: Predictor) -> None:
     a = {(p.result_id, p.txnames): p.r_obs for p in predictor.predict(gluino(None))}
     b = {(p.result_id, p.txnames): p.r_obs for p in predictor.predict(gluino(1.0))}
     assert a == b and a
+
+
+def test_only_prompt_decays_are_mass_compressed() -> None:
+    """A 0.2 GeV splitting is below minmassgap, but SModelS compresses prompt decays only."""
+    c1 = 1000024
+
+    def chargino(width: float) -> Protomodel:
+        return Protomodel(masses={c1: 400.2, N1: 400.0}, decays={c1: (Decay(N1, (211,), 1.0),)},
+                          widths={c1: width}, xsecs={(-c1, c1): {13.0: 58.5}})
+
+    def mass_compressed(model: Protomodel) -> list:
+        return [t for t in decompose(model, model.xsecs, sigmacut=0.0, minmassgap=5.0)
+                if "mass" in t.compressed]
+
+    assert mass_compressed(chargino(1.0))
+    assert not mass_compressed(chargino(2e-15))

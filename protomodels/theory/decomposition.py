@@ -149,7 +149,10 @@ def _mass_compress(branch: Branch, model: Protomodel, gap: float) -> Branch:
     nodes, vertices = branch.nodes, branch.vertices
     keep = [True] * len(nodes)
     for i in range(len(nodes) - 1):
-        if _mass(model, nodes[i]) - _mass(model, nodes[i + 1]) < gap:
+        # (SModelS compresses prompt decays only: a long-lived mother keeps its soft decay)
+        if _mass(model, nodes[i]) - _mass(model, nodes[i + 1]) < gap and (
+            lifetime_class(nodes[i][0], model) == "prompt"
+        ):
             keep[i] = False
     if all(keep):
         return branch
