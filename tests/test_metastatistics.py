@@ -257,3 +257,18 @@ def test_sensitive_unexcluded_and_bayes_factors() -> None:
     assert [(r.r_obs, r.r_exp) for r in rows] == [(0.4, 3.0), (0.5, 1.2)]
     assert rows[0].log_b10 == pytest.approx(-1.0) and rows[1].b10 == pytest.approx(math.e**2)
     assert combination_log_bayes_factor(predictions[:2]) == pytest.approx(4.0)
+
+
+def test_toys_redraw_the_user_results(constructed: Path) -> None:
+    """Campaigns walk on toy databases: a user result's counts and limits are redrawn too."""
+    from protomodels.campaigns.toys import apply_toy, make_toy
+
+    database = pdb.load(constructed, workspaces=False)
+    toy = apply_toy(database, make_toy(database, seed=3, index=0))
+    regions = {d.dataset_id: d.observed_n for d in toy.result("USER-CMS-TEST-01").datasets}
+    assert set(regions) == set(REGIONS)
+    assert regions != {rid: n for rid, (n, _, _) in REGIONS.items()}  # redrawn
+    original = database.result("USER-ATLAS-TEST-02").datasets[0].topologies[0]
+    redrawn = toy.result("USER-ATLAS-TEST-02").datasets[0].topologies[0]
+    assert not np.array_equal(original.grids["upper_limit"].values,
+                              redrawn.grids["upper_limit"].values)
