@@ -260,6 +260,7 @@ class PlanBuilder:
         factors: list[np.ndarray] = []
         mass_base = np.cumsum([0] + [len(a.masses) + 1 for a in arrays])
         long_lived = [_has_lifetimes(model) for model in models]
+        any_long_lived = any(long_lived)  # (else no factors at all: every xi is 1)
         for m, t, matches, available, model, topology in parts:
             keep = np.isin(matches.sqrts, list(available))
             if not keep.any():
@@ -291,15 +292,13 @@ class PlanBuilder:
             columns["source"].append(source)
             columns["const"].append(const)
             condition_sms.extend(c for c, k in zip(matches.condition_sms, keep, strict=True) if k)
-            if long_lived[m]:
+            if any_long_lived:
                 factors.append(np.asarray([
                     self._factor(topology, model, int(r), int(d), int(x), nodes)
                     for r, d, x, nodes, k in zip(matches.result, matches.dataset,
                                                  matches.txname, matches.width_nodes, keep,
                                                  strict=True) if k
-                ]))
-            else:
-                factors.append(np.ones(n))
+                ]) if long_lived[m] else np.ones(n))
 
         def cat(name: str, dtype: type, shape: tuple[int, ...] = ()) -> np.ndarray:
             if not columns[name]:
@@ -332,7 +331,8 @@ class PlanBuilder:
             item_const=cat("const", float, (2, w)),
             item_efficiency=efficiency,
             item_condition_sms=condition_sms,
-            item_factor=np.concatenate(factors) if factors else np.zeros(0),
+            item_factor=(np.concatenate(factors) if factors else np.zeros(0))
+            if any_long_lived else None,
         )
 
     def _factor(

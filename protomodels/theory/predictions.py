@@ -719,9 +719,9 @@ class Predictor:
     ) -> None:
         """Upper-limit predictions (clusters) per model and txname, and their expected limits."""
         groups: dict[tuple[int, int, int, int], list[_Item]] = defaultdict(list)
-        factor = (plan.item_factor.tolist() if plan.item_factor is not None
-                  else [1.0] * len(plan.item_topology))
+        factors = plan.item_factor
         for i in np.flatnonzero(selected & ~plan.item_efficiency):
+            xi = 1.0 if factors is None else float(factors[i])
             key = (
                 int(plan.item_model[i]),
                 int(plan.item_result[i]),
@@ -730,7 +730,7 @@ class Predictor:
             )
             result = self.database.results[key[1]]
             tx = result.datasets[key[2]].topologies[key[3]]
-            if factor[i] == 0.0:  # (SModelS: no upper limit where xi is 0)
+            if xi == 0.0:  # (SModelS: no upper limit where xi is 0)
                 continue
             groups[key].append(
                 _Item(
@@ -740,9 +740,9 @@ class Predictor:
                     float(plan.item_coefficient[i]),
                     vector[i, : len(tx.axes)],
                     float(weight[i]),
-                    _reweighted_limit(float(value[i]), factor[i]),
+                    _reweighted_limit(float(value[i]), xi),
                     plan.item_condition_sms[i],
-                    _reweighted_limit(float(expected[i]), factor[i]),
+                    _reweighted_limit(float(expected[i]), xi),
                 )
             )
         requests, made = [], []
