@@ -128,3 +128,15 @@ def stau_chargino_model(stau: float = 213.3, c1: float = 452.7, n2: float = 453.
         widths={stau_: 1e-15, c1_: 1.0, n2_: 1.0},
         ssm={(-stau_, stau_): 1.0},
     )
+
+
+def imported_store(
+    tarball: Path, factory: pytest.TempPathFactory, folders: tuple[str, ...], name: str
+) -> Path:
+    """A store imported from the given result folders of the tarball (source unpacked once per
+    session under ``name``, the store in a new temporary folder)."""
+    source = results_source(tarball, factory, folders, name)
+    out = factory.mktemp(name + "-store") / "store.sqlite"
+    report = import_database(source, out, workers=1)
+    assert not report.errors, report.errors
+    return out

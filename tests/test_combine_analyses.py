@@ -10,10 +10,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _helpers import INFERENCE_FOLDERS, results_source, stau_chargino_model
+from _helpers import INFERENCE_FOLDERS, imported_store, stau_chargino_model
 from click.testing import CliRunner
 
-import protomodels.database as pdb
 from protomodels.analyses_combination import CombinationError, combine_analyses
 from protomodels.cli import cli
 from protomodels.theory.protomodel import Protomodel
@@ -28,11 +27,7 @@ def model(stau: float = 213.3, c1: float = 452.7, n2: float = 453.9, n1: float =
 
 @pytest.fixture(scope="module")
 def store(tarball: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    source = results_source(tarball, tmp_path_factory, FOLDERS, "inference-db")
-    out = tmp_path_factory.mktemp("combine-store") / "store.sqlite"
-    report = pdb.import_database(source, out, workers=1)
-    assert not report.errors, report.errors
-    return out
+    return imported_store(tarball, tmp_path_factory, FOLDERS, "inference-db")
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _helpers import results_source
+from _helpers import imported_store
 
 import protomodels.database as pdb
 from protomodels.theory.decomposition import decompose, lifetime_class
@@ -86,10 +86,7 @@ def test_a_long_lived_gluino_is_also_undecayed() -> None:
 
 @pytest.fixture(scope="module")
 def predictor(tarball: Path, tmp_path_factory: pytest.TempPathFactory) -> Predictor:
-    source = results_source(tarball, tmp_path_factory, FOLDERS, "lifetimes-db")
-    out = tmp_path_factory.mktemp("lifetimes-store") / "store.sqlite"
-    report = pdb.import_database(source, out, workers=1)
-    assert not report.errors, report.errors
+    out = imported_store(tarball, tmp_path_factory, FOLDERS, "lifetimes-db")
     return Predictor(pdb.load(out, workspaces=False),
                      settings=PredictionSettings(sigmacut=0.0, minmassgap=5.0))
 
