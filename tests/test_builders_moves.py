@@ -384,3 +384,40 @@ def test_random_move_probabilities(template) -> None:
     for _ in range(20):
         new, record = mv.random_move(mv.lsp_only(300.0), rng, template)
         assert record.parts[0].move == "unfreeze"
+
+
+def test_lifetime_moves_make_particles_long_lived_and_prompt_again(template) -> None:  # noqa: ANN001
+    """With --lifetimes a move draws a width in LONG_LIVED_WIDTHS (log-uniform) or drops it;
+    the width survives the other moves and the run files; without, no random number is
+    drawn for it (the reference builder's walk is unchanged)."""
+    from protomodels.theory.decomposition import lifetime_class
+
+    rng = np.random.default_rng(5)
+    model = random_protomodel(rng, template)
+    low, high = mv.LONG_LIVED_WIDTHS
+    seen_long, seen_prompt = False, False
+    current = model
+    for _ in range(40):
+        current, record = mv.change_lifetime(current, rng, template)
+        assert record.move == "lifetime" and record.changed
+        (pdg,) = record.particles
+        if pdg in current.widths:
+            assert low <= current.widths[pdg] <= high
+            assert lifetime_class(pdg, current) == "long-lived"
+            seen_long = True
+        else:
+            assert lifetime_class(pdg, current) == "prompt"
+            seen_prompt = True
+    assert seen_long and seen_prompt
+    long_lived = dict(current.widths)
+    assert long_lived
+    again = model_from_json(model_to_json(current))
+    assert dict(again.widths) == long_lived
+    moved, _ = mv.change_mass(current, np.random.default_rng(1), template)
+    assert {p: w for p, w in moved.widths.items()} == {
+        p: w for p, w in long_lived.items() if p in moved.decays}
+    # lifetime probability 0: the same proposals as without the option
+    a = mv.random_move(model, np.random.default_rng(9), template)
+    b = mv.random_move(model, np.random.default_rng(9), template,
+                       mv.MoveProbabilities(lifetime=0.0))
+    assert model_to_json(a[0]) == model_to_json(b[0]) and "widths" not in model_to_json(a[0])

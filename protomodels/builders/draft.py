@@ -133,6 +133,8 @@ class Draft:
                     table[channel] = table.get(channel, 0.0) + float(decay.br)
             self.decays[pdg] = table
         self.ssm: dict[tuple[int, int], float] = {k: float(v) for k, v in sorted(model.ssm.items())}
+        #: total widths of long-lived particles (walks with lifetimes; prompt otherwise)
+        self.widths: dict[int, float] = {p: float(w) for p, w in sorted(model.widths.items())}
 
     def _channel_for(self, mother: int, decay: Decay) -> DraftChannel:
         found = self.index.by_key.get(mother, {}).get(channel_key(decay.daughter, decay.sm))
@@ -232,7 +234,8 @@ class Draft:
             for k, v in sorted(self.ssm.items())
             if abs(k[0]) in self.masses and abs(k[1]) in self.masses
         }
-        return Protomodel(masses=masses, decays=decays, ssm=ssm, name=self.name)
+        widths = {p: w for p, w in self.widths.items() if p in decays}
+        return Protomodel(masses=masses, decays=decays, ssm=ssm, name=self.name, widths=widths)
 
 
 def init_branchings(draft: Draft, pdg: int, rng: np.random.Generator) -> bool:

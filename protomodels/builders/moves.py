@@ -50,15 +50,17 @@ from protomodels.builders.draft import (
     init_branchings,
     template_index,
 )
-from protomodels.theory.particles import LSP, Channel, Template
+from protomodels.theory.particles import LSP, NAMES, Channel, Template
 from protomodels.theory.protomodel import Protomodel
 from protomodels.theory.xsec import XsecTables, load_tables, table_xsec
 
 __all__ = [
+    "LONG_LIVED_WIDTHS",
     "MoveProbabilities",
     "MoveRecord",
     "MoveSettings",
     "change_branchings",
+    "change_lifetime",
     "change_mass",
     "change_multipliers",
     "freeze_particle",
@@ -181,6 +183,8 @@ class MoveProbabilities:
             (``probMassive``).
         mass: chance of a mass move when another move changed the model (``probMass``); when
             none did, a mass move is made.
+        lifetime: chance of a lifetime move (:func:`change_lifetime`; 0, the reference
+            builder's walk, has none: every particle decays promptly).
     """
 
     unfreeze_sigma: float = 0.5
@@ -192,6 +196,7 @@ class MoveProbabilities:
     freeze_offset: float = 0.4
     freeze_most_massive: float = 0.3
     mass: float = 0.05
+    lifetime: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -770,6 +775,30 @@ def merge_particles(
     return _finish(draft, "merge", text, [p for pair in merged for p in pair])
 
 
+#: GeV, log-uniform range of the widths a lifetime move draws (c tau from 2 mm to 2 km)
+LONG_LIVED_WIDTHS = (1e-19, 1e-13)
+
+
+def change_lifetime(
+    model: Protomodel, rng: np.random.Generator, template: Template
+) -> tuple[Protomodel, MoveRecord]:
+    """Make one decaying particle long-lived (a total width drawn log-uniformly in
+    :data:`LONG_LIVED_WIDTHS`) or, if it is long-lived, prompt again (half of the time)."""
+    draft = Draft(model, template_index(template))
+    candidates = [p for p in draft.non_lsp() if draft.decays.get(p)]
+    if not candidates:
+        return model, _noop("lifetime", "no decaying particle")
+    pdg = int(_choice(rng, candidates))
+    if pdg in draft.widths and rng.uniform() < 0.5:
+        del draft.widths[pdg]
+        what = f"{NAMES.get(pdg, pdg)} prompt again"
+    else:
+        low, high = np.log10(LONG_LIVED_WIDTHS)
+        draft.widths[pdg] = float(10.0 ** rng.uniform(low, high))
+        what = f"{NAMES.get(pdg, pdg)} long-lived, width {draft.widths[pdg]:.3g} GeV"
+    return draft.build(), MoveRecord("lifetime", True, what, (pdg,))
+
+
 def random_move(
     model: Protomodel,
     rng: np.random.Generator,
@@ -824,6 +853,8 @@ def random_move(
     ):
         most = bool(rng.uniform() < probabilities.freeze_most_massive)
         apply(freeze_particle(current, rng, template, most_massive=most, settings=settings))
+    if probabilities.lifetime > 0 and rng.uniform() < probabilities.lifetime:
+        apply(change_lifetime(current, rng, template))
     if not any(p.changed for p in parts) or rng.uniform() < probabilities.mass:
         apply(change_mass(current, rng, template, settings=settings))
     done = [p for p in parts if p.changed]

@@ -33,8 +33,9 @@ def __dir__() -> list[str]:
 
 def model_to_json(model: Protomodel) -> dict[str, Any]:
     """Compact JSON form: ``{"masses": {pdg: GeV}, "decays": {pdg: [[daughter, [sm], br]]},
-    "ssm": [[pdg_a, pdg_b, multiplier]], "name": str}`` (keys as strings, sorted)."""
-    return {
+    "ssm": [[pdg_a, pdg_b, multiplier]], "name": str}`` (keys as strings, sorted), and
+    ``"widths": {pdg: GeV}`` for a model with long-lived particles."""
+    data = {
         "masses": {str(p): float(m) for p, m in sorted(model.masses.items())},
         "decays": {
             str(p): [[int(d.daughter), [int(s) for s in d.sm], float(d.br)] for d in channels]
@@ -43,6 +44,9 @@ def model_to_json(model: Protomodel) -> dict[str, Any]:
         "ssm": [[int(a), int(b), float(v)] for (a, b), v in sorted(model.ssm.items())],
         "name": model.name,
     }
+    if model.widths:  # (long-lived particles of walks with lifetimes; prompt models have none)
+        data["widths"] = {str(p): float(w) for p, w in sorted(model.widths.items())}
+    return data
 
 
 def model_from_json(data: Mapping[str, Any]) -> Protomodel:
@@ -58,11 +62,13 @@ def model_from_json(data: Mapping[str, Any]) -> Protomodel:
             for p, ds in data["decays"].items()
         }
         ssm = {(int(a), int(b)): float(v) for a, b, v in data.get("ssm", [])}
+        widths = {int(p): float(w) for p, w in data.get("widths", {}).items()}
     except (KeyError, TypeError, ValueError, AttributeError) as err:
         msg = f"model JSON: cannot read masses/decays/ssm ({err!r}); expected model_to_json output"
         raise InvalidProtomodelError(msg) from err
     return Protomodel(
-        masses=masses, decays=decays, ssm=ssm, name=str(data.get("name", "protomodel"))
+        masses=masses, decays=decays, ssm=ssm, name=str(data.get("name", "protomodel")),
+        widths=widths,
     )
 
 

@@ -12,6 +12,7 @@ from click.core import ParameterSource
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from protomodels.builders.moves import MoveProbabilities
 from protomodels.builders.records import model_from_json
 from protomodels.builders.run import RunSettings, run_walk, start_model
 from protomodels.builders.storage import RunStorage, check_run_file
@@ -113,8 +114,10 @@ _FIXED_ON_RESUME = {
     "no_penalties": "--no-penalties", "constructive": "--constructive",
     "full_likelihoods": "--full-likelihoods/--no-full-likelihoods",
     "pyhf_max_parameters": "--pyhf-max-parameters", "toy": "--toy", "polish": "--polish",
-    "polish_steps": "--polish-steps",
+    "polish_steps": "--polish-steps", "lifetimes": "--lifetimes",
 }
+#: chance of a lifetime move per proposal with --lifetimes
+LIFETIME_MOVES = 0.1
 _RESUME_HINT = ("give --resume a run file written by 'protomodel walk', or start a new run "
                 "with --out NEW.sqlite")
 _POSITIVE = Finite(min=0, min_open=True)
@@ -149,6 +152,10 @@ _POSITIVE = Finite(min=0, min_open=True)
                    "critics pass).")
 @click.option("--polish-steps", type=click.IntRange(min=1), default=3, show_default=True,
               help="Levenberg-Marquardt steps of --polish.")
+@click.option("--lifetimes", is_flag=True,
+              help="Also moves that make a particle long-lived (a width of 1e-19 to 1e-13 GeV, "
+                   "reweighted as SModelS does) or prompt again; off, every decay is prompt, "
+                   "as in the reference builder.")
 @click.option("--prepare-grids", is_flag=True,
               help="Triangulate every grid before the first step (default: each when a step "
                    "first needs it, while a background process fills the cache).")
@@ -160,7 +167,8 @@ def walk(
     ctx: Context, steps: int | None, walkers: int, seed: int, processes: int | None,
     run_file: str | None, resume_file: str | None, start: str | None, temperature: float,
     final_temperature: float | None, teleport_until: int | None, polish: bool,
-    polish_steps: int, prepare_grids: bool, toy: str | None = None, **options: object,
+    polish_steps: int, prepare_grids: bool, lifetimes: bool = False, toy: str | None = None,
+    **options: object,
 ) -> None:
     """Random walk over protomodels that maximises K; prints the best protomodel.
 
@@ -182,6 +190,7 @@ def walk(
     walker_config = WalkerConfig(
         temperature=temperature, final_temperature=final_temperature,
         teleport_until=teleport_until, polish=polish_steps if polish else 0,
+        probabilities=MoveProbabilities(lifetime=LIFETIME_MOVES if lifetimes else 0.0),
     )
     evaluation = evaluation_settings(ctx, **options)  # type: ignore[arg-type]
     if start is not None and resume_file is None:
