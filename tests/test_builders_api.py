@@ -33,10 +33,12 @@ def test_builders_api() -> None:
 
 def test_builders_module_apis() -> None:
     assert dir(protomodels.builders.moves) == [
+        "LONG_LIVED_WIDTHS",
         "MoveProbabilities",
         "MoveRecord",
         "MoveSettings",
         "change_branchings",
+        "change_lifetime",
         "change_mass",
         "change_multipliers",
         "freeze_particle",
