@@ -87,3 +87,36 @@ def test_particles_that_cannot_be_classified_are_named(edit, words: list[str],  
         _read(edit(SLHA), tmp_path)
     for word in words:
         assert word in str(info.value)
+
+
+def test_a_separate_particles_file_classifies_them(tmp_path: Path) -> None:
+    """SModelS's model parameter may point at an SLHA file with the QNUMBERS blocks: the
+    model file then needs none."""
+    blocks, rest = SLHA.split("BLOCK MASS")
+    particles = tmp_path / "particles.slha"
+    particles.write_text(blocks)
+    path = tmp_path / "model.slha"
+    path.write_text("BLOCK MASS" + rest)
+    with pytest.raises(InvalidProtomodelError, match="--particles"):
+        Protomodel.from_slha(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = Protomodel.from_slha(path, particles=particles)
+    full = tmp_path / "full"
+    full.mkdir()
+    assert model.properties == _read(SLHA, full).properties
+
+
+def test_predict_takes_a_particles_file(subset_store: Path, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from protomodels.cli import cli
+
+    blocks, rest = SLHA.split("BLOCK MASS")
+    (tmp_path / "particles.slha").write_text(blocks)
+    (tmp_path / "model.slha").write_text("BLOCK MASS" + rest)
+    result = CliRunner().invoke(cli, [
+        "--database", str(subset_store), "predict", str(tmp_path / "model.slha"),
+        "--particles", str(tmp_path / "particles.slha"), "--json", "-", "--no-statistics"])
+    assert result.exit_code == 0, result.output
+    assert '"T2tt"' in result.stdout

@@ -129,6 +129,10 @@ def _record(p: TheoryPrediction, statistics: bool) -> dict:
 @click.option("--full-likelihoods/--no-full-likelihoods", default=True, show_default=True,
               help="pyhf full likelihoods for the combinations of results with pyhf workspaces "
                    "(as SModelS; slow for the large ones); off: their best signal region.")
+@click.option("--particles", "particles", default=None,
+              type=click.Path(exists=True, dir_okay=False), metavar="FILE.slha",
+              help="SLHA file whose QNUMBERS blocks describe particles beyond the MSSM (as "
+                   "SModelS's model parameter); MODEL's own blocks take precedence.")
 @click.option("--combine-analyses", "combine", default=None, metavar="A,B,...",
               help="Also the combined likelihood, mu-hat and r of these analyses (SModelS "
                    "combineAnas), checked against the combinability matrix.")
@@ -145,7 +149,7 @@ def predict(
     collaboration: str | None, data_type: str | None, ids: tuple[str, ...],
     no_superseded: bool, limit: int, statistics: bool, full_likelihoods: bool,
     combine: str | None = None, combinability: str = "yaml", force_combination: bool = False,
-    toy: str | None = None,
+    particles: str | None = None, toy: str | None = None,
 ) -> None:
     """Theory predictions (sigma x BR (x eff), upper limits, r) of an SLHA MODEL.
 
@@ -173,7 +177,7 @@ def predict(
         from protomodels.combiner.test_statistic import KSettings
 
         graph = KSettings(combinability=combinability, shared=ctx.shared).graph()
-    protomodel = Protomodel.from_slha(model)
+    protomodel = Protomodel.from_slha(model, particles=particles)
     notes = model_notes(protomodel, model)
     full = statistics and full_likelihoods
     database = open_database(ctx, workspaces=full, toy=toy)

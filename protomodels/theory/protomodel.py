@@ -249,9 +249,19 @@ class Protomodel:
 
     # -- SLHA ------------------------------------------------------------------------------
     @classmethod
-    def from_slha(cls, path: str | os.PathLike[str], *, name: str | None = None) -> Protomodel:
+    def from_slha(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        name: str | None = None,
+        particles: str | os.PathLike[str] | None = None,
+    ) -> Protomodel:
         """Read MASS, DECAY and XSECTION blocks of an SLHA file (strictly, see
         :mod:`protomodels.theory.slha`).
+
+        ``particles``: another SLHA file whose QNUMBERS blocks describe the particles beyond
+        the MSSM (SModelS's ``model`` parameter pointing at an SLHA file); the model file's own
+        QNUMBERS blocks take precedence.
 
         Stated corrections, kept in :attr:`notes` and issued as
         :class:`~protomodels.exceptions.InputCorrectionWarning`: a negative mass is taken as its
@@ -270,17 +280,20 @@ class Protomodel:
 
         doc = read_slha(path)
         path = Path(path)
+        described = dict(read_slha(particles).qnumbers) if particles is not None else {}
         if not doc.has_mass_block:
             msg = f"{path}: no MASS block; the file needs BLOCK MASS with the BSM masses"
             raise InvalidProtomodelError(msg)
         properties: dict[int, BsmProperties] = {}
-        for pdg, (entries, line) in doc.qnumbers.items():
-            if abs(pdg) in BSM_PROPERTIES:
-                continue  # an MSSM particle: its known quantum numbers
-            try:
-                properties[abs(pdg)] = properties_from_qnumbers(abs(pdg), entries)
-            except ProtomodelsError as err:
-                raise InvalidProtomodelError(f"{path}, line {line}: {err}") from err
+        sources = [(Path(particles), described)] if particles is not None else []
+        for source, blocks in [*sources, (path, doc.qnumbers)]:
+            for pdg, (entries, line) in blocks.items():
+                if abs(pdg) in BSM_PROPERTIES:
+                    continue  # an MSSM particle: its known quantum numbers
+                try:
+                    properties[abs(pdg)] = properties_from_qnumbers(abs(pdg), entries)
+                except ProtomodelsError as err:
+                    raise InvalidProtomodelError(f"{source}, line {line}: {err}") from err
         masses: dict[int, float] = {}
         lines: dict[int, int] = {}
         negative, frozen = [], []
@@ -299,7 +312,8 @@ class Protomodel:
                        "has no QNUMBERS block, so it cannot be classified (charge, spin, colour; "
                        "a BSM particle with one BSM daughter per decay is taken as Z2-odd): add "
                        f"'BLOCK QNUMBERS {abs(pdg)}' with 1: 3 x charge, 2: 2S+1, 3: colour "
-                       "dimension, 4: 1 if it has an antiparticle")
+                       "dimension, 4: 1 if it has an antiparticle (to this file or to a "
+                       "particles file, --particles)")
                 raise InvalidProtomodelError(msg)
             if value < 0:
                 negative.append(f"{_label(pdg)} {value:g} GeV (line {line})")
