@@ -120,3 +120,10 @@ def test_predict_takes_a_particles_file(subset_store: Path, tmp_path: Path) -> N
         "--particles", str(tmp_path / "particles.slha"), "--json", "-", "--no-statistics"])
     assert result.exit_code == 0, result.output
     assert '"T2tt"' in result.stdout
+
+
+def test_a_decay_into_a_z2_even_bsm_particle_is_named(tmp_path: Path) -> None:
+    text = SLHA.replace("  1.0  2  9000022  6\n", "  1.0  2  9000022  35\n").replace(
+        "BLOCK MASS\n", "BLOCK MASS\n  35  5.000000E+02\n")
+    with pytest.raises(InvalidProtomodelError, match="Z2-even BSM particle 35"):
+        _read(text, tmp_path)

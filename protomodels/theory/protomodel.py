@@ -353,6 +353,15 @@ class Protomodel:
                     continue
                 bsm = [i for i in dec.ids if abs(i) >= 1000000]
                 sm = tuple(i for i in dec.ids if abs(i) < 1000000)
+                even = [i for i in sm if abs(i) in BSM_PROPERTIES or abs(i) in properties]
+                if even:
+                    msg = (
+                        f"{path}, line {dec.line}: decay {pdg} -> {list(dec.ids)} has the "
+                        f"Z2-even BSM particle {', '.join(_label(i) for i in even)} among its "
+                        "daughters; only decays into one Z2-odd BSM particle plus SM particles "
+                        "are supported (remove the channel, or give its BR to the others)"
+                    )
+                    raise InvalidProtomodelError(msg)
                 if len(bsm) != 1:
                     msg = (
                         f"{path}, line {dec.line}: decay {pdg} -> {list(dec.ids)} has "
