@@ -400,18 +400,21 @@ def parse_grid(text: str, *, path: str | Path, field: str, line: int) -> Grid:
 
 
 _VALUE_UNITS = ("ab", "fb", "pb", "nb")
-_NUMBER_UNIT_RE = re.compile(
-    r"([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*\*\s*("
-    + "|".join(sorted(_GRID_UNITS, key=len, reverse=True)) + r")\b"
-)
-
-
+_ENERGY_UNITS = tuple(u for u in _GRID_UNITS if u.endswith("eV"))
 _NUM = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+
+
+def _any(units: tuple[str, ...]) -> str:
+    return "(" + "|".join(sorted(units, key=len, reverse=True)) + ")"
+
+
+_NUMBER_UNIT_RE = re.compile("(" + _NUM + r")\s*\*\s*" + _any(_GRID_UNITS) + r"\b")
 #: a point's value (after "],") in an energy unit
-_VALUE_IN_ENERGY_RE = re.compile(r"\]\s*,\s*" + _NUM + r"\s*\*\s*(?:k|M|G|T)?eV\b")
+_VALUE_IN_ENERGY_RE = re.compile(r"\]\s*,\s*" + _NUM + r"\s*\*\s*" + _any(_ENERGY_UNITS)
+                                 + r"\b")
 #: a coordinate (after "[", "(" or a comma that does not follow "]") in a cross-section unit
 _MASS_IN_CROSS_SECTION_RE = re.compile(
-    r"(?:[\[(]|[^\]\s]\s*,)\s*" + _NUM + r"\s*\*\s*(?:a|f|p|n)b\b"
+    r"(?:[\[(]|[^\]\s]\s*,)\s*" + _NUM + r"\s*\*\s*" + _any(_VALUE_UNITS) + r"\b"
 )
 
 
@@ -445,23 +448,21 @@ def _per_number_units(text: str, path: str | Path, field: str, line: int) -> str
             number, unit = m.group(1), m.group(2)
             is_value = m.start() >= value_start
             is_cross_section = unit in _VALUE_UNITS
+            wrong = None
             if is_value and not is_cross_section:
+                wrong = (f"has the value {m.group(0)}: an energy unit where a cross section "
+                         "(or an efficiency) should be",
+                         "write the value in fb or pb (efficiencies without a unit)")
+            elif not is_value and is_cross_section:
+                wrong = (f"has the coordinate {m.group(0)}: a cross-section unit where a mass "
+                         "or a width should be", "write masses and widths in GeV (or TeV, MeV)")
+            elif is_value and field == "efficiencyMap":
+                wrong = (f"has the efficiency {m.group(0)} with a unit",
+                         "efficiencies are plain numbers")
+            if wrong is not None:
                 raise DatabaseFormatError(
-                    path, f"grid point {index} has the value {m.group(0)}: an energy unit "
-                    "where a cross section (or an efficiency) should be", field=field,
-                    line=line + text.count("\n", 0, m.start()),
-                    hint="write the value in fb or pb (efficiencies without a unit)")
-            if not is_value and is_cross_section:
-                raise DatabaseFormatError(
-                    path, f"grid point {index} has the coordinate {m.group(0)}: a cross-section "
-                    "unit where a mass or a width should be", field=field,
-                    line=line + text.count("\n", 0, m.start()),
-                    hint="write masses and widths in GeV (or TeV, MeV)")
-            if is_value and field == "efficiencyMap":
-                raise DatabaseFormatError(
-                    path, f"grid point {index} has the efficiency {m.group(0)} with a unit",
-                    field=field, line=line + text.count("\n", 0, m.start()),
-                    hint="efficiencies are plain numbers")
+                    path, f"grid point {index} {wrong[0]}", field=field,
+                    line=line + text.count("\n", 0, m.start()), hint=wrong[1])
             out.append(text[done:m.start()])
             out.append(repr(float(number) * UNITS[unit]))
             done = m.end()

@@ -13,7 +13,8 @@ below :data:`STABLE_WIDTH` (or no decays) is stable, one above :data:`PROMPT_WID
 known width) decays promptly, and one in between is long-lived: it appears both as each of its
 decays (with their branching ratios) and undecayed, as a final state, with weight 1. The
 weights are not reweighted here: the fractions of prompt and of outside-the-detector decays
-enter when a topology meets a txname (:func:`lifetime_factor`).
+enter when a topology meets a txname
+(:func:`protomodels.theory.lifetimes.reweighting`).
 
 The output is structural (which particles sit where) plus the per-sqrt(s) weights; masses are
 looked up from the model by particle id, so that the same structure serves many mass points.
@@ -105,9 +106,8 @@ class Topology:
 
 
 def _conjugate_bsm(pdg: int, model: Protomodel) -> int:
-    props = bsm_properties(pdg, model.properties)
-    if props.charge == 0 and props.colordim in (1, 8):
-        return abs(pdg)  # self-conjugate (Majorana neutralino, gluino): same properties
+    if bsm_properties(pdg, model.properties).self_conjugate:
+        return abs(pdg)  # (Majorana neutralino, gluino): same properties
     return -pdg
 
 

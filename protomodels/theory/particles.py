@@ -47,6 +47,11 @@ class BsmProperties:
     colordim: int
     spin: float
 
+    @property
+    def self_conjugate(self) -> bool:
+        """Taken as its own antiparticle: neutral and a colour singlet or octet."""
+        return self.charge == 0 and self.colordim in (1, 8)
+
 
 _BSM: dict[int, tuple[float, int, float]] = {}
 for _pdg in (1000001, 1000003, 1000005, 2000001, 2000003, 2000005):

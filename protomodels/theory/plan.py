@@ -122,6 +122,13 @@ class Plan:
     item_factor: np.ndarray | None = None
 
 
+def _final_width(pdg: int, model: Protomodel) -> float:
+    """The width of an undecayed final state: its own if it is long-lived, else 0 (stable)."""
+    if lifetime_class(pdg, model) == "long-lived":
+        return model.widths[abs(pdg)]
+    return 0.0
+
+
 def _has_lifetimes(model: Protomodel) -> bool:
     """Whether any particle of the model is long-lived (else every xi is 1)."""
     return any(lifetime_class(p, model) == "long-lived" for p in model.decays)
@@ -275,11 +282,11 @@ class PlanBuilder:
             local = np.where(found, position, -1)
             source = np.where(kind == _MASS, local + mass_base[m], -1)
             widths = np.ones(pdg.shape)
-            final = np.zeros(pdg.shape)  # a final state's width: 0 unless it is long-lived
+            final = np.zeros(pdg.shape)
             for p, w in model.widths.items():
                 widths[pdg == p] = w
-                if long_lived[m] and lifetime_class(p, model) == "long-lived":
-                    final[pdg == p] = w
+                if long_lived[m]:
+                    final[pdg == p] = _final_width(p, model)
             widths = np.where(kind == _WIDTH_LAST, final, widths)
             const = np.where((kind == _WIDTH) | (kind == _WIDTH_LAST), rescale_width(widths), 0.0)
             columns["topology"].append(np.full(n, t))
@@ -353,8 +360,6 @@ class PlanBuilder:
                 if p < last:
                     width = model.widths.get(abs(pdg))
                     decaying.append(math.inf if width is None else width)
-                elif flag != INVISIBLE and lifetime_class(pdg, model) != "stable":
-                    final.append(model.widths.get(abs(pdg), 0.0))
                 else:
-                    final.append(0.0)
+                    final.append(0.0 if flag == INVISIBLE else _final_width(pdg, model))
         return reweighting(decaying, final, *lengths)

@@ -236,10 +236,9 @@ def _em_coefficients(plan: Plan) -> np.ndarray:
 
 
 def _reweighted_limit(value: float, factor: float) -> float:
-    """An upper limit divided by the lifetime reweighting xi (none where xi is 0)."""
-    if factor == 1.0:
-        return value
-    return value / factor if factor > 0 else math.nan
+    """An upper limit divided by the lifetime reweighting xi (> 0: items with xi = 0 have no
+    limit and are left out before)."""
+    return value if factor == 1.0 else value / factor
 
 
 def _items(plan: Plan, size: int) -> Items:

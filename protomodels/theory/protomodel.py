@@ -446,7 +446,7 @@ class Protomodel:
         """
         lines = [f"# protomodel {self.name}"]
         for pdg, props in sorted(self.properties.items()):
-            antiparticle = 0 if props.charge == 0 and props.colordim in (1, 8) else 1
+            antiparticle = 0 if props.self_conjugate else 1
             lines += [f"BLOCK QNUMBERS {pdg}", f"  1  {round(3 * props.charge):d}",
                       f"  2  {round(2 * props.spin + 1):d}", f"  3  {props.colordim:d}",
                       f"  4  {antiparticle:d}"]
