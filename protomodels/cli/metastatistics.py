@@ -127,8 +127,7 @@ def _map_table(rows: list[Deviation], title: str, limit: int) -> Table:
     return table
 
 
-def _sensitive(ctx: Context, given: ModelInput, database: Database, limit: int,
-               json_out: str | None) -> None:
+def _sensitive(given: ModelInput, database: Database, limit: int, json_out: str | None) -> None:
     from protomodels.evaluation import Evaluator
 
     evaluator = Evaluator(database, given.settings)
@@ -215,7 +214,7 @@ def excesses(
                              and sensitive_model is not None)
     if sensitive_model is not None:
         given = model_input(ctx, sensitive_model, rank, options)
-        _sensitive(ctx, given, database, limit, json_out)
+        _sensitive(given, database, limit, json_out)
         return
     rows = _deviations(database, None, bg_scale, upper_limits, superseded)
     if min_z is not None:

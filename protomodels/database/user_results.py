@@ -203,8 +203,8 @@ def _python(x: Any) -> str:
     return repr(float(x)) if not isinstance(x, str) else repr(x)
 
 
-def _grid_rows(check: _Checker, topology: Mapping, where: list, masses: Any,
-               n_values: int, mass_where: list) -> list:
+def _grid_rows(check: _Checker, where: list, masses: Any, n_values: int,
+               mass_where: list) -> list:
     if not isinstance(masses, list) or not masses:
         raise check.fail(mass_where, "masses must be a non-empty list of grid points",
                          "write one row per grid point, e.g. [[300, 100], [300, 100]]")
@@ -302,7 +302,7 @@ def _topology(
                 i = next(i for i, v in enumerate(nums) if v > 1)
                 raise check.fail([*vwhere, i], f"efficiency {nums[i]:g} is above 1",
                                  "efficiencies are fractions in [0, 1]")
-            rows = _grid_rows(check, t, vwhere, masses, len(nums), mwhere)
+            rows = _grid_rows(check, vwhere, masses, len(nums), mwhere)
             text = _rows_text(rows, nums, "" if key == "efficiencies" else "*fb")
             lines.append(f"{_GRID_FIELDS[key]}: {text}")
         dropped: list[tuple[str, str]] = []

@@ -69,12 +69,9 @@ def _pair(a: int, b: int) -> Pair:
     return (a, b) if a <= b else (b, a)
 
 
-
-
 def _numpy_real(x: object) -> bool:
     """A NumPy integer or floating-point scalar (not a bool)."""
     return isinstance(x, (np.integer, np.floating))
-
 
 
 #: SLHA decay tables whose branching ratios sum to at most this above 1 are normalised (rounded

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from protomodels.exceptions import InvalidProtomodelError
+from protomodels.theory.protomodel import BR_SUM_NORMALISED
 
 __all__ = ["SlhaChannel", "SlhaDecay", "SlhaDocument", "SlhaFormatError", "SlhaXsec", "read_slha"]
 
@@ -240,7 +241,8 @@ def read_slha(path: str | os.PathLike[str]) -> SlhaDocument:
             ids = tuple(lines.integer(t, "daughter id") for t in tokens[2:])
             if nda != len(ids):
                 raise lines.fail(f"{nda} daughters announced, {len(ids)} given")
-            if not 0.0 <= br <= 1.01:  # (rounded tables: the sum is checked and normalised later)
+            # (a rounded table: the sum is checked, and normalised, by Protomodel.from_slha)
+            if not 0.0 <= br <= 1.0 + BR_SUM_NORMALISED:
                 raise lines.fail(f"branching ratio {tokens[0]} is not in [0, 1]")
             decay.channels.append(SlhaChannel(br, ids, number))
         elif kind == "XSECTION":
