@@ -11,17 +11,10 @@ Without ``--smodels-python`` an existing ``DIR/*.json`` of an earlier SModelS ru
 
 from __future__ import annotations
 
-import argparse
-import subprocess
-import sys
-import warnings
-from pathlib import Path
+from smodels_check import cross_check
 
-from protomodels.database import open as open_database
-from protomodels.theory.predictions import Predictor
 from protomodels.theory.protomodel import Decay, Protomodel
 
-HERE = Path(__file__).resolve().parent
 G, N1, C1, STAU = 1000021, 1000022, 1000024, 1000015
 
 
@@ -46,30 +39,7 @@ def models() -> dict[str, Protomodel]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--out", type=Path, default=Path("lifetimes-check"))
-    parser.add_argument("--smodels-python", default=None)
-    parser.add_argument("--smodels-database", default=None)
-    args = parser.parse_args()
-    args.out.mkdir(parents=True, exist_ok=True)
-    predictor = Predictor(open_database(workspaces=False))
-    files = []
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        for name, model in models().items():
-            path = args.out / f"{name}.slha"
-            model.to_slha(path, xsecs=predictor.cross_sections(model))
-            files.append(str(path))
-    if args.smodels_python:
-        if not args.smodels_database:
-            parser.error("--smodels-python needs --smodels-database (the unpacked v3.0.0 folder)")
-        subprocess.run([args.smodels_python, str(HERE / "smodels_driver.py"),
-                        args.smodels_database, str(args.out), *files], check=True)
-    if not list(args.out.glob("*.json")):
-        print(f"no SModelS output in {args.out}: give --smodels-python and --smodels-database")
-        return
-    subprocess.run([sys.executable, str(HERE / "compare_reference.py"), "--reference",
-                    str(args.out)], check=True)
+    cross_check(__doc__, "lifetimes-check", models)
 
 
 if __name__ == "__main__":

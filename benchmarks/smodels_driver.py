@@ -4,6 +4,10 @@ dependency of protomodels); ``benchmarks/lifetimes.py`` calls it.
 
 Usage: SMODELS_PYTHON smodels_driver.py DATABASE_DIR OUT_DIR FILE.slha [...]
 
+A file with ``BLOCK QNUMBERS`` of non-MSSM particles (a resonance or dark-matter model) is read
+with its own particle content (SModelS's ``model`` parameter set to the SLHA file); other files
+with the MSSM particles.
+
 Settings as the reference files: sigmacut 0.005 fb, mass and invisible compression with
 minmassgap 5 GeV, the best region or the combination per result, maxcond 0.2, control regions
 left out, prompt / stable widths 1e-11 / 1e-25 GeV.
@@ -23,6 +27,7 @@ from smodels.installation import version
 from smodels.matching.theoryPrediction import TheoryPredictionList, theoryPredictionsFor
 from smodels.share.models.mssm import BSMList
 from smodels.share.models.SMparticles import SMList
+from smodels.tools.particlesLoader import getParticlesFromSLHA
 
 
 def number(value, unit=fb):  # noqa: ANN001, ANN201
@@ -41,7 +46,10 @@ def main() -> None:
     database = Database(database_dir)
     for path in files:
         start = time.time()
-        model = Model(BSMparticles=BSMList, SMparticles=SMList)
+        text = Path(path).read_text().upper()
+        own = "QNUMBERS" in text and "MASS" in text
+        bsm = getParticlesFromSLHA(path) if own else BSMList
+        model = Model(BSMparticles=bsm, SMparticles=SMList)
         model.updateParticles(inputFile=path, promptWidth=1e-11 * GeV, stableWidth=1e-25 * GeV)
         topologies = decomposer.decompose(model, sigmacut=0.005 * fb, massCompress=True,
                                           invisibleCompress=True, minmassgap=5 * GeV)

@@ -122,8 +122,17 @@ def test_predict_takes_a_particles_file(subset_store: Path, tmp_path: Path) -> N
     assert '"T2tt"' in result.stdout
 
 
-def test_a_decay_into_a_z2_even_bsm_particle_is_named(tmp_path: Path) -> None:
-    text = SLHA.replace("  1.0  2  9000022  6\n", "  1.0  2  9000022  35\n").replace(
-        "BLOCK MASS\n", "BLOCK MASS\n  35  5.000000E+02\n")
-    with pytest.raises(InvalidProtomodelError, match="Z2-even BSM particle 35"):
-        _read(text, tmp_path)
+def test_a_decay_into_a_z2_even_bsm_particle_loses_its_weight(tmp_path: Path) -> None:
+    """A decay into the heavy Higgs H0 beside the dark-matter particle is read (as SModelS reads
+    it) and stated; the tree it makes matches no result, so only the other decay is predicted."""
+    text = SLHA.replace("  1.0  2  9000022  6\n",
+                        "  0.4  2  9000022  6\n  0.6  3  9000022  35  6\n").replace(
+        "BLOCK MASS\n", "BLOCK MASS\n  35  5.000000E+01\n")
+    model = _read(text, tmp_path)
+    assert model.decays[TOP_PARTNER][0] == Decay(DARK_MATTER, (6,), 0.6, (35,))
+    assert any("35" in note and "no result" in note for note in model.notes)
+    from protomodels.theory.decomposition import decompose
+
+    topologies = decompose(model, model.xsecs)
+    assert {t.decays for t in topologies} == {((TOP_PARTNER, 1), (TOP_PARTNER, 1))}
+    assert topologies[0].weights[13.0] == pytest.approx(40.0 * 0.4**2)

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from protomodels.exceptions import InputCorrectionWarning
 from protomodels.theory import Decay, InvalidProtomodelError, Protomodel
 from protomodels.theory.particles import LSP, load_template
 from protomodels.theory.sampling import FAMILIES, family_protomodel, random_protomodel
@@ -268,7 +269,24 @@ def test_from_slha_two_bsm_daughters(tmp_path: Path) -> None:
         "DECAY   1000023     1.0E+00\n"
         "     1.00000000E+00    2   1000022  23\n"
     )
-    with pytest.raises(InvalidProtomodelError, match=r"1000006 .*2 BSM daughters"):
+    with pytest.warns(InputCorrectionWarning, match=r"no result.*1000006 .*line 6"):
+        model = Protomodel.from_slha(path)
+    # read as SModelS reads it; the tree it makes inside a chain matches no result
+    assert model.decays[1000006] == (Decay(1000022, (6,), 1.0, (1000023,)),)
+
+
+def test_from_slha_decay_into_sm_particles_only(tmp_path: Path) -> None:
+    """An R-parity violating decay of the lightest particle is kept (SModelS accepts it); an
+    unknown daughter is named with its line."""
+    path = tmp_path / "rpv.slha"
+    text = ("BLOCK MASS\n   1000006     6.000000E+02\n"
+            "DECAY   1000006     1.0E-14\n     1.00000000E+00    2   1  -13\n")
+    path.write_text(text)
+    model = Protomodel.from_slha(path)
+    assert model.decays[1000006] == (Decay(0, (1, -13), 1.0),)
+    assert model.decays[1000006][0].bsm == ()
+    path.write_text(text.replace("1  -13", "1  -99"))
+    with pytest.raises(InvalidProtomodelError, match=r"line 4.*-99 is neither an SM particle"):
         Protomodel.from_slha(path)
 
 

@@ -33,12 +33,15 @@ def __dir__() -> list[str]:
 
 def model_to_json(model: Protomodel) -> dict[str, Any]:
     """Compact JSON form: ``{"masses": {pdg: GeV}, "decays": {pdg: [[daughter, [sm], br]]},
+    (daughter 0 for a decay into SM particles only, a fourth entry [further BSM daughters]
+    where there are some),
     "ssm": [[pdg_a, pdg_b, multiplier]], "name": str}`` (keys as strings, sorted), and
     ``"widths": {pdg: GeV}`` for a model with long-lived particles."""
     data = {
         "masses": {str(p): float(m) for p, m in sorted(model.masses.items())},
         "decays": {
-            str(p): [[int(d.daughter), [int(s) for s in d.sm], float(d.br)] for d in channels]
+            str(p): [[int(d.daughter), [int(s) for s in d.sm], float(d.br)]
+                     + ([[int(x) for x in d.more]] if d.more else []) for d in channels]
             for p, channels in sorted(model.decays.items())
         },
         "ssm": [[int(a), int(b), float(v)] for (a, b), v in sorted(model.ssm.items())],
@@ -58,7 +61,9 @@ def model_from_json(data: Mapping[str, Any]) -> Protomodel:
     try:
         masses = {int(p): float(m) for p, m in data["masses"].items()}
         decays = {
-            int(p): tuple(Decay(int(d), tuple(int(s) for s in sm), float(br)) for d, sm, br in ds)
+            int(p): tuple(Decay(int(d), tuple(int(s) for s in sm), float(br),
+                                tuple(int(x) for x in more[0]) if more else ())
+                          for d, sm, br, *more in ds)
             for p, ds in data["decays"].items()
         }
         ssm = {(int(a), int(b)): float(v) for a, b, v in data.get("ssm", [])}

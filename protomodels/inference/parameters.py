@@ -177,8 +177,8 @@ class ParameterSpace:
                     continue
                 br_index[k] = len(params)
                 d = channels[i]
-                label = f"BR({particle_name(mother)} > {particle_name(d.daughter)} " + " ".join(
-                    str(x) for x in d.sm) + ")"
+                label = f"BR({particle_name(mother)} > " + " ".join(
+                    [particle_name(x) for x in d.bsm] + [str(x) for x in d.sm]) + ")"
                 params.append(Parameter(label, BRANCHING, float(d.br), mother, channel=i))
         return cls(model, tuple(params), particles, tuple(pairs), decays, mass_index,
                    pair_index, br_index, dependent, group, fixed)
@@ -253,8 +253,9 @@ class ParameterSpace:
         slot = {p: i for i, p in enumerate(self.particles)}
         heavy, light = [], []
         for mother, i in self.decays:
-            heavy.append(slot[mother])
-            light.append(slot[abs(self.model.decays[mother][i].daughter)])
+            for daughter in self.model.decays[mother][i].bsm:
+                heavy.append(slot[mother])
+                light.append(slot[abs(daughter)])
         if heavy:
             ok = ok & jnp.all(m[jnp.asarray(heavy)] - m[jnp.asarray(light)] >= minimum_gap)
         return ok
@@ -274,7 +275,7 @@ class ParameterSpace:
         for mother in sorted(self.model.decays):
             channels = self.model.decays[mother]
             decays[mother] = tuple(
-                Decay(d.daughter, d.sm, float(br[self.decays.index((mother, i))]))
+                replace(d, br=float(br[self.decays.index((mother, i))]))
                 for i, d in enumerate(channels)
             )
         factors = {pair: math.exp(float(s)) for pair, s in zip(self.pairs, shifts, strict=True)}

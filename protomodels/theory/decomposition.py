@@ -31,6 +31,7 @@ from protomodels.theory.protomodel import Protomodel
 __all__ = [
     "INVISIBLE",
     "PROMPT_WIDTH",
+    "ROOT",
     "STABLE_WIDTH",
     "Branch",
     "Topology",
@@ -73,19 +74,31 @@ class Branch:
         nodes: (signed PDG id, flag) of each BSM state; the flag is ``"inv"`` for an
             invisible-compressed final state (which has the mass of that PDG id).
         vertices: SM theory labels emitted at each step, sorted; ``len(vertices) ==
-            len(nodes) - 1``.
+            len(nodes) - 1``, or ``len(nodes)`` when the last state decays into SM particles
+            only (a resonance into jets, an R-parity violating decay).
     """
 
     nodes: tuple[Node, ...]
     vertices: tuple[tuple[str, ...], ...]
 
+    @property
+    def decayed(self) -> bool:
+        """Whether the last BSM state decays, into SM particles only (a vertex more than
+        BSM-to-BSM steps); else it is an undecayed final state."""
+        return len(self.vertices) == len(self.nodes)
+
+
+#: index of a topology's root in :meth:`Topology.part` (after its branches)
+ROOT = 2
+
 
 @dataclass(frozen=True)
 class Topology:
-    """A weighted two-branch topology.
+    """A weighted topology: pair production into two decay chains, or the single production
+    of a resonance (``root``) whose BSM daughters start the chains.
 
     Attributes:
-        branches: the two decay chains.
+        branches: the decay chains (two for pair production; zero to two below a root).
         weights: sigma x BR in fb, by sqrt(s) in TeV.
         family: index of the original (uncompressed) topology it descends from.
         compressed: "" for an original, else a description ("mass", "inv", "mass+inv", ...).
@@ -94,15 +107,32 @@ class Topology:
             index in ``model.decays[mother]``): weight = sigma(pair) x product of their BRs.
         properties: (PDG id, properties) of the model's particles beyond the MSSM, which the
             matching needs (empty for MSSM models).
+        root: for single production, the produced particle as a one-node branch, with the SM
+            particles of its decay as its vertex (none if it does not decay); else None.
     """
 
-    branches: tuple[Branch, Branch]
+    branches: tuple[Branch, ...]
     weights: Mapping[float, float]
     family: int
     compressed: str
-    pair: tuple[int, int]
+    pair: tuple[int, ...]
     decays: tuple[tuple[int, int], ...] = ()
     properties: tuple[tuple[int, BsmProperties], ...] = ()
+    root: Branch | None = None
+
+    def part(self, index: int) -> Branch:
+        """Branch ``index``, or the root for :data:`ROOT`."""
+        if index == ROOT:
+            if self.root is None:
+                raise IndexError("a pair-production topology has no root")
+            return self.root
+        return self.branches[index]
+
+    @property
+    def parts(self) -> tuple[tuple[int, Branch], ...]:
+        """(index, branch) of the branches and of the root, if any."""
+        found = tuple(enumerate(self.branches))
+        return found + ((ROOT, self.root),) if self.root is not None else found
 
 
 def _conjugate_bsm(pdg: int, model: Protomodel) -> int:
@@ -127,10 +157,15 @@ def _chains(pdg: int, model: Protomodel, memo: dict[int, list[Chain]]) -> list[C
     channels = model.decays[abs(pdg)]
     result: list[Chain] = []
     for index, decay in sorted(enumerate(channels), key=lambda c: -c[1].br):
-        if decay.br <= 0:
+        if decay.br <= 0 or decay.more:
+            # (a decay into several BSM particles inside a chain makes a tree that no result
+            # constrains: its weight is lost, as in SModelS where it matches nothing)
+            continue
+        labels = tuple(sorted(sm_label(s if sign > 0 else -s) for s in decay.sm))
+        if not decay.daughter:  # into SM particles only: the chain ends decayed
+            result.append((Branch(((pdg, ""),), (labels,)), decay.br, ((abs(pdg), index),)))
             continue
         daughter = decay.daughter if sign > 0 else _conjugate_bsm(decay.daughter, model)
-        labels = tuple(sorted(sm_label(s if sign > 0 else -s) for s in decay.sm))
         for sub, br, used in _chains(daughter, model, memo):
             branch = Branch(((pdg, ""), *sub.nodes), (labels, *sub.vertices))
             result.append((branch, decay.br * br, ((abs(pdg), index), *used)))
@@ -138,6 +173,41 @@ def _chains(pdg: int, model: Protomodel, memo: dict[int, list[Chain]]) -> list[C
         result += undecayed
     memo[pdg] = result
     return result
+
+
+Tree = tuple[Branch | None, tuple[Branch, ...], float, tuple[tuple[int, int], ...]]
+
+
+def _resonance_trees(
+    pdg: int, model: Protomodel, memo: dict[int, list[Chain]], min_br: float
+) -> list[Tree]:
+    """The topologies of a singly produced particle: (root, chains of its BSM daughters, BR,
+    decays used) for each of its decays (at most two BSM daughters), and undecayed if it is
+    stable or long-lived."""
+    undecayed: list[Tree] = [(Branch(((pdg, ""),), ()), (), 1.0, ())]
+    kind = lifetime_class(pdg, model)
+    if kind == "stable":
+        return undecayed
+    sign = 1 if pdg > 0 else -1
+    trees: list[Tree] = []
+    for index, decay in sorted(enumerate(model.decays[abs(pdg)]), key=lambda c: -c[1].br):
+        if decay.br <= 0 or len(decay.bsm) > 2:
+            continue
+        labels = tuple(sorted(sm_label(s if sign > 0 else -s) for s in decay.sm))
+        root = Branch(((pdg, ""),), (labels,))
+        daughters = [d if sign > 0 else _conjugate_bsm(d, model) for d in decay.bsm]
+        combos: list[tuple[tuple[Branch, ...], float, tuple[tuple[int, int], ...]]] = [
+            ((), decay.br, ((abs(pdg), index),))
+        ]
+        for daughter in daughters:
+            combos = [(branches + (sub,), br * sub_br, used + sub_used)
+                      for branches, br, used in combos
+                      for sub, sub_br, sub_used in _chains(daughter, model, memo)
+                      if br * sub_br >= min_br]
+        trees += [(root, *combo) for combo in combos]
+    if kind == "long-lived":
+        trees += undecayed
+    return trees
 
 
 def _mass(model: Protomodel, node: Node) -> float:
@@ -157,7 +227,7 @@ def _mass_compress(branch: Branch, model: Protomodel, gap: float) -> Branch:
     if all(keep):
         return branch
     new_nodes = tuple(n for n, k in zip(nodes, keep, strict=True) if k)
-    new_vertices = tuple(v for v, k in zip(vertices, keep[:-1], strict=True) if k)
+    new_vertices = tuple(v for v, k in zip(vertices, keep[: len(vertices)], strict=True) if k)
     return Branch(new_nodes, new_vertices)
 
 
@@ -171,6 +241,10 @@ def _is_met(node: Node, model: Protomodel) -> bool:
 def _invisible_compress(branch: Branch, model: Protomodel) -> Branch:
     """Replace trailing decays into neutrinos + an invisible final state by one invisible state."""
     nodes, vertices = list(branch.nodes), list(branch.vertices)
+    if branch.decayed and all(v == "nu" for v in vertices[-1]):
+        # the last state decays into neutrinos only: an invisible final state itself
+        vertices.pop()
+        nodes[-1] = (nodes[-1][0], INVISIBLE)
     while vertices and _is_met(nodes[-1], model) and all(v == "nu" for v in vertices[-1]):
         nodes.pop()
         vertices.pop()
@@ -179,10 +253,11 @@ def _invisible_compress(branch: Branch, model: Protomodel) -> Branch:
 
 
 def _variants(
-    branches: tuple[Branch, Branch], model: Protomodel, minmassgap: float
-) -> dict[tuple[Branch, Branch], str]:
-    """The topology and all its distinct compressed descendants, with how they were made."""
-    found: dict[tuple[Branch, Branch], str] = {branches: ""}
+    branches: tuple[Branch, ...], model: Protomodel, minmassgap: float
+) -> dict[tuple[Branch, ...], str]:
+    """The topology and all its distinct compressed descendants, with how they were made
+    (the chains are compressed; a resonance's root is not)."""
+    found: dict[tuple[Branch, ...], str] = {branches: ""}
     todo = [branches]
     while todo:
         current = todo.pop()
@@ -200,7 +275,7 @@ def _variants(
 
 def decompose(
     model: Protomodel,
-    xsecs: Mapping[tuple[int, int], Mapping[float, float]],
+    xsecs: Mapping[tuple[int, ...], Mapping[float, float]],
     *,
     sigmacut: float = 0.005,
     minmassgap: float = 5.0,
@@ -211,7 +286,8 @@ def decompose(
 
     Args:
         model: the protomodel (masses are used as given; round them beforehand if wanted).
-        xsecs: production cross sections {pair: {sqrts_tev: fb}}.
+        xsecs: production cross sections {pair: {sqrts_tev: fb}}; a 1-tuple key is the
+            single production of a resonance.
         sigmacut: drop topologies whose largest-sqrt(s) weight is below this (fb).
         minmassgap: mass-compression threshold (GeV).
         mass_compression, invisible_compression: switch the compressions.
@@ -233,25 +309,26 @@ def decompose(
         if sigma_max < sigmacut:
             continue
         min_br = sigmacut / sigma_max
-        chains_a = [c for c in _chains(pair[0], model, memo) if c[1] >= min_br]
-        chains_b = [c for c in _chains(pair[1], model, memo) if c[1] >= min_br]
-        for branch_a, br_a, used_a in chains_a:
-            for branch_b, br_b, used_b in chains_b:
-                br = br_a * br_b
-                if sigma_max * br < sigmacut:
-                    continue
-                weights = {s: v * br for s, v in by_sqrts.items()}
-                original = (branch_a, branch_b)
-                if mass_compression or invisible_compression:
-                    variants = _variants(original, model, minmassgap if mass_compression else -1.0)
-                    if not invisible_compression:
-                        variants = {k: v for k, v in variants.items() if "inv" not in v}
-                else:
-                    variants = {original: ""}
-                for branches, how in variants.items():
-                    topologies.append(
-                        Topology(branches, weights, family, how, pair, used_a + used_b,
-                                 extra)
-                    )
-                family += 1
+        if len(pair) == 1:
+            trees = _resonance_trees(pair[0], model, memo, min_br)
+        else:
+            chains_a = [c for c in _chains(pair[0], model, memo) if c[1] >= min_br]
+            chains_b = [c for c in _chains(pair[1], model, memo) if c[1] >= min_br]
+            trees = [(None, (a, b), br_a * br_b, used_a + used_b)
+                     for a, br_a, used_a in chains_a for b, br_b, used_b in chains_b]
+        for root, original, br, used in trees:
+            if sigma_max * br < sigmacut:
+                continue
+            weights = {s: v * br for s, v in by_sqrts.items()}
+            if mass_compression or invisible_compression:
+                variants = _variants(original, model, minmassgap if mass_compression else -1.0)
+                if not invisible_compression:
+                    variants = {k: v for k, v in variants.items() if "inv" not in v}
+            else:
+                variants = {original: ""}
+            for branches, how in variants.items():
+                topologies.append(
+                    Topology(branches, weights, family, how, pair, used, extra, root)
+                )
+            family += 1
     return topologies

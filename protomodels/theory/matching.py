@@ -16,9 +16,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 
-from protomodels.database.constraints import SMS
+from protomodels.database.constraints import SMS, Node
 from protomodels.database.database import Database
-from protomodels.theory.decomposition import INVISIBLE, Branch, Topology
+from protomodels.theory.decomposition import INVISIBLE, ROOT, Branch, Topology
 from protomodels.theory.particles import (
     SM_LABEL_MEMBERS,
     BsmProperties,
@@ -56,19 +56,36 @@ class PatternBranch:
 
 @dataclass(frozen=True)
 class Pattern:
-    """A compiled constraint SMS (two chains)."""
+    """A compiled constraint SMS: two chains, or a singly produced resonance (``root``: its
+    label and the SM labels of its decay) whose BSM daughters start zero to two chains."""
 
     key: str
-    branches: tuple[PatternBranch, PatternBranch]
+    branches: tuple[PatternBranch, ...]
+    root: PatternBranch | None = None
 
     @property
-    def shape(self) -> tuple[tuple[int, ...], ...] | None:
-        """Sorted vertex sizes per branch, or None if an inclusive list makes it variable."""
-        if any(b.inclusive for b in self.branches) or any(
-            inc for b in self.branches for v in b.vertices for _, inc in v
+    def parts(self) -> tuple[tuple[int, PatternBranch], ...]:
+        """(index, branch) of the branches and of the root (index :data:`ROOT`), if any."""
+        found = tuple(enumerate(self.branches))
+        return found + ((ROOT, self.root),) if self.root is not None else found
+
+    @property
+    def shape(self) -> object:
+        """Vertex sizes of the root and of the sorted branches, or None if an inclusive list
+        makes them variable."""
+        if any(b.inclusive for _, b in self.parts) or any(
+            inc for _, b in self.parts for v in b.vertices for _, inc in v
         ):
             return None
-        return tuple(sorted(tuple(len(v) for v in b.vertices) for b in self.branches))
+        return _shape_of(self.root, self.branches)
+
+
+def _shape_of(root: object, branches: tuple) -> object:  # noqa: ANN001
+    """Vertex sizes of a root (None for pair production) and of the sorted branches."""
+    top = None if root is None else tuple(len(v) for v in root.vertices)
+    return top, tuple(sorted(
+        (len(b.nodes if isinstance(b, Branch) else b.bsm), tuple(len(v) for v in b.vertices))
+        for b in branches))
 
 
 @dataclass(frozen=True)
@@ -87,42 +104,67 @@ _SM = frozenset(SM_LABEL_MEMBERS)
 
 
 def compile_pattern(sms: SMS) -> Pattern | None:
-    """Compile a constraint SMS, or None when it is not pair production into two chains."""
+    """Compile a constraint SMS, or None when it is neither pair production into two chains
+    nor a singly produced resonance decaying into at most two chains."""
     labels = {n.number: n for n in sms.nodes}
     children = {mother: daughters for mother, daughters in sms.decays}
     roots = children.get(0, ())
+    if len(roots) == 1:  # a resonance: PV > X, X > SM particles and 0-2 BSM daughters
+        node = labels[roots[0]]
+        if node.label in _SM or node.inclusive or node.label.startswith("Inclusive"):
+            return None
+        daughters = children.get(node.number)
+        vertex = () if daughters is None else (
+            tuple(sorted((labels[d].label, labels[d].inclusive)
+                         for d in daughters if labels[d].label in _SM)),)
+        starts = [d for d in daughters or () if labels[d].label not in _SM]
+        if len(starts) > 2:
+            return None
+        root = PatternBranch((node.label,), vertex, (node.number,))
+        chains = [_compile_chain(d, labels, children) for d in starts]
+        if any(c is None for c in chains):
+            return None
+        return Pattern(sms.key(), tuple(chains), root)  # type: ignore[arg-type]
     if len(roots) != 2:
         return None
-    branches = []
-    for root in roots:
-        node = labels[root]
-        if node.label.startswith("Inclusive"):
-            finals = [d for d in children.get(root, ()) if labels[d].label not in _SM]
-            if len(finals) != 1:
-                return None
-            final = labels[finals[0]]
-            branches.append(PatternBranch((final.label,), (), (root,), inclusive=True))
-            continue
-        if node.label in _SM or node.inclusive:
-            return None
-        bsm, vertices, numbers = [node.label], [], [root]
-        current = root
-        while current in children:
-            bsm_daughters = [d for d in children[current] if labels[d].label not in _SM]
-            sm_daughters = [d for d in children[current] if labels[d].label in _SM]
-            if len(bsm_daughters) != 1:
-                return None
-            nxt = labels[bsm_daughters[0]]
-            if nxt.inclusive or nxt.label.startswith("Inclusive"):
-                return None
-            vertices.append(
-                tuple(sorted((labels[d].label, labels[d].inclusive) for d in sm_daughters))
-            )
-            bsm.append(nxt.label)
-            numbers.append(nxt.number)
-            current = nxt.number
-        branches.append(PatternBranch(tuple(bsm), tuple(vertices), tuple(numbers)))
+    branches = [_compile_chain(root, labels, children) for root in roots]
+    if branches[0] is None or branches[1] is None:
+        return None
     return Pattern(sms.key(), (branches[0], branches[1]))
+
+
+def _compile_chain(
+    root: int, labels: Mapping[int, Node], children: Mapping[int, tuple[int, ...]]
+) -> PatternBranch | None:
+    """The chain that starts at node ``root``, or None if it branches."""
+    node = labels[root]
+    if node.label.startswith("Inclusive"):
+        finals = [d for d in children.get(root, ()) if labels[d].label not in _SM]
+        if len(finals) != 1:
+            return None
+        final = labels[finals[0]]
+        return PatternBranch((final.label,), (), (root,), inclusive=True)
+    if node.label in _SM or node.inclusive:
+        return None
+    bsm, vertices, numbers = [node.label], [], [root]
+    current = root
+    while current in children:
+        bsm_daughters = [d for d in children[current] if labels[d].label not in _SM]
+        sm_daughters = [d for d in children[current] if labels[d].label in _SM]
+        vertex = tuple(sorted((labels[d].label, labels[d].inclusive) for d in sm_daughters))
+        if not bsm_daughters and sm_daughters:  # the chain ends decaying into SM particles
+            vertices.append(vertex)
+            break
+        if len(bsm_daughters) != 1:
+            return None
+        nxt = labels[bsm_daughters[0]]
+        if nxt.inclusive or nxt.label.startswith("Inclusive"):
+            return None
+        vertices.append(vertex)
+        bsm.append(nxt.label)
+        numbers.append(nxt.number)
+        current = nxt.number
+    return PatternBranch(tuple(bsm), tuple(vertices), tuple(numbers))
 
 
 @cache
@@ -169,7 +211,7 @@ def branch_matches(
     extra = extra or _NO_EXTRA
     if pattern.inclusive:
         return _bsm_matches(pattern.bsm[0], branch.nodes[-1], extra)
-    if len(branch.nodes) != len(pattern.bsm):
+    if len(branch.nodes) != len(pattern.bsm) or len(branch.vertices) != len(pattern.vertices):
         return False
     if not all(
         _bsm_matches(lab, node, extra)
@@ -181,8 +223,8 @@ def branch_matches(
     )
 
 
-def _shape(topology: Topology) -> tuple[tuple[int, ...], ...]:
-    return tuple(sorted(tuple(len(v) for v in b.vertices) for b in topology.branches))
+def _shape(topology: Topology) -> object:
+    return _shape_of(topology.root, topology.branches)
 
 
 class Matcher:
@@ -212,13 +254,13 @@ class Matcher:
                         own = compile_pattern(sms)
                         if own is None:
                             continue
-                        swapped = not (
+                        swapped = len(own.branches) == 2 and not (
                             _same_branch(own.branches[0], pattern.branches[0])
                             and _same_branch(own.branches[1], pattern.branches[1])
                         )
                         positions = {
-                            number: ((1 - b) if swapped else b, p)
-                            for b, branch in enumerate(own.branches)
+                            number: ((1 - b) if swapped and b != ROOT else b, p)
+                            for b, branch in own.parts
                             for p, number in enumerate(branch.numbers)
                         }
                         if any(axis.node not in positions for axis in topology.axes):
@@ -251,30 +293,36 @@ class Matcher:
         return found
 
     def matches(self, topology: Topology, pattern: Pattern) -> bool:
-        """Whether a theory topology is the SMS of a pattern (either branch assignment)."""
-        extra = dict(topology.properties) if topology.properties else _NO_EXTRA
-        return any(
-            branch_matches(topology.branches[first], pattern.branches[0], extra)
-            and branch_matches(topology.branches[1 - first], pattern.branches[1], extra)
-            for first in (0, 1)
-        )
+        """Whether a theory topology is the SMS of a pattern (any branch assignment)."""
+        return bool(_assignments(topology, pattern))
 
     def candidates(self, topology: Topology) -> list[str]:
         """Pattern keys that may match (same shape, or with inclusive lists)."""
         return self._by_shape.get(_shape(topology), []) + self._by_shape.get(None, [])
 
-    def assignments(self, topology: Topology, key: str) -> list[tuple[int, int]]:
-        """Branch assignments (theory branch for pattern branch 0, for pattern branch 1)."""
-        pattern = self.patterns[key]
-        extra = dict(topology.properties) if topology.properties else _NO_EXTRA
-        found = []
-        for first in (0, 1):
-            a, b = topology.branches[first], topology.branches[1 - first]
-            if branch_matches(a, pattern.branches[0], extra) and branch_matches(
-                b, pattern.branches[1], extra
-            ):
-                found.append((first, 1 - first))
-        return found
+    def assignments(self, topology: Topology, key: str) -> list[tuple[int, ...]]:
+        """Branch assignments: per pattern branch the theory branch (-1 where the pattern has
+        fewer than two), then :data:`ROOT` (so that ``assignment[b]`` serves the node
+        positions ``(b, p)`` of branches and root alike)."""
+        return _assignments(topology, self.patterns[key])
+
+
+def _assignments(topology: Topology, pattern: Pattern) -> list[tuple[int, ...]]:
+    if (topology.root is None) != (pattern.root is None):
+        return []
+    if len(topology.branches) != len(pattern.branches):
+        return []
+    extra = dict(topology.properties) if topology.properties else _NO_EXTRA
+    if pattern.root is not None and not branch_matches(topology.root, pattern.root, extra):
+        return []
+    n = len(pattern.branches)
+    orders = [()] if n == 0 else [(0,)] if n == 1 else [(0, 1), (1, 0)]
+    return [
+        (*order, *(-1,) * (2 - n), ROOT)
+        for order in orders
+        if all(branch_matches(topology.branches[t], pattern.branches[b], extra)
+               for b, t in enumerate(order))
+    ]
 
 
 def _same_branch(a: PatternBranch, b: PatternBranch) -> bool:

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
 from protomodels.exceptions import ProtomodelsError
 
 __all__ = [
+    "SM_IDS",
     "BSM_PROPERTIES",
     "LSP",
     "NAMES",
@@ -46,10 +47,14 @@ class BsmProperties:
     charge: float
     colordim: int
     spin: float
+    #: whether it has a distinct antiparticle (SLHA QNUMBERS entry 4); None if not stated
+    antiparticle: bool | None = field(default=None, compare=False)
 
     @property
     def self_conjugate(self) -> bool:
-        """Taken as its own antiparticle: neutral and a colour singlet or octet."""
+        """Its own antiparticle: as stated, else when neutral and a colour singlet or octet."""
+        if self.antiparticle is not None:
+            return not self.antiparticle
         return self.charge == 0 and self.colordim in (1, 8)
 
 
@@ -102,7 +107,9 @@ def bsm_properties(pdg: int, extra: Mapping[int, BsmProperties] | None = None) -
                f"{abs(pdg)}' with entries 1: 3 x charge, 2: 2S+1, 3: colour dimension, "
                "4: 1 if it has an antiparticle)")
         raise ProtomodelsError(msg)
-    return props if pdg > 0 else BsmProperties(-props.charge, props.colordim, props.spin)
+    if pdg > 0:
+        return props
+    return BsmProperties(-props.charge, props.colordim, props.spin, props.antiparticle)
 
 
 def properties_from_qnumbers(pdg: int, entries: Mapping[int, float]) -> BsmProperties:
@@ -126,7 +133,8 @@ def properties_from_qnumbers(pdg: int, entries: Mapping[int, float]) -> BsmPrope
     if multiplicity < 1 or multiplicity != int(multiplicity):
         msg = f"QNUMBERS of {pdg}: 2S+1 = {multiplicity:g} is not a positive integer"
         raise ProtomodelsError(msg)
-    return BsmProperties(entries[1] / 3.0, abs(colour), (multiplicity - 1) / 2.0)
+    antiparticle = bool(entries[4]) if 4 in entries else None
+    return BsmProperties(entries[1] / 3.0, abs(colour), (multiplicity - 1) / 2.0, antiparticle)
 
 
 _SM_LABEL: dict[int, str] = {
@@ -136,6 +144,10 @@ _SM_LABEL: dict[int, str] = {
     22: "photon", -22: "photon", 23: "Z", -23: "Z", 24: "W+", -24: "W-", 25: "higgs",
     -25: "higgs", 111: "pi0", 211: "pi+", -211: "pi-",
 }  # fmt: skip
+
+
+#: PDG ids of the SM particles the database knows (decay products)
+SM_IDS: frozenset[int] = frozenset(_SM_LABEL)
 
 
 def sm_label(pdg: int) -> str:

@@ -149,7 +149,7 @@ class PlanBuilder:
 
     def matches(self, topology: Topology) -> _Matches:
         """The matches of a topology's structure as arrays (cached)."""
-        key = (topology.branches, topology.properties)
+        key = (topology.branches, topology.properties, topology.root)
         found = self._cache.get(key)
         if found is not None:
             return found
@@ -175,12 +175,13 @@ class PlanBuilder:
                     assignment = assignments[min(a, len(assignments) - 1)]
                     for j, axis in enumerate(txname.axes):
                         b, p = usage.node_positions[axis.node]
-                        nodes = topology.branches[assignment[b]].nodes
-                        pdg[a, j] = abs(nodes[p][0])
+                        part = topology.part(assignment[b])
+                        pdg[a, j] = abs(part.nodes[p][0])
                         if axis.attribute == "mass":
                             kind[a, j] = _MASS
                         else:
-                            kind[a, j] = _WIDTH_LAST if p == len(nodes) - 1 else _WIDTH
+                            final = p == len(part.nodes) - 1 and not part.decayed
+                            kind[a, j] = _WIDTH_LAST if final else _WIDTH
                             if a == 0:
                                 on_width_axes.add((assignment[b], p))
                 rows.append(
@@ -248,7 +249,7 @@ class PlanBuilder:
                 t_family.append(family_base + topology.family)
                 t_model.append(m)
                 t_particles.append(
-                    frozenset(abs(n[0]) for b in topology.branches for n in b.nodes)
+                    frozenset(abs(n[0]) for _, b in topology.parts for n in b.nodes)
                 )
                 matches = self.matches(topology)
                 available = {i for i, s in enumerate(SQRTS) if topology.weights.get(s)}
@@ -352,8 +353,8 @@ class PlanBuilder:
         lengths = effective_lengths(result.lifetime_lengths, dataset.lifetime_lengths,
                                     dataset.topologies[t].lifetime_lengths)
         decaying, final = [], []
-        for b, branch in enumerate(topology.branches):
-            last = len(branch.nodes) - 1
+        for b, branch in topology.parts:
+            last = len(branch.nodes) - (0 if branch.decayed else 1)
             for p, (pdg, flag) in enumerate(branch.nodes):
                 if (b, p) in on_width_axes:
                     continue

@@ -24,6 +24,7 @@ from protomodels.exceptions import (
 from protomodels.theory.particles import (
     BSM_PROPERTIES,
     NAMES,
+    SM_IDS,
     BsmProperties,
     bsm_properties,
     properties_from_qnumbers,
@@ -46,17 +47,28 @@ class Decay:
     """One decay channel: ``mother -> daughter + sm`` with branching ratio ``br``.
 
     Attributes:
-        daughter: PDG id of the BSM daughter (sign as in the decay table).
+        daughter: PDG id of the BSM daughter (sign as in the decay table); 0 for a decay into
+            SM particles only (a resonance decaying to jets, an R-parity violating decay).
         sm: PDG ids of the SM daughters.
         br: branching ratio in [0, 1].
+        more: further BSM daughters (a resonance decaying into a pair of dark-matter
+            particles, a decay into a Z2-even BSM particle such as H0); empty for a
+            chain decay into one BSM particle.
     """
 
     daughter: int
     sm: tuple[int, ...]
     br: float
+    more: tuple[int, ...] = ()
+
+    @property
+    def bsm(self) -> tuple[int, ...]:
+        """All BSM daughters (empty for a decay into SM particles only)."""
+        return ((self.daughter,) if self.daughter else ()) + self.more
 
 
-Pair = tuple[int, int]
+#: a production pair (sorted PDG ids), or a 1-tuple for the single production of a resonance
+Pair = tuple[int, ...]
 
 
 def _label(pdg: int) -> str:
@@ -108,6 +120,18 @@ def _checked_sum(
            "correct the DECAY block (sums up to "
            f"{1 + BR_SUM_NORMALISED:g} are normalised, smaller ones used as given)")
     raise InvalidProtomodelError(msg)
+
+def _reachable(produced: set[int], decays: Mapping[int, tuple[Decay, ...]]) -> set[int]:
+    """The produced particles and every BSM particle their decays lead to."""
+    found, todo = set(produced), list(produced)
+    while todo:
+        for decay in decays.get(todo.pop(), ()):
+            for daughter in map(abs, decay.bsm):
+                if daughter not in found:
+                    found.add(daughter)
+                    todo.append(daughter)
+    return found
+
 
 @dataclass(frozen=True, eq=False)
 class Protomodel:
@@ -173,7 +197,9 @@ class Protomodel:
                 raise InvalidProtomodelError(msg)
         lsp = self.lsp
         lsp_props = bsm_properties(lsp, self.properties)
-        if lsp_props.charge != 0 or lsp_props.colordim != 1:
+        # (SLHA input, as SModelS: any lightest particle, e.g. a stable charged one or a
+        # resonance decaying to SM particles; a protomodel proper has a neutral stable LSP)
+        if not self.allow_stable and (lsp_props.charge != 0 or lsp_props.colordim != 1):
             msg = f"the lightest particle {lsp} ({NAMES.get(lsp)}) is charged or coloured"
             raise InvalidProtomodelError(msg)
         for pdg in self.masses:
@@ -184,7 +210,7 @@ class Protomodel:
             if pdg not in self.masses:
                 msg = f"decays: {pdg} has decays but no mass (not active)"
                 raise InvalidProtomodelError(msg)
-            if pdg == lsp and channels:
+            if pdg == lsp and channels and not self.allow_stable:
                 msg = f"decays: the LSP {pdg} must be stable"
                 raise InvalidProtomodelError(msg)
             total = 0.0
@@ -192,17 +218,23 @@ class Protomodel:
                 if not (isinstance(d.br, (int, float)) and math.isfinite(d.br)) or not (
                     -1e-12 <= d.br <= 1 + 1e-12
                 ):
-                    msg = f"decays: BR({pdg} -> {d.daughter} {d.sm}) = {d.br!r} not in [0, 1]"
+                    daughters = " ".join(map(str, d.bsm)) or "SM"
+                    msg = f"decays: BR({pdg} -> {daughters} {d.sm}) = {d.br!r} not in [0, 1]"
                     raise InvalidProtomodelError(msg)
-                if abs(d.daughter) not in self.masses:
-                    msg = f"decays: {pdg} decays to {d.daughter}, which is not active"
+                if not d.bsm and not self.allow_stable:
+                    msg = (f"decays: {pdg} decays to SM particles only {d.sm}; a protomodel's "
+                           "decays have one BSM daughter")
                     raise InvalidProtomodelError(msg)
-                if d.br > 0 and self.masses[abs(d.daughter)] >= self.masses[pdg]:
-                    msg = (
-                        f"decays: {pdg} ({self.masses[pdg]} GeV) decays to the heavier or "
-                        f"equal {d.daughter} ({self.masses[abs(d.daughter)]} GeV)"
-                    )
-                    raise InvalidProtomodelError(msg)
+                for daughter in d.bsm:
+                    if abs(daughter) not in self.masses:
+                        msg = f"decays: {pdg} decays to {daughter}, which is not active"
+                        raise InvalidProtomodelError(msg)
+                    if d.br > 0 and self.masses[abs(daughter)] >= self.masses[pdg]:
+                        msg = (
+                            f"decays: {pdg} ({self.masses[pdg]} GeV) decays to the heavier or "
+                            f"equal {daughter} ({self.masses[abs(daughter)]} GeV)"
+                        )
+                        raise InvalidProtomodelError(msg)
                 total += d.br
             partial = self.allow_stable and total < 1.0
             if channels and abs(total - 1.0) > _BR_TOLERANCE and not partial:
@@ -291,11 +323,24 @@ class Protomodel:
                     properties[abs(pdg)] = properties_from_qnumbers(abs(pdg), entries)
                 except ProtomodelsError as err:
                     raise InvalidProtomodelError(f"{source}, line {line}: {err}") from err
+        # SModelS: every particle of the model that is not an SM particle. Below 1000000 that
+        # is what a QNUMBERS block describes (e.g. a Z'), and the MSSM's heavy Higgs bosons
+        # where they take part: produced, or a decay product of a BSM particle (else a
+        # spectrum generator's H0, A0 and H+ are left out, as before)
+        higgs_used = {abs(i) for x in doc.xsecs for i in x.final} | {
+            abs(i) for mother, block in doc.decays.items()
+            if abs(mother) >= 1000000 or abs(mother) in properties
+            for dec in block.channels for i in dec.ids}
+        higgs_used &= {p for p in BSM_PROPERTIES if p < 1000000}
+
+        def is_bsm(pdg: int) -> bool:
+            return abs(pdg) >= 1000000 or abs(pdg) in properties or abs(pdg) in higgs_used
+
         masses: dict[int, float] = {}
         lines: dict[int, int] = {}
         negative, frozen = [], []
         for pdg, (value, line) in doc.masses.items():
-            if abs(pdg) < 1000000:
+            if not is_bsm(pdg):
                 continue  # SM masses
             if abs(value) >= FROZEN_MASS:
                 frozen.append(NAMES.get(abs(pdg), str(pdg)))
@@ -324,12 +369,14 @@ class Protomodel:
             notes.append(f"{len(frozen)} particles at or above {FROZEN_MASS:g} GeV are frozen "
                          "(decoupled: removed with their decays and cross sections): "
                          + " ".join(frozen))
-        frozen_ids = {abs(p) for p, (v, _) in doc.masses.items() if abs(v) >= FROZEN_MASS}
+        frozen_ids = {abs(p) for p, (v, _) in doc.masses.items()
+                      if abs(v) >= FROZEN_MASS and is_bsm(p)}
         decays: dict[int, tuple[Decay, ...]] = {}
         widths: dict[int, float] = {}
         decay_lines: dict[int, int] = {}
+        several: list[tuple[int, str]] = []
         for pdg, block in doc.decays.items():
-            if abs(pdg) < 1000000 or abs(pdg) in frozen_ids:
+            if not is_bsm(pdg) or abs(pdg) in frozen_ids:
                 continue
             if abs(pdg) not in masses:
                 msg = (f"{path}, line {block.line}: DECAY block of {pdg} but BLOCK MASS has no "
@@ -348,25 +395,25 @@ class Protomodel:
             for dec in block.channels:
                 if dec.br == 0:
                     continue
-                bsm = [i for i in dec.ids if abs(i) >= 1000000]
-                sm = tuple(i for i in dec.ids if abs(i) < 1000000)
-                even = [i for i in sm if abs(i) in BSM_PROPERTIES or abs(i) in properties]
-                if even:
+                bsm = [i for i in dec.ids if is_bsm(i)]
+                sm = tuple(i for i in dec.ids if not is_bsm(i))
+                unknown = [i for i in sm if i not in SM_IDS]
+                if unknown:
                     msg = (
-                        f"{path}, line {dec.line}: decay {pdg} -> {list(dec.ids)} has the "
-                        f"Z2-even BSM particle {', '.join(_label(i) for i in even)} among its "
-                        "daughters; only decays into one Z2-odd BSM particle plus SM particles "
-                        "are supported (remove the channel, or give its BR to the others)"
+                        f"{path}, line {dec.line}: decay {pdg} -> {list(dec.ids)}: "
+                        f"{', '.join(map(str, unknown))} is neither an SM particle the database "
+                        "knows nor a BSM particle of the model (add a QNUMBERS block for it)"
                     )
                     raise InvalidProtomodelError(msg)
-                if len(bsm) != 1:
-                    msg = (
-                        f"{path}, line {dec.line}: decay {pdg} -> {list(dec.ids)} has "
-                        f"{len(bsm)} BSM daughters; only R-parity conserving decays with one "
-                        "BSM daughter are supported"
-                    )
+                lost = [i for i in bsm if abs(i) in frozen_ids]
+                if lost:
+                    msg = (f"{path}, line {dec.line}: decay {pdg} -> {list(dec.ids)} into the "
+                           f"frozen (>= {FROZEN_MASS:g} GeV) particle {lost[0]}")
                     raise InvalidProtomodelError(msg)
-                channels.append(Decay(bsm[0], sm, dec.br))
+                if len(bsm) > 1:
+                    several.append((abs(pdg), f"{_label(pdg)} -> {' '.join(map(str, dec.ids))} "
+                                              f"(line {dec.line})"))
+                channels.append(Decay(bsm[0] if bsm else 0, sm, dec.br, tuple(bsm[1:])))
             channels = _checked_sum(channels, pdg, path, block.line, notes)
             # largest branching ratio first, as SModelS's SLHA reader orders them
             decays[abs(pdg)] = tuple(sorted(channels, key=lambda d: -d.br))
@@ -375,8 +422,8 @@ class Protomodel:
                    "(PDG ids >= 1000000); nothing to predict")
             raise InvalidProtomodelError(msg)
         lsp = min(masses, key=lambda p: (masses[p], p))
-        if decays.get(lsp):
-            daughters = sorted({abs(d.daughter) for d in decays[lsp]})
+        if any(d.bsm for d in decays.get(lsp, ())):
+            daughters = sorted({abs(b) for d in decays[lsp] for b in d.bsm})
             msg = (
                 f"{path}: {_label(lsp)} is the lightest particle of BLOCK MASS ({masses[lsp]:g} "
                 f"GeV, line {lines[lsp]}) but its DECAY block (line {decay_lines[lsp]}) has "
@@ -386,7 +433,8 @@ class Protomodel:
                 + ": the spectrum is not what the file says; check the masses and the decays"
             )
             raise InvalidProtomodelError(msg)
-        decays = {p: d for p, d in decays.items() if p != lsp}
+        decays = {p: d for p, d in decays.items() if p != lsp or d}  # (a decaying lightest
+        # particle is one decaying into SM particles only: a resonance, an RPV decay)
         undecided = sorted(p for p, w in widths.items() if p != lsp and w > 0 and not decays[p])
         if undecided:
             notes.append(
@@ -398,11 +446,12 @@ class Protomodel:
         ignored: set[tuple[int, ...]] = set()
         for x in doc.xsecs:
             final = x.final
-            if len(final) != 2 or any(abs(p) not in masses for p in final):
+            if len(final) not in (1, 2) or any(abs(p) not in masses for p in final):
                 if not any(abs(p) in frozen_ids for p in final):
                     ignored.add(final)
                 continue
-            key = (_pair(*final), round(x.sqrts_gev / 1000.0, 3))
+            key = (_pair(*final) if len(final) == 2 else (final[0],),
+                   round(x.sqrts_gev / 1000.0, 3))
             value = x.value_pb * 1000.0  # pb -> fb
             old = orders.get(key)
             if old is None or x.qcd_order > old[0] or (x.qcd_order == old[0] and value > old[1]):
@@ -411,8 +460,21 @@ class Protomodel:
             xsecs.setdefault(pair, {})[sqrts] = value
         if ignored:
             notes.append(
-                "cross sections whose final state is not two particles of BLOCK MASS are "
+                "cross sections whose final state is not one or two particles of BLOCK MASS are "
                 "ignored: " + ", ".join(" ".join(map(str, f)) for f in sorted(ignored))
+            )
+        produced_alone = {abs(p[0]) for p in xsecs if len(p) == 1}
+        reachable = _reachable(
+            {abs(i) for p in xsecs for i in p} if doc.xsecs else set(masses), decays)
+        inside = [text for mother, text in several
+                  if mother in reachable and mother not in produced_alone]
+        if inside:
+            notes.append(
+                "decays into more than one BSM particle inside a decay chain make topologies "
+                "that no result of the database constrains (as in SModelS, where they match "
+                "nothing; only a singly produced resonance decaying into two is searched for): "
+                + "; ".join(inside[:5]) + (f" and {len(inside) - 5} more" if len(inside) > 5
+                                           else "")
             )
         if not doc.xsecs:
             xsecs = None
@@ -444,9 +506,12 @@ class Protomodel:
         lines = [f"# protomodel {self.name}"]
         for pdg, props in sorted(self.properties.items()):
             antiparticle = 0 if props.self_conjugate else 1
-            lines += [f"BLOCK QNUMBERS {pdg}", f"  1  {round(3 * props.charge):d}",
-                      f"  2  {round(2 * props.spin + 1):d}", f"  3  {props.colordim:d}",
-                      f"  4  {antiparticle:d}"]
+            # (every entry with a comment: SModelS's QNUMBERS reader cuts each line at '#')
+            lines += [f"BLOCK QNUMBERS {pdg}  # {NAMES.get(pdg, pdg)}",
+                      f"  1  {round(3 * props.charge):d}  # 3 x electric charge",
+                      f"  2  {round(2 * props.spin + 1):d}  # 2S+1",
+                      f"  3  {props.colordim:d}  # colour dimension",
+                      f"  4  {antiparticle:d}  # 1: has an antiparticle"]
         lines.append("BLOCK MASS")
         for pdg in self.particles:
             lines.append(f"  {pdg:>8d}  {self.masses[pdg]:.6E}  # {NAMES.get(pdg, '')}")
@@ -454,11 +519,12 @@ class Protomodel:
             width = self.widths.get(pdg, 0.0 if pdg == self.lsp else 1.0)
             lines.append(f"DECAY {pdg:>8d}  {width:.6E}  # {NAMES.get(pdg, '')}")
             for d in self.decays.get(pdg, ()):
-                ids = (d.daughter, *d.sm)
+                ids = (*d.bsm, *d.sm)
                 lines.append(f"  {d.br:.8E}  {len(ids)}  " + "  ".join(f"{i:>8d}" for i in ids))
         for pair, by_sqrts in (xsecs if xsecs is not None else self.xsecs or {}).items():
             for sqrts, sigma in sorted(by_sqrts.items()):
-                lines.append(f"XSECTION  {sqrts * 1000:.2E}  2212 2212 2 {pair[0]} {pair[1]}")
+                final = " ".join(map(str, pair))
+                lines.append(f"XSECTION  {sqrts * 1000:.2E}  2212 2212 {len(pair)} {final}")
                 lines.append(f"  0  0  0  0  0  0  {sigma / 1000.0:.8E}  protomodels")
         text = "\n".join(lines) + "\n"
         if path is not None:
