@@ -1,9 +1,9 @@
 """Particles beyond the MSSM against SModelS: writes six SLHA files (a Z' decaying into dark
 matter and jets, SModelS's own ``TRV1_1800_300_300`` example; a heavy-flavour Z'; a scalar
 mediator; displaced R-parity violating decays of a neutralino (from gluinos) and of stops; an
-MSSM spectrum whose neutralino decays into the heavy Higgs H0), runs SModelS on them when a Python with SModelS 3.0.x
-is given (optional; SModelS is not a dependency), and compares our predictions with its
-(``compare_reference.py --reference``).
+MSSM spectrum whose neutralino decays into the heavy Higgs H0), runs SModelS on them when a
+Python with SModelS 3.0.x is given (optional; SModelS is not a dependency), and compares our
+predictions with its (``compare_reference.py --reference``).
 
 Usage: python benchmarks/non_mssm.py [--out DIR] [--smodels-python PYTHON
            --smodels-database UNPACKED_DATABASE_DIR]
