@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from protomodels.theory.particles import NAMES
-from protomodels.theory.protomodel import Decay, Protomodel
+from protomodels.theory.protomodel import Protomodel
 
 __all__ = [
     "BRANCHING", "LOG_MULTIPLIER", "MASS", "Parameter", "ParameterSpace", "SpaceArrays",
