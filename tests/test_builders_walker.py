@@ -232,6 +232,34 @@ def test_annealing_schedule(template) -> None:
     assert walker.temperature(100) == pytest.approx(0.25)
 
 
+def test_refinement_starts_from_the_best_model_and_keeps_the_particles(template) -> None:
+    """From ``refine_from`` on: one jump back to the walker's best model, then only small
+    changes of masses (<= refine_mass_step), multipliers and branching ratios; no particle is
+    added or merged (freezing what the combination does not use stays)."""
+    records = []
+    config = WalkerConfig(steps=300, seed=5, refine_from=200, refine_mass_step=10.0)
+    walker = walk(toy_evaluator, config, template=template, on_step=records.append)
+    assert walker.temperature(201) == config.refine_temperature
+    assert walker.temperature(200) == config.temperature
+    start = records[200]
+    assert start.step == 201 and start.move == "refine-start" and start.accepted
+    best_before = max(r.K for r in records[:200] if r.accepted)
+    assert start.K == best_before
+    later = records[201:]
+    assert all("unfreeze" not in r.move and "merge" not in r.move for r in later)
+    previous, steps = start.model, []
+    for record in later:
+        if record.accepted and record.move.startswith("mass"):
+            steps.append(max(abs(record.model["masses"][p] - m)
+                             for p, m in previous["masses"].items() if p in record.model["masses"]))
+        if record.accepted:
+            previous = record.model
+    # (a step only grows, by 1.2 per redraw, where the first draw is illegal)
+    assert steps and sum(d <= 10.05 for d in steps) >= 0.9 * len(steps)
+    with pytest.raises(WalkerConfigError, match="refine_from"):
+        WalkerConfig(refine_from=-1)
+
+
 def test_config_round_trip_and_errors() -> None:
     config = WalkerConfig(
         steps=7,

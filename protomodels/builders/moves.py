@@ -37,7 +37,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Collection, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -70,6 +70,8 @@ __all__ = [
     "merge_particles",
     "open_channels",
     "random_move",
+    "refine_move",
+    "refine_settings",
     "unfreeze_particle",
 ]
 
@@ -870,3 +872,37 @@ def random_move(
         tuple(particles),
         tuple(parts),
     )
+
+
+def refine_settings(settings: MoveSettings, mass_step: float) -> MoveSettings:
+    """Fine steps for the end of a walk (:func:`refine_move`): masses by up to ``mass_step``
+    GeV, multipliers and branching ratios by a quarter of their usual steps, none of the
+    jumps (a multiplier to 0, 1 or another's value; a channel switched off; off-shell or
+    degenerate partners)."""
+    return replace(
+        settings, mass_step=mass_step, ssm_sigma=settings.ssm_sigma / 4,
+        ssm_particle_sigma=settings.ssm_particle_sigma / 4, br_step=settings.br_step / 4,
+        ssm_zero_probability=0.0, ssm_one_probability=0.0, ssm_copy_probability=0.0,
+        br_zero_probability=0.0, br_single_probability=0.0, offshell_probability=0.0,
+        degenerate_probability=0.0,
+    )
+
+
+def refine_move(
+    model: Protomodel,
+    rng: np.random.Generator,
+    template: Template,
+    *,
+    settings: MoveSettings,
+) -> tuple[Protomodel, MoveRecord]:
+    """One small change of the continuous parameters, the particle content kept: a mass
+    (probability 1/2), the multipliers (3/10) or the branching ratios (1/5), with the steps
+    of ``settings`` (see :func:`refine_settings`). Not in the reference builder: the walk's
+    final local search (``WalkerConfig.refine_from``)."""
+    u = rng.uniform()
+    if u < 0.5:
+        return change_mass(model, rng, template, settings=settings)
+    if u < 0.8:
+        return change_multipliers(model, rng, template, single_probability=0.5,
+                                  settings=settings)
+    return change_branchings(model, rng, template, settings=settings)

@@ -47,6 +47,8 @@ from protomodels.builders.moves import (
     lsp_only,
     merge_particles,
     random_move,
+    refine_move,
+    refine_settings,
 )
 from protomodels.builders.records import (
     Hiscore,
@@ -188,6 +190,10 @@ class WalkerConfig:
             :mod:`protomodels.inference.polish`); the polished model replaces it if its K is
             higher and it passes the critics (move name ``...+polish``).
         polish_margin: how far below the walker's best K an accepted model is still polished.
+        refine_from: from the step after this one the walker refines its best model: it jumps
+            back to it and proposes only small changes of masses (up to ``refine_mass_step``
+            GeV), multipliers and branching ratios at ``refine_temperature``, without merging
+            particles (None: never; not in the reference builder).
     """
 
     steps: int = 1000
@@ -211,6 +217,9 @@ class WalkerConfig:
     moves: MoveSettings = field(default_factory=MoveSettings)
     polish: int = 0
     polish_margin: float = 1.0
+    refine_from: int | None = None
+    refine_temperature: float = 0.02
+    refine_mass_step: float = 5.0
 
     def __post_init__(self) -> None:
         for name in ("steps", "seed", "walker"):
@@ -230,6 +239,15 @@ class WalkerConfig:
             raise WalkerConfigError(msg)
         if self.teleport_until is not None and self.teleport_until < 0:
             msg = f"teleport_until = {self.teleport_until!r}: need a step >= 0 or None"
+            raise WalkerConfigError(msg)
+        if self.refine_from is not None and (
+            not isinstance(self.refine_from, (int, np.integer)) or self.refine_from < 0
+        ):
+            msg = f"refine_from = {self.refine_from!r}: need a step >= 0 or None"
+            raise WalkerConfigError(msg)
+        if not self.refine_temperature > 0 or not self.refine_mass_step > 0:
+            msg = (f"refine_temperature = {self.refine_temperature!r}, refine_mass_step = "
+                   f"{self.refine_mass_step!r}: need values > 0")
             raise WalkerConfigError(msg)
         if self.hiscores < 1:
             msg = f"hiscores = {self.hiscores!r}: keep at least one"
@@ -527,9 +545,16 @@ class Walker:
         best = self.state.best
         return None if best is None else best.model
 
+    def refining(self, step: int) -> bool:
+        """Whether a step belongs to the final refinement (``refine_from``)."""
+        return self.config.refine_from is not None and step > self.config.refine_from
+
     def temperature(self, step: int) -> float:
-        """Temperature at a step (geometric annealing when ``final_temperature`` is set)."""
+        """Temperature at a step (geometric annealing when ``final_temperature`` is set; the
+        refinement's own temperature during the refinement)."""
         cfg = self.config
+        if self.refining(step):
+            return cfg.refine_temperature
         if cfg.final_temperature is None or cfg.steps == 0:
             return cfg.temperature
         fraction = min(step, cfg.steps) / cfg.steps
@@ -656,12 +681,19 @@ class Walker:
             )
             if record.changed:
                 names.append(record.move)
-        model, record = random_move(
-            base, rng, self.template, cfg.probabilities, settings=cfg.moves, t_l=state.T_L
-        )
+        refining = self.refining(state.step + 1)
+        if refining:
+            model, record = refine_move(
+                base, rng, self.template,
+                settings=refine_settings(cfg.moves, cfg.refine_mass_step),
+            )
+        else:
+            model, record = random_move(
+                base, rng, self.template, cfg.probabilities, settings=cfg.moves, t_l=state.T_L
+            )
         names.append(record.move)
         simpler = None
-        if cfg.simplify:
+        if cfg.simplify and not refining:
             merged_model, merged = merge_particles(model, rng, self.template, settings=cfg.moves)
             if merged.changed:
                 simpler = merged_model
@@ -696,6 +728,13 @@ class Walker:
             target = self._teleport(number, candidate.K)
             if target is not None:
                 candidate, move = target, "teleport"
+        if cfg.refine_from is not None and number == cfg.refine_from + 1 and state.hiscores:
+            best = state.hiscores[0]
+            if best.K > state.K and (not candidate.ok or candidate.K is None
+                                     or best.K > candidate.K):
+                # the refinement starts from the walker's best model
+                candidate, move = _Candidate(True, best.model, best.K, best.T_L, 1.0, True,
+                                             None, best.particles, None), "refine-start"
         accepted, reason = self._decide(candidate, number)
         if accepted and self._worth_polishing(candidate):
             polished = self.polisher(candidate.evaluation)  # type: ignore[misc]

@@ -115,6 +115,7 @@ _FIXED_ON_RESUME = {
     "full_likelihoods": "--full-likelihoods/--no-full-likelihoods",
     "pyhf_max_parameters": "--pyhf-max-parameters", "toy": "--toy", "polish": "--polish",
     "polish_steps": "--polish-steps", "lifetimes": "--lifetimes",
+    "refine_from": "--refine-from", "refine_mass_step": "--refine-mass-step",
 }
 #: chance of a lifetime move per proposal with --lifetimes
 LIFETIME_MOVES = 0.1
@@ -146,6 +147,12 @@ _POSITIVE = Finite(min=0, min_open=True)
               help="Anneal geometrically to this temperature (> 0) at the last step.")
 @click.option("--teleport-until", type=click.IntRange(min=0), default=None,
               help="Allow teleports to hiscores up to this step, >= 0 (default: never).")
+@click.option("--refine-from", type=click.IntRange(min=0), default=None,
+              help="From the step after this one each walker refines its best model: small "
+                   "changes of masses, multipliers and branching ratios only, at temperature "
+                   "0.02 (default: never).")
+@click.option("--refine-mass-step", type=_POSITIVE, default=5.0, show_default=True,
+              help="GeV, largest mass step of --refine-from.")
 @click.option("--polish", is_flag=True,
               help="After an accepted move near the walker's best K, a few gradient steps on "
                    "the masses, multipliers and branching ratios (kept if K rises and the "
@@ -168,7 +175,7 @@ def walk(
     run_file: str | None, resume_file: str | None, start: str | None, temperature: float,
     final_temperature: float | None, teleport_until: int | None, polish: bool,
     polish_steps: int, prepare_grids: bool, lifetimes: bool = False, toy: str | None = None,
-    **options: object,
+    refine_from: int | None = None, refine_mass_step: float = 5.0, **options: object,
 ) -> None:
     """Random walk over protomodels that maximises K; prints the best protomodel.
 
@@ -191,6 +198,7 @@ def walk(
         temperature=temperature, final_temperature=final_temperature,
         teleport_until=teleport_until, polish=polish_steps if polish else 0,
         probabilities=MoveProbabilities(lifetime=LIFETIME_MOVES if lifetimes else 0.0),
+        refine_from=refine_from, refine_mass_step=refine_mass_step,
     )
     evaluation = evaluation_settings(ctx, **options)  # type: ignore[arg-type]
     if start is not None and resume_file is None:
