@@ -149,3 +149,14 @@ def test_a_decay_into_neutrinos_only_is_invisible() -> None:
     topologies = decompose(model, {(snu, snu): {13.0: 10.0}})
     assert [t.compressed for t in topologies] == ["", "inv"]
     assert all(b.nodes == ((snu, "inv"),) and not b.vertices for b in topologies[1].branches)
+
+
+def test_a_resonance_has_no_reference_multiplier(tmp_path: Path) -> None:
+    """The K prior's multipliers come from the reference tables, which have no single
+    production: a resonance's cross section is its own (no multiplier, no error)."""
+    from protomodels.combiner.prior import derive_multipliers
+    from protomodels.theory.xsec import channel_table
+
+    model = _zprime(tmp_path)
+    assert channel_table((ZPRIME,)) is None
+    assert derive_multipliers(model, model.xsecs) == {}

@@ -181,8 +181,9 @@ def count_multipliers(
 
 
 # -- multipliers of a model ---------------------------------------------------------------
-def _key(a: int, b: int) -> Pair:
-    return (a, b) if a <= b else (b, a)
+def _key(*ids: int) -> Pair:
+    """A production's key: its PDG ids sorted (one id for a singly produced resonance)."""
+    return tuple(sorted(ids))  # type: ignore[return-value]
 
 
 def derive_multipliers(

@@ -125,8 +125,9 @@ _SLEPTONS = (1000011, 1000013, 1000015)
 _C1, _C2, _N1, _N2, _N3 = 1000024, 1000037, 1000022, 1000023, 1000025
 
 
-def _key(a: int, b: int) -> tuple[int, int]:
-    return (a, b) if a <= b else (b, a)
+def _key(*ids: int) -> tuple[int, ...]:
+    """A production's key: its PDG ids sorted (one id for a singly produced resonance)."""
+    return tuple(sorted(ids))
 
 
 @cache
