@@ -160,3 +160,18 @@ def test_a_resonance_has_no_reference_multiplier(tmp_path: Path) -> None:
     model = _zprime(tmp_path)
     assert channel_table((ZPRIME,)) is None
     assert derive_multipliers(model, model.xsecs) == {}
+
+
+def test_run_file_json_keeps_every_decay_kind() -> None:
+    from protomodels.builders.records import model_from_json, model_to_json
+
+    model = Protomodel(
+        masses={1000023: 600.0, 1000022: 100.0, 35: 300.0},
+        decays={1000023: (Decay(1000022, (), 0.5, (35,)), Decay(1000022, (23,), 0.5)),
+                35: (Decay(0, (5, -5), 1.0),)},
+        allow_stable=True)
+    data = model_to_json(model)
+    assert data["decays"]["1000023"][0] == [1000022, [], 0.5, [35]]
+    assert data["decays"]["1000023"][1] == [1000022, [23], 0.5]
+    back = model_from_json(data)
+    assert dict(back.decays) == dict(model.decays)

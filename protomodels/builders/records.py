@@ -71,9 +71,12 @@ def model_from_json(data: Mapping[str, Any]) -> Protomodel:
     except (KeyError, TypeError, ValueError, AttributeError) as err:
         msg = f"model JSON: cannot read masses/decays/ssm ({err!r}); expected model_to_json output"
         raise InvalidProtomodelError(msg) from err
+    # (decays into SM particles only or into several BSM particles come from SLHA input,
+    # which has SModelS's semantics: stable particles and such decays allowed)
+    general = any(not d.daughter or d.more for ds in decays.values() for d in ds)
     return Protomodel(
         masses=masses, decays=decays, ssm=ssm, name=str(data.get("name", "protomodel")),
-        widths=widths,
+        widths=widths, allow_stable=general,
     )
 
 
