@@ -175,3 +175,15 @@ def test_run_file_json_keeps_every_decay_kind() -> None:
     assert data["decays"]["1000023"][1] == [1000022, [23], 0.5]
     back = model_from_json(data)
     assert dict(back.decays) == dict(model.decays)
+
+
+def test_a_resonance_without_qnumbers_is_named(tmp_path: Path) -> None:
+    """A Z' without a QNUMBERS block cannot be classified: the cross section's line and the
+    block to add are named (rather than an empty prediction)."""
+    from protomodels.exceptions import InvalidProtomodelError
+
+    path = tmp_path / "zprime.slha"
+    path.write_text(SLHA.replace("BLOCK QNUMBERS 55  # y1\n  1  0\n  2  3\n  3  1\n  4  0\n", ""))
+    with pytest.raises(InvalidProtomodelError, match=r"line 17: XSECTION.*55 is neither.*"
+                                                      r"QNUMBERS 55"):
+        Protomodel.from_slha(path)

@@ -446,6 +446,14 @@ class Protomodel:
         ignored: set[tuple[int, ...]] = set()
         for x in doc.xsecs:
             final = x.final
+            unknown = [i for i in final if not is_bsm(i) and i not in SM_IDS]
+            if unknown:
+                msg = (f"{path}, line {x.line}: XSECTION final state {list(final)}: "
+                       f"{unknown[0]} is neither an SM particle the database knows nor a BSM "
+                       f"particle of the model; describe it with 'BLOCK QNUMBERS "
+                       f"{abs(unknown[0])}' (1: 3 x charge, 2: 2S+1, 3: colour dimension, 4: 1 "
+                       "if it has an antiparticle) and give it a MASS entry")
+                raise InvalidProtomodelError(msg)
             if len(final) not in (1, 2) or any(abs(p) not in masses for p in final):
                 if not any(abs(p) in frozen_ids for p in final):
                     ignored.add(final)
