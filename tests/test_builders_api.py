@@ -48,6 +48,8 @@ def test_builders_module_apis() -> None:
         "merge_particles",
         "open_channels",
         "random_move",
+        "refine_move",
+        "refine_settings",
         "unfreeze_particle",
     ]
     assert dir(protomodels.builders.storage) == [
