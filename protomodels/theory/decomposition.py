@@ -2,7 +2,11 @@
 
 Each production pair with cross section above ``sigmacut`` (largest over sqrt(s)) is decayed
 into every chain of decays; pairs of chains whose weight sigma x BR falls below ``sigmacut`` are
-dropped. Each topology is then compressed: mass compression removes a decay whose mass gap is
+dropped. A singly produced particle (a Z', a mediator: a 1-tuple production key) is the root of
+its topologies, its BSM daughters starting the chains. A chain may end in a decay into SM
+particles only (:attr:`Branch.decayed`); a decay into several BSM particles inside a chain makes
+a tree that no database result constrains, and its weight is not enumerated (as in SModelS 3,
+where such graphs match nothing). Each topology is then compressed: mass compression removes a decay whose mass gap is
 below ``minmassgap`` (the BSM daughter takes the mother's place), invisible compression replaces a
 particle decaying only to invisible states (neutrinos and the LSP) by an invisible final state
 with its mass. Compressed topologies keep the weight of their original and stay *related* to it
