@@ -6,11 +6,12 @@ dropped. A singly produced particle (a Z', a mediator: a 1-tuple production key)
 its topologies, its BSM daughters starting the chains. A chain may end in a decay into SM
 particles only (:attr:`Branch.decayed`); a decay into several BSM particles inside a chain makes
 a tree that no database result constrains, and its weight is not enumerated (as in SModelS 3,
-where such graphs match nothing). Each topology is then compressed: mass compression removes a decay whose mass gap is
-below ``minmassgap`` (the BSM daughter takes the mother's place), invisible compression replaces a
-particle decaying only to invisible states (neutrinos and the LSP) by an invisible final state
-with its mass. Compressed topologies keep the weight of their original and stay *related* to it
-(SModelS keeps at most one member of such a family per data set).
+where such graphs match nothing). Each topology is then compressed: mass compression removes a
+decay whose mass gap is below ``minmassgap`` (the BSM daughter takes the mother's place),
+invisible compression replaces a particle decaying only to invisible states (neutrinos and the
+LSP) by an invisible final state with its mass. Compressed topologies keep the weight of their
+original and stay *related* to it (SModelS keeps at most one member of such a family per data
+set).
 
 Lifetimes follow SModelS 3 (``base/model.py:Model.setDecays``): a particle with a total width
 below :data:`STABLE_WIDTH` (or no decays) is stable, one above :data:`PROMPT_WIDTH` (or without a

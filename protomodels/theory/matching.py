@@ -2,13 +2,13 @@
 
 Every constraint SMS of the database that describes pair production followed by two decay
 chains, or a singly produced resonance whose decay starts at most two chains, is compiled once
-into a :class:`Pattern`: per branch (and for the resonance, its ``root``), the BSM labels and the
-SM labels emitted at each vertex; a chain may end in a decay into SM particles only. A theory topology matches a pattern when, for one of the two branch
-assignments, the depths agree, every BSM state has the label's properties and every vertex's SM
-particles can be assigned one-to-one to the vertex's labels (inclusive ``*anySM`` lists absorb
-any number). When both assignments match, the one with the lexicographically larger data vector
-wins (SModelS ``TxName.hasSMSas``).
-"""
+into a :class:`Pattern`: per branch (and for the resonance, its ``root``), the BSM labels and
+the SM labels emitted at each vertex; a chain may end in a decay into SM particles only. A
+theory topology matches a pattern when, for one of the two branch assignments, the depths agree,
+every BSM state has the label's properties and every vertex's SM particles can be assigned one-
+to-one to the vertex's labels (inclusive ``*anySM`` lists absorb any number). When both
+assignments match, the one with the lexicographically larger data vector wins (SModelS
+``TxName.hasSMSas``)."""
 
 from __future__ import annotations
 
