@@ -81,8 +81,11 @@ class Pattern:
         return _shape_of(self.root, self.branches)
 
 
-def _shape_of(root: object, branches: tuple) -> object:  # noqa: ANN001
-    """Vertex sizes of a root (None for pair production) and of the sorted branches."""
+def _shape_of(
+    root: Branch | PatternBranch | None, branches: tuple[Branch | PatternBranch, ...]
+) -> object:
+    """Vertex sizes of a root (None for pair production) and, per sorted branch, its number
+    of BSM states and vertex sizes: equal for a topology and the patterns it may match."""
     top = None if root is None else tuple(len(v) for v in root.vertices)
     return top, tuple(sorted(
         (len(b.nodes if isinstance(b, Branch) else b.bsm), tuple(len(v) for v in b.vertices))
