@@ -454,11 +454,8 @@ def _run_on_dask(
         distributed.Client, distributed.LocalCluster, distributed.as_completed
     )
     # a toy walk may start processes of its own (grid preparation): workers must not be
-    # daemonic. A toy walk keeps its worker busy for up to hours, at low priority on a shared
-    # machine: the local scheduler must not drop a worker whose heartbeats come late (it did,
-    # after five minutes of a busy machine, and the cluster went on with one worker less)
-    with dask.config.set({"distributed.worker.daemon": False,
-                          "distributed.scheduler.worker-ttl": None}):
+    # daemonic
+    with dask.config.set({"distributed.worker.daemon": False}):
         own = not isinstance(scheduler, Client)
         cluster = None
         if not own:
