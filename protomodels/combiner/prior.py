@@ -32,7 +32,13 @@ from types import MappingProxyType
 
 from protomodels.exceptions import ProtomodelsError
 from protomodels.theory.protomodel import Protomodel
-from protomodels.theory.xsec import XsecTables, channel_table, load_tables, table_xsec
+from protomodels.theory.xsec import (
+    XsecTables,
+    channel_table,
+    load_tables,
+    production_key,
+    table_xsec,
+)
 
 __all__ = [
     "PRIORS",
@@ -181,11 +187,6 @@ def count_multipliers(
 
 
 # -- multipliers of a model ---------------------------------------------------------------
-def _key(*ids: int) -> Pair:
-    """A production's key: its PDG ids sorted (one id for a singly produced resonance)."""
-    return tuple(sorted(ids))  # type: ignore[return-value]
-
-
 def derive_multipliers(
     model: Protomodel,
     xsecs: Mapping[Pair, Mapping[float, float]],
@@ -203,7 +204,7 @@ def derive_multipliers(
     tables = tables if tables is not None else load_tables()
     out = {}
     for pair, by_sqrts in xsecs.items():
-        pair = _key(*pair)
+        pair = production_key(*pair)
         if channel_table(pair) is None or sqrts not in by_sqrts:
             continue
         reference = table_xsec(pair, model.masses, tables, interpolation=interpolation)
@@ -221,9 +222,9 @@ def model_multipliers(
     """(multipliers, derived): the model's own (every channel with a cross section, 1 where
     not listed), or for explicit cross sections (SLHA input) the :func:`derive_multipliers`."""
     if model.xsecs is None:
-        out = {_key(*p): float(v) for p, v in model.ssm.items()}
+        out = {production_key(*p): float(v) for p, v in model.ssm.items()}
         for pair in xsecs:
-            out.setdefault(_key(*pair), 1.0)
+            out.setdefault(production_key(*pair), 1.0)
         return dict(sorted(out.items())), False
     return derive_multipliers(model, xsecs, tables=tables), True
 
@@ -381,8 +382,9 @@ def compute_prior(
     if not (math.isfinite(scale) and scale >= 0):
         msg = f"compute_prior: scale must be finite and >= 0, got {scale}"
         raise PriorError(msg)
-    scaled = {_key(*p): float(v) * scale for p, v in multipliers.items()}
-    scaled_xsecs = {_key(*p): {s: x * scale for s, x in v.items()} for p, v in xsecs.items()}
+    scaled = {production_key(*p): float(v) * scale for p, v in multipliers.items()}
+    scaled_xsecs = {production_key(*p): {s: x * scale for s, x in v.items()}
+                    for p, v in xsecs.items()}
     n_multipliers, distinct = count_multipliers(scaled, scaled_xsecs, model.masses)
     complexity = Complexity(len(model.masses), count_branchings(model), n_multipliers, distinct)
     before = prior_function(settings.name)(

@@ -29,6 +29,7 @@ from protomodels.theory.particles import (
     bsm_properties,
     properties_from_qnumbers,
 )
+from protomodels.theory.xsec import production_key
 
 __all__ = ["Decay", "InvalidProtomodelError", "Protomodel"]
 
@@ -77,8 +78,6 @@ def _label(pdg: int) -> str:
     return f"{pdg} ({name})" if name else str(pdg)
 
 
-def _pair(a: int, b: int) -> Pair:
-    return (a, b) if a <= b else (b, a)
 
 
 def _numpy_real(x: object) -> bool:
@@ -224,6 +223,7 @@ class Protomodel:
                 if not d.bsm and not self.allow_stable:
                     msg = (f"decays: {pdg} decays to SM particles only {d.sm}; a protomodel's "
                            "decays have one BSM daughter")
+                    raise InvalidProtomodelError(msg)
                     raise InvalidProtomodelError(msg)
                 for daughter in d.bsm:
                     if abs(daughter) not in self.masses:
@@ -458,8 +458,7 @@ class Protomodel:
                 if not any(abs(p) in frozen_ids for p in final):
                     ignored.add(final)
                 continue
-            key = (_pair(*final) if len(final) == 2 else (final[0],),
-                   round(x.sqrts_gev / 1000.0, 3))
+            key = (production_key(*final), round(x.sqrts_gev / 1000.0, 3))
             value = x.value_pb * 1000.0  # pb -> fb
             old = orders.get(key)
             if old is None or x.qcd_order > old[0] or (x.qcd_order == old[0] and value > old[1]):

@@ -28,6 +28,7 @@ __all__ = [
     "channel_table",
     "load_tables",
     "production_channels",
+    "production_key",
     "table_xsec",
 ]
 
@@ -125,7 +126,7 @@ _SLEPTONS = (1000011, 1000013, 1000015)
 _C1, _C2, _N1, _N2, _N3 = 1000024, 1000037, 1000022, 1000023, 1000025
 
 
-def _key(*ids: int) -> tuple[int, ...]:
+def production_key(*ids: int) -> tuple[int, ...]:
     """A production's key: its PDG ids sorted (one id for a singly produced resonance)."""
     return tuple(sorted(ids))
 
@@ -134,29 +135,29 @@ def _key(*ids: int) -> tuple[int, ...]:
 def _channel_map() -> dict[tuple[int, int], str]:
     table: dict[tuple[int, int], str] = {}
     for q in _SQUARKS:
-        table[_key(-q, q)] = "squark"
+        table[production_key(-q, q)] = "squark"
     for q in _THIRD:
-        table[_key(-q, q)] = "stop"
+        table[production_key(-q, q)] = "stop"
     for q in (*_SQUARKS, *_THIRD):
-        table[_key(q, 1000021)] = "squark"
+        table[production_key(q, 1000021)] = "squark"
     table[(1000021, 1000021)] = "gluino"
     for lep in _SLEPTONS:
-        table[_key(-lep, lep)] = "slepslep"
-        table[_key(-lep, lep + 1)] = "slepslep"
+        table[production_key(-lep, lep)] = "slepslep"
+        table[production_key(-lep, lep + 1)] = "slepslep"
     for a, b in ((-_C1, _C1), (-_C2, _C2), (-_C1, _C2), (-_C2, _C1)):
-        table[_key(a, b)] = "C1C1"
+        table[production_key(a, b)] = "C1C1"
     for pair in ((_N2, _N2), (_N3, _N3), (_N1, _N2), (_N2, _N3)):
-        table[_key(*pair)] = "C1C1"
+        table[production_key(*pair)] = "C1C1"
     for pair in ((_N1, _C1), (_N2, _C1), (_N2, _C2), (_N3, _C1), (_N3, _C2)):
-        table[_key(*pair)] = "N2C1p"
+        table[production_key(*pair)] = "N2C1p"
     for pair in ((-_C1, _N2), (-_C2, _N2), (-_C1, _N3), (-_C2, _N3)):
-        table[_key(*pair)] = "N2C1m"
+        table[production_key(*pair)] = "N2C1m"
     return table
 
 
 def channel_table(pair: tuple[int, int]) -> str | None:
     """Name of the table serving a production pair (sorted PDG ids), or None."""
-    return _channel_map().get(_key(*pair))
+    return _channel_map().get(production_key(*pair))
 
 
 def production_channels(particles: list[int] | tuple[int, ...]) -> list[tuple[int, int]]:
