@@ -36,6 +36,7 @@ import numpy as np
 
 from protomodels._optional import require
 from protomodels.exceptions import ProtomodelsError
+from protomodels.worker_processes import DASK_WORKER_CONFIG, single_thread_environ
 
 __all__ = [
     "Campaign",
@@ -453,9 +454,9 @@ def _run_on_dask(
     Client, LocalCluster, as_completed = (
         distributed.Client, distributed.LocalCluster, distributed.as_completed
     )
-    # a toy walk may start processes of its own (grid preparation): workers must not be
-    # daemonic
-    with dask.config.set({"distributed.worker.daemon": False}):
+    # non-daemonic workers (a toy walk may start processes of its own: grid preparation),
+    # with glibc's own heap trimming (see protomodels.worker_processes)
+    with dask.config.set(DASK_WORKER_CONFIG):
         own = not isinstance(scheduler, Client)
         cluster = None
         if not own:
@@ -463,11 +464,14 @@ def _run_on_dask(
         elif scheduler:
             client = Client(scheduler)
         else:
+            # one process per core, each with one compute thread (no XLA or BLAS pools
+            # competing for the cores)
             cluster = LocalCluster(
                 n_workers=workers or os.cpu_count() or 1,
                 threads_per_worker=1,
                 processes=True,
                 dashboard_address=None,
+                env=single_thread_environ(),
             )
             client = Client(cluster)
         try:

@@ -1,0 +1,73 @@
+"""The environment of campaign and walk worker processes: one compute thread, glibc's own heap
+trimming."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+
+import pytest
+
+from protomodels.worker_processes import (
+    DASK_WORKER_CONFIG,
+    XLA_SINGLE_THREAD_FLAGS,
+    single_thread_environ,
+    single_threaded_children,
+)
+
+
+def test_flags_are_added_to_the_users_xla_flags():
+    env = single_thread_environ({"XLA_FLAGS": "--xla_dump_to=/tmp/x"})
+    assert env["XLA_FLAGS"] == f"--xla_dump_to=/tmp/x {XLA_SINGLE_THREAD_FLAGS}"
+    assert env["OMP_NUM_THREADS"] == env["OPENBLAS_NUM_THREADS"] == "1"
+
+
+def test_a_users_own_thread_settings_are_kept():
+    users = {
+        "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=true",
+        "OMP_NUM_THREADS": "4",
+        "OPENBLAS_NUM_THREADS": "2",
+        "MKL_NUM_THREADS": "3",
+    }
+    assert single_thread_environ(users) == {}
+
+
+def _child_environ(queue) -> None:
+    queue.put({k: os.environ.get(k) for k in ("XLA_FLAGS", "OPENBLAS_NUM_THREADS")})
+
+
+def test_children_started_in_the_block_inherit_it_and_the_parent_is_restored(monkeypatch):
+    monkeypatch.delenv("XLA_FLAGS", raising=False)
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
+    monkeypatch.setenv("OMP_NUM_THREADS", "7")
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    with single_threaded_children():
+        child = context.Process(target=_child_environ, args=(queue,))
+        child.start()
+    seen = queue.get(timeout=60)
+    child.join(timeout=60)
+    assert seen == {"XLA_FLAGS": XLA_SINGLE_THREAD_FLAGS, "OPENBLAS_NUM_THREADS": "1"}
+    assert "XLA_FLAGS" not in os.environ and "OPENBLAS_NUM_THREADS" not in os.environ
+    assert os.environ["OMP_NUM_THREADS"] == "7"
+
+
+def _worker_environ() -> dict:
+    return {k: os.environ.get(k) for k in ("MALLOC_TRIM_THRESHOLD_", "XLA_FLAGS")}
+
+
+def test_campaign_workers_have_one_thread_and_glibcs_own_heap_trimming(monkeypatch):
+    distributed = pytest.importorskip("dask.distributed")
+    import dask
+
+    # (a nanny started earlier in this process leaves its variables in os.environ)
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
+
+    with dask.config.set(DASK_WORKER_CONFIG):
+        cluster = distributed.LocalCluster(
+            n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None,
+            env=single_thread_environ({}),
+        )
+        with cluster, distributed.Client(cluster) as client:
+            (seen,) = client.run(_worker_environ).values()
+    assert seen == {"MALLOC_TRIM_THRESHOLD_": None, "XLA_FLAGS": XLA_SINGLE_THREAD_FLAGS}
