@@ -71,3 +71,25 @@ def test_campaign_workers_have_one_thread_and_glibcs_own_heap_trimming(monkeypat
         with cluster, distributed.Client(cluster) as client:
             (seen,) = client.run(_worker_environ).values()
     assert seen == {"MALLOC_TRIM_THRESHOLD_": None, "XLA_FLAGS": XLA_SINGLE_THREAD_FLAGS}
+
+
+def test_a_walk_on_two_processes_walks_the_same_chains(subset_store, tmp_path):
+    """The walk's own process pool (started with one compute thread per process) gives the
+    chains of the walk in one process."""
+    from protomodels.builders.run import RunSettings, run_walk
+    from protomodels.builders.storage import RunStorage
+    from protomodels.evaluation import EvaluationSettings
+
+    def chains(processes: int) -> list[tuple]:
+        path = tmp_path / f"p{processes}.sqlite"
+        settings = RunSettings(
+            steps=3, walkers=2, seed=5, processes=processes,
+            evaluation=EvaluationSettings(full_likelihoods=False),
+        )
+        run_walk(path, subset_store, settings)
+        with RunStorage(path, readonly=True) as storage:
+            return [(r.walker, r.step, r.move, r.accepted, r.K) for r in storage.steps()]
+
+    one = chains(1)
+    assert len(one) == 6
+    assert chains(2) == one
