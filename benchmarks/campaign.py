@@ -106,5 +106,6 @@ def main() -> None:
               f"{per_toy / 60:.1f} min per toy on a busy worker, {hours:.1f} h on this machine "
               f"with {args.workers} workers (goal for the paper's: <= 6 h)")
 
+
 if __name__ == "__main__":
     main()

@@ -78,8 +78,6 @@ def _label(pdg: int) -> str:
     return f"{pdg} ({name})" if name else str(pdg)
 
 
-
-
 def _numpy_real(x: object) -> bool:
     """A NumPy integer or floating-point scalar (not a bool)."""
     return isinstance(x, (np.integer, np.floating))
@@ -223,7 +221,6 @@ class Protomodel:
                 if not d.bsm and not self.allow_stable:
                     msg = (f"decays: {pdg} decays to SM particles only {d.sm}; a protomodel's "
                            "decays have one BSM daughter")
-                    raise InvalidProtomodelError(msg)
                     raise InvalidProtomodelError(msg)
                 for daughter in d.bsm:
                     if abs(daughter) not in self.masses:
