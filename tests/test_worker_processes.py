@@ -9,7 +9,6 @@ import os
 import pytest
 
 from protomodels.worker_processes import (
-    DASK_WORKER_CONFIG,
     XLA_SINGLE_THREAD_FLAGS,
     single_thread_environ,
     single_threaded_children,
@@ -58,18 +57,13 @@ def _worker_environ() -> dict:
 
 def test_campaign_workers_have_one_thread_and_glibcs_own_heap_trimming(monkeypatch):
     distributed = pytest.importorskip("dask.distributed")
-    import dask
+    from protomodels.campaigns.campaign import local_cluster
 
     # (a nanny started earlier in this process leaves its variables in os.environ)
     monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
-
-    with dask.config.set(DASK_WORKER_CONFIG):
-        cluster = distributed.LocalCluster(
-            n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None,
-            env=single_thread_environ({}),
-        )
-        with cluster, distributed.Client(cluster) as client:
-            (seen,) = client.run(_worker_environ).values()
+    monkeypatch.delenv("XLA_FLAGS", raising=False)
+    with local_cluster(1) as cluster, distributed.Client(cluster) as client:
+        (seen,) = client.run(_worker_environ).values()
     assert seen == {"MALLOC_TRIM_THRESHOLD_": None, "XLA_FLAGS": XLA_SINGLE_THREAD_FLAGS}
 
 

@@ -43,6 +43,7 @@ __all__ = [
     "CampaignError",
     "CampaignSettings",
     "ToyOutcome",
+    "local_cluster",
     "read_campaign",
     "run_campaign",
     "walk_seed",
@@ -436,6 +437,27 @@ def run_campaign(
     return read_campaign(path)
 
 
+def local_cluster(workers: int | None = None) -> Any:
+    """The campaign's own ``dask.distributed.LocalCluster``: ``workers`` processes (default:
+    the machine's cores) of one thread, each with one compute thread (no XLA or BLAS pools
+    competing for the cores), glibc's own heap trimming and non-daemonic (a toy walk may start
+    processes of its own: grid preparation); see :mod:`protomodels.worker_processes`."""
+    distributed = require(
+        "dask.distributed", feature="campaigns on a dask cluster (or run them with --serial)"
+    )
+    import dask
+
+    # (each nanny takes the configuration and the environment when it is made)
+    with dask.config.set(DASK_WORKER_CONFIG):
+        return distributed.LocalCluster(
+            n_workers=workers or os.cpu_count() or 1,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            env=single_thread_environ(),
+        )
+
+
 def _run_on_dask(
     args: tuple[str, str],
     pending: Iterable[int],
@@ -449,43 +471,28 @@ def _run_on_dask(
     distributed = require(
         "dask.distributed", feature="campaigns on a dask cluster (or run them with --serial)"
     )
-    import dask
-
-    Client, LocalCluster, as_completed = (
-        distributed.Client, distributed.LocalCluster, distributed.as_completed
-    )
-    # non-daemonic workers (a toy walk may start processes of its own: grid preparation),
-    # with glibc's own heap trimming (see protomodels.worker_processes)
-    with dask.config.set(DASK_WORKER_CONFIG):
-        own = not isinstance(scheduler, Client)
-        cluster = None
-        if not own:
-            client = scheduler
-        elif scheduler:
-            client = Client(scheduler)
-        else:
-            # one process per core, each with one compute thread (no XLA or BLAS pools
-            # competing for the cores)
-            cluster = LocalCluster(
-                n_workers=workers or os.cpu_count() or 1,
-                threads_per_worker=1,
-                processes=True,
-                dashboard_address=None,
-                env=single_thread_environ(),
+    Client, as_completed = distributed.Client, distributed.as_completed
+    own = not isinstance(scheduler, Client)
+    cluster = None
+    if not own:
+        client = scheduler
+    elif scheduler:
+        client = Client(scheduler)
+    else:
+        cluster = local_cluster(workers)
+        client = Client(cluster)
+    try:
+        futures = [
+            client.submit(
+                walk_toy, *args, i, settings.as_json(), run_dir, key=f"toy-{i}-{os.getpid()}",
+                pure=False,
             )
-            client = Client(cluster)
-        try:
-            futures = [
-                client.submit(
-                    walk_toy, *args, i, settings.as_json(), run_dir, key=f"toy-{i}-{os.getpid()}",
-                    pure=False,
-                )
-                for i in pending
-            ]
-            for future in as_completed(futures):
-                record(future.result())
-        finally:
-            if own:
-                client.close()
-            if cluster is not None:
-                cluster.close()
+            for i in pending
+        ]
+        for future in as_completed(futures):
+            record(future.result())
+    finally:
+        if own:
+            client.close()
+        if cluster is not None:
+            cluster.close()
