@@ -198,3 +198,14 @@ def test_walk_failing_at_start_leaves_no_run_file(
     result = run("walk", "--steps", "2", "--out", str(out), database=subset_store)
     assert result.exit_code != 0
     assert list(tmp_path.iterdir()) == []  # no run file, no -wal / -shm
+
+
+def test_help_describes_an_unbounded_finite_option() -> None:
+    """``campaign report --k-obs`` takes any finite K: its help says so (click alone would
+    print the meaningless range ``x<=None``), and ``nan`` is refused."""
+    help_text = CliRunner().invoke(cli, ["campaign", "report", "--help"], env=ENV).output
+    k_obs = next(line for line in help_text.splitlines() if "--k-obs" in line)
+    assert "[finite]" in k_obs and "None" not in k_obs
+    refused = CliRunner().invoke(cli, ["campaign", "report", "missing.sqlite", "--k-obs", "nan"],
+                                 env=ENV)
+    assert refused.exit_code == 2 and "'nan' is not a finite number" in refused.output

@@ -172,6 +172,12 @@ class Finite(click.FloatRange):
             self.fail(f"{value!r} is not a finite number.", param, ctx)
         return rv
 
+    def _describe_range(self) -> str:
+        # click writes an unbounded range as "x<=None" in the help
+        if self.min is None and self.max is None:
+            return "finite"
+        return super()._describe_range()
+
 
 def _refuse(option: str, path: str, problem: str) -> click.ClickException:
     return click.ClickException(f"{option} {path}: {problem}")
