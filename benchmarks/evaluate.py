@@ -3,6 +3,11 @@ critics) of one protomodel, warm, over the full database, and compare K with the
 builder's for the shared models; with the pyhf full likelihoods on (the default) and, side by
 side, off (goal: on costs at most 1.5x off).
 
+"Warm" evaluates a model again with the same evaluator: its kernels are compiled, and the fits
+and limits of its simplified likelihoods are those the evaluator keeps by signal
+(``LikelihoodBuilder``), as a walk takes them for the results a move left unchanged;
+``benchmarks/walk.py`` gives the cost per step of a walk, where about half are fitted anew.
+
 Usage: python benchmarks/evaluate.py [--repeat 5] [--random 50] [--seed 1] [--only-full]
 """
 

@@ -207,3 +207,42 @@ def test_compilation_cache_folder(tmp_path, monkeypatch: pytest.MonkeyPatch) -> 
         jax.config.update("jax_compilation_cache_dir", before)
         jax.config.update("jax_persistent_cache_min_compile_time_secs", before_time)
         compilation_cache.reset_cache()
+
+
+def test_a_signal_met_again_takes_its_kept_summary(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The builder keeps the simplified likelihoods' summaries by result and signal: the same
+    signal again gives the same numbers without a new fit, another signal is fitted, and only
+    the last SUMMARIES_KEPT signals are kept."""
+    from protomodels.statistics import attach
+
+    builder = LikelihoodBuilder(_database(), compilation_cache=False)
+    first = _predictions()
+    builder.attach(first)
+    fits = []
+    original = SimplifiedLikelihood.summary.func
+
+    def counted(self):  # noqa: ANN001, ANN202
+        fits.append(self.label)
+        return original(self)
+
+    counted_summary = SimplifiedLikelihood.summary.__class__(counted)
+    counted_summary.__set_name__(SimplifiedLikelihood, "summary")
+    monkeypatch.setattr(SimplifiedLikelihood, "summary", counted_summary)
+    again = _predictions()
+    builder.attach(again)
+    assert fits == []
+    assert again[-1].to_json() == first[-1].to_json()
+    assert again[-1].statistics.likelihood.summary == first[-1].statistics.likelihood.summary
+    other = _predictions(0.3)
+    builder.attach(other)
+    assert fits == ["SL-3"]
+    fresh = _predictions(0.3)
+    attach_statistics(fresh, _database())
+    assert other[-1].to_json() == fresh[-1].to_json()
+    assert len(fits) == 2  # (the fresh attach fitted too)
+    builder.attach(_predictions())
+    assert len(fits) == 2
+    monkeypatch.setattr(attach, "SUMMARIES_KEPT", 1)
+    builder.attach(_predictions(0.5))  # kept: this signal alone
+    builder.attach(_predictions())
+    assert len(fits) == 4

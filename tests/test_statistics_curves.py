@@ -111,3 +111,14 @@ def test_slopes_equal_finite_differences(likelihoods: list, expected: bool) -> N
     values, none = curves.nll_and_slope(rows, mu, expected, slopes=False)
     assert np.isnan(none[rows == 7]).all()  # the user likelihood: no slope asked
     np.testing.assert_allclose(values, curves.nll(rows, mu, expected), rtol=1e-12)
+
+
+def test_a_fit_does_not_depend_on_the_other_pairs_of_its_batch(likelihoods: list) -> None:
+    """Profile fits run vmapped, padded to a few lane counts (padding lanes repeat the first
+    pair): five pairs in one call (16 lanes) give exactly the values of each pair fitted alone
+    (4 lanes), each on a fresh set (no warm starts)."""
+    skewed = likelihoods[6]
+    mu = np.array([0.0, 0.4, 1.1, 2.5, 3.7])
+    together = CurveSet([skewed]).nll(np.zeros(5, dtype=np.int64), mu)
+    alone = [CurveSet([skewed]).nll([0], [m])[0] for m in mu]
+    np.testing.assert_array_equal(together, alone)

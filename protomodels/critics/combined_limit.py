@@ -11,8 +11,8 @@ The searches use the slopes of the summed nll (:meth:`CurveSet.nll_and_slope`: e
 batched kinds, central differences otherwise), so that each step is one batched evaluation of
 all members, for the data and the expected data at once:
 
-1. mu-hat: 0 where the summed nll rises at 0, else the root of its slope (Brent's method on a
-   bracket: the members' own mu-hat, or doubled from 1);
+1. mu-hat: 0 where the summed nll rises at 0, else the root of its slope (a safeguarded Newton
+   search on a bracket: the members' own mu-hat, or doubled from 1);
 2. the limit: the safeguarded Newton search of ln CLs(mu) = ln 0.05 of
    :func:`protomodels.statistics.cls.search_step`, started from the Gaussian limit with the
    width read off the expected curve at mu = 0 and 1.
@@ -28,7 +28,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy.optimize import brentq
 
 from protomodels.statistics import cls as asymptotic
 from protomodels.statistics.curves import CurveSet
@@ -44,6 +43,10 @@ _MU_CEILING = 1e9
 _RTOL = 1e-8
 _MAX_STEPS = 80
 _ALPHA = 0.05
+#: relative step of the finite difference of slopes (the curvature of Newton's step)
+_CURVATURE_STEP = 1e-6
+#: tolerance of mu-hat, relative to the bracket's upper end (or 1)
+_ROOT_XTOL = 1e-8
 
 
 class NllFunction(Protocol):
@@ -82,26 +85,61 @@ def _minimum(
     bracket: tuple[float, float] | None,
 ) -> tuple[float, float]:
     """(mu-hat >= 0, nll there) of a summed nll with (value, slope) ``at_zero``: 0 where the
-    nll rises at 0, else the root of the slope (the bracket's upper end, or doubled from 1
-    until the slope is >= 0). A slope that stays negative up to the ceiling gives inf."""
+    nll rises at 0, else the root of the slope (bracketed by the bracket's upper end, or
+    doubled from 1 until the slope is >= 0; then :func:`_root_of_slope`). A slope that stays
+    negative up to the ceiling gives inf."""
     value0, slope0 = at_zero
     if not slope0 < 0:
         return 0.0, value0
-    known: dict[float, float] = {0.0: slope0}
-
-    def slope(mu: float) -> float:
-        if mu not in known:
-            known[mu] = float(total(mu, expected)[1][0])
-        return known[mu]
-
+    lo, s_lo = 0.0, slope0
     hi = bracket[1] if bracket is not None and bracket[1] > 0 else 1.0
-    lo = 0.0
-    while not slope(hi) >= 0:
-        if not np.isfinite(known[hi]) or hi > _MU_CEILING:
+    while True:
+        values, slopes = total(hi, expected)
+        v_hi, s_hi = float(values[0]), float(slopes[0])
+        if s_hi >= 0:
+            break
+        if not np.isfinite(s_hi) or hi > _MU_CEILING:
             return np.inf, -np.inf
-        lo, hi = hi, 2.0 * hi
-    mu_hat = brentq(slope, lo, hi, xtol=1e-10 * max(1.0, hi), rtol=1e-10)
-    return float(mu_hat), float(total(mu_hat, expected)[0][0])
+        lo, s_lo, hi = hi, s_hi, 2.0 * hi
+    if s_hi == 0:
+        return hi, v_hi
+    return _root_of_slope(total, expected, (lo, s_lo), (hi, s_hi))
+
+
+def _root_of_slope(
+    total: _Sum, expected: bool, low: tuple[float, float], high: tuple[float, float]
+) -> tuple[float, float]:
+    """(mu, nll) at the root of the summed slope in [low, high] ((mu, slope) pairs with
+    slopes < 0 and > 0), to 1e-8 of the bracket's scale (finer is below the noise of profiled
+    slopes, ~1e-8; the nll at mu-hat is then exact to ~1e-15).
+
+    Safeguarded Newton: each call evaluates the slope at mu and at mu + h (the second lane
+    costs next to nothing in a batched evaluation); their difference gives the curvature, the
+    signs shrink the bracket, and a step leaving the bracket is replaced by bisection. Three
+    or four calls where Brent's method on the slope alone took about ten.
+    """
+    (lo, s_lo), (hi, s_hi) = low, high
+    xtol = _ROOT_XTOL * max(1.0, hi)
+    mu = lo - s_lo * (hi - lo) / (s_hi - s_lo)  # the secant's root
+    for _ in range(_MAX_STEPS):
+        h = _CURVATURE_STEP * max(1.0, mu)
+        values, slopes = total([mu, mu + h], [expected, expected])
+        slope = float(slopes[0])
+        if slope == 0:
+            return mu, float(values[0])
+        if slope < 0:
+            lo = mu
+            if slopes[1] > 0:
+                hi = min(hi, mu + h)
+        elif slope > 0:
+            hi = mu
+        curvature = (float(slopes[1]) - slope) / h
+        nxt = mu - slope / curvature if curvature > 0 else np.nan
+        small = abs(nxt - mu) <= xtol
+        if small or hi - lo <= xtol:
+            return mu, float(values[0])
+        mu = nxt if lo < nxt < hi else 0.5 * (lo + hi)
+    return mu, float(total(mu, expected)[0][0])
 
 
 def fit_mu(

@@ -336,12 +336,15 @@ class CurveSet:
         # a profile fit costs per lane: its pairs are padded to a power of four (>= 4), not to
         # 16; few lengths, so that a long walk meets no new shape
         size = padded_length(p, 4 if isinstance(group, _Stacked) else 16)
-        mu_p = np.concatenate([mu, np.zeros(size - p)])
-        local_p = np.concatenate([local, np.zeros(size - p, dtype=np.int64)])
-        flags = np.concatenate([expected, np.zeros(size - p, dtype=bool)])
+        # padding lanes repeat the first pair: a vmapped fit iterates until its slowest lane
+        # has converged, and a copy converges with its original (a cold fit in the padding
+        # took twice the time of the warm-started pairs); the real lanes are unchanged
+        fill = np.zeros(size - p, dtype=np.int64)
+        mu_p = np.concatenate([mu, mu[fill]])
+        local_p = np.concatenate([local, local[fill]])
+        flags = np.concatenate([expected, expected[fill]])
         if isinstance(group, _Stacked):
             theta, warm = group.starts(local_p, mu_p, flags)
-            warm[p:] = False
             values, slopes, fitted = _simplified(
                 mu_p,
                 local_p,
