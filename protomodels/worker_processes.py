@@ -27,14 +27,17 @@ Workers started by hand for a campaign on a cluster take the same settings from 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Executor, Future
 from contextlib import contextmanager
+from typing import Any
 
 __all__ = [
     "DASK_WORKER_CONFIG",
     "XLA_SINGLE_THREAD_FLAGS",
     "single_thread_environ",
     "single_threaded_children",
+    "submit_single_threaded",
 ]
 
 #: XLA CPU flags for one compute thread (no Eigen intra-op pool)
@@ -81,3 +84,14 @@ def single_threaded_children() -> Iterator[None]:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+def submit_single_threaded(
+    pool: Executor, function: Callable[..., Any], calls: Sequence[tuple[tuple, dict]]
+) -> list[Future]:
+    """Submit ``function(*args, **kwargs)`` for each (args, kwargs) of ``calls`` to a process
+    pool that starts its processes on submission (``ProcessPoolExecutor`` with ``spawn``),
+    within :func:`single_threaded_children`: the processes it starts for them have one
+    compute thread."""
+    with single_threaded_children():
+        return [pool.submit(function, *args, **kwargs) for args, kwargs in calls]

@@ -87,3 +87,30 @@ def test_a_walk_on_two_processes_walks_the_same_chains(subset_store, tmp_path):
     one = chains(1)
     assert len(one) == 6
     assert chains(2) == one
+
+
+def test_the_walks_process_pool_starts_single_threaded_processes(monkeypatch):
+    """The walk's own pool (``builders.run``: ProcessPoolExecutor, spawn) gets its processes
+    through submit_single_threaded: each process started for a share has one compute thread,
+    and the parent's environment is unchanged."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    from protomodels.worker_processes import submit_single_threaded
+
+    monkeypatch.delenv("XLA_FLAGS", raising=False)
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(2, mp_context=context) as pool:
+        futures = submit_single_threaded(pool, _pool_environ, [((0.5,), {}), ((0.5,), {})])
+        seen = [f.result(timeout=120) for f in futures]
+    assert len({pid for pid, _ in seen}) == 2  # two processes, both started in the block
+    for _, environ in seen:
+        assert environ == {"XLA_FLAGS": XLA_SINGLE_THREAD_FLAGS, "OPENBLAS_NUM_THREADS": "1"}
+    assert "XLA_FLAGS" not in os.environ and "OPENBLAS_NUM_THREADS" not in os.environ
+
+
+def _pool_environ(pause: float) -> tuple[int, dict]:
+    import time
+
+    time.sleep(pause)  # (keeps the first process busy, so that the second share gets its own)
+    return os.getpid(), {k: os.environ.get(k) for k in ("XLA_FLAGS", "OPENBLAS_NUM_THREADS")}

@@ -24,7 +24,7 @@ from protomodels.builders.storage import RunMetadata, RunStorage, RunStorageErro
 from protomodels.builders.walker import Walker, WalkerConfig, lockstep
 from protomodels.evaluation import EvaluationSettings, Evaluator
 from protomodels.theory.protomodel import Protomodel
-from protomodels.worker_processes import single_threaded_children
+from protomodels.worker_processes import submit_single_threaded
 
 __all__ = ["RunSettings", "run_walk", "start_model", "stored_run_settings"]
 
@@ -337,11 +337,10 @@ def _walk_processes(
     shares = [walkers[i::processes] for i in range(processes)]
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(processes, mp_context=context) as pool:
-        with single_threaded_children():  # one compute thread per walking process
-            futures = [
-                pool.submit(_walk_share, str(path), str(store), settings, share, capture=True)
-                for share in shares
-            ]
+        futures = submit_single_threaded(  # one compute thread per walking process
+            pool, _walk_share,
+            [((str(path), str(store), settings, share), {"capture": True}) for share in shares],
+        )
         with RunStorage(path) as storage:
             while not all(f.done() for f in futures):
                 if on_progress is not None:
