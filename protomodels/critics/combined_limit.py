@@ -116,7 +116,7 @@ def _root_of_slope(
     Safeguarded Newton: each call evaluates the slope at mu and at mu + h (the second lane
     costs next to nothing in a batched evaluation); their difference gives the curvature, the
     signs shrink the bracket, and a step leaving the bracket is replaced by bisection. Three
-    or four calls where Brent's method on the slope alone took about ten.
+    to five calls in a walk, where Brent's method on the slope alone took about ten.
     """
     (lo, s_lo), (hi, s_hi) = low, high
     xtol = _ROOT_XTOL * max(1.0, hi)
