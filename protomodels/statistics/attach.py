@@ -57,7 +57,6 @@ from protomodels.statistics.likelihood import (
     TruncatedGaussianLikelihood,
 )
 from protomodels.statistics.record import PredictionStatistics
-from protomodels.statistics.simplified import Summary
 from protomodels.theory.predictions import TheoryPrediction
 
 __all__ = [
@@ -151,10 +150,11 @@ class LikelihoodBuilder:
     :meth:`attach`.
 
     Keeps the checked counts of every data set and the prepared simplified likelihood of every
-    result with a covariance (zero signal; each prediction puts its own in), and the summaries
-    (fits and limits) of the last :data:`SUMMARIES_KEPT` signals of those: a walk meets the same
-    signal of a result again whenever a move leaves it unchanged (about 45 % of the fits of a
-    long walk), and a summary is a function of the signal alone. The compiled pyhf
+    result with a covariance (zero signal; each prediction puts its own in), and those
+    likelihoods with the last :data:`SUMMARIES_KEPT` signals, with their summaries (fits and
+    limits): a walk meets the same signal of a result again whenever a move leaves it unchanged
+    (about 45 % of the fits of a long walk), and a summary is a function of the signal alone.
+    The compiled pyhf
     workspaces of full likelihoods are kept per database object by
     :mod:`~protomodels.statistics.full_likelihood`.
 
@@ -170,7 +170,7 @@ class LikelihoodBuilder:
         self._results: dict[str, Result] = {r.result_id: r for r in database.results}
         self._regions: dict[tuple[str, str | None], tuple[float, float, float]] = {}
         self._combined: dict[str, SimplifiedLikelihood] = {}
-        self._summaries: OrderedDict[tuple[str, bytes], Summary] = OrderedDict()
+        self._kept: OrderedDict[tuple[str, bytes], SimplifiedLikelihood] = OrderedDict()
         self._pyhf = {rid for rid, r in self._results.items() if pyhf_backend(r)}
         self._fallbacks = {
             rid: r.fallback for rid, r in self._results.items() if _json_missing(r)
@@ -400,8 +400,8 @@ class LikelihoodBuilder:
 
     def _attach_combined(self, p: TheoryPrediction) -> None:
         signal = np.asarray(p.signals_fb, dtype=float) * p.lumi_ifb
-        backend = self.combined(p.result_id).with_signal(signal)
-        summary = self._summary(p.result_id, signal, backend)
+        backend = self._with_signal(p.result_id, signal)
+        summary = backend.summary
         total = float(signal.sum()) / p.lumi_ifb
         limits = [_limit_or_none(mu, total) for mu in (summary.limit, summary.expected_limit)]
         p.upper_limit_fb, p.expected_upper_limit_fb = limits
@@ -410,23 +410,20 @@ class LikelihoodBuilder:
             backend, limit_failed=None in limits,
         )
 
-
-    def _summary(
-        self, result_id: str, signal: np.ndarray, backend: SimplifiedLikelihood
-    ) -> Summary:
-        """``backend.summary``, taken from the kept summaries when this result had this signal
-        (exactly: the key is the signal's bytes) among the last :data:`SUMMARIES_KEPT`."""
+    def _with_signal(self, result_id: str, signal: np.ndarray) -> SimplifiedLikelihood:
+        """The result's simplified likelihood with this signal: the kept one (with its summary,
+        once computed) when the result had this signal among the last :data:`SUMMARIES_KEPT`
+        (exactly: the key is the signal's bytes), else a new one."""
         key = (result_id, signal.tobytes())
-        known = self._summaries.get(key)
+        known = self._kept.get(key)
         if known is not None:
-            self._summaries.move_to_end(key)
-            backend.__dict__["summary"] = known  # (the cached_property's own slot)
+            self._kept.move_to_end(key)
             return known
-        summary = backend.summary
-        self._summaries[key] = summary
-        while len(self._summaries) > SUMMARIES_KEPT:
-            self._summaries.popitem(last=False)
-        return summary
+        backend = self.combined(result_id).with_signal(signal)
+        self._kept[key] = backend
+        while len(self._kept) > SUMMARIES_KEPT:
+            self._kept.popitem(last=False)
+        return backend
 
 
 def attach_statistics(
