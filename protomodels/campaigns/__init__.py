@@ -13,6 +13,7 @@ from protomodels.campaigns.campaign import (
     read_campaign,
     run_campaign,
 )
+from protomodels.campaigns.ledger import Ledger, read_ledger, write_ledger
 from protomodels.campaigns.report import GlobalPValue, global_p_value
 from protomodels.campaigns.toys import (
     Toy,
@@ -39,6 +40,7 @@ __all__ = [
     "CampaignError",
     "CampaignSettings",
     "GlobalPValue",
+    "Ledger",
     "Toy",
     "ToyDatabaseMismatchError",
     "ToyError",
@@ -56,9 +58,11 @@ __all__ = [
     "global_p_value",
     "parse_toy_reference",
     "read_campaign",
+    "read_ledger",
     "read_toy",
     "read_toy_meta",
     "run_campaign",
+    "write_ledger",
     "write_toys",
 ]
 

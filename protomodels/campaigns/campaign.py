@@ -282,9 +282,7 @@ def read_campaign(path: str | os.PathLike[str]) -> Campaign:
     try:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         meta = _meta(conn)
-        rows = conn.execute(
-            "SELECT idx, K, T_L, model, summary, seconds FROM toys ORDER BY idx"
-        ).fetchall()
+        outcomes = _outcomes(conn)
         conn.close()
     except sqlite3.DatabaseError as err:
         msg = f"{path} is not a campaign file ({err}); give a file written by 'protomodel "
@@ -293,11 +291,51 @@ def read_campaign(path: str | os.PathLike[str]) -> Campaign:
     if "settings" not in meta:
         raise CampaignError(f"{path} holds no campaign settings: not a campaign file")
     settings = CampaignSettings(**json.loads(meta["settings"]))
-    outcomes = tuple(
+    return Campaign(path, settings, meta, outcomes)
+
+
+def _outcomes(conn: sqlite3.Connection) -> tuple[ToyOutcome, ...]:
+    rows = conn.execute(
+        "SELECT idx, K, T_L, model, summary, seconds FROM toys ORDER BY idx"
+    ).fetchall()
+    return tuple(
         ToyOutcome(int(i), k, t, json.loads(m), json.loads(s), float(sec or 0.0))
         for i, k, t, m, s, sec in rows
     )
-    return Campaign(path, settings, meta, outcomes)
+
+
+def _sync_ledger(
+    conn: sqlite3.Connection, path: Path, settings: CampaignSettings, database: Any,
+    *, merge: bool,
+) -> None:
+    """Add the toys of the ledger ``path`` that the campaign file lacks (``merge``), then write
+    the ledger anew with every finished toy of the file."""
+    from protomodels.campaigns.ledger import Ledger, ledger_settings, read_ledger, write_ledger
+
+    checksum = str(database.meta.get("source_checksum") or "")
+    version = str(database.version or "unknown")
+    ours = ledger_settings(settings)
+    found = read_ledger(path) if merge else None
+    if found is not None:
+        if found.database_checksum != checksum:
+            msg = f"ledger {path} was walked on another database (version "
+            msg += f"{found.database_version or 'unknown'}, this one {version}); give another "
+            msg += "ledger file"
+            raise CampaignError(msg)
+        if found.settings != ours:
+            changed = ", ".join(
+                f"{k} {found.settings.get(k)!r} -> {ours.get(k)!r}"
+                for k in sorted(set(ours) | set(found.settings))
+                if found.settings.get(k) != ours.get(k)
+            )
+            msg = f"ledger {path} holds toys walked with other settings ({changed}); resume "
+            msg += "with its settings or give another ledger file"
+            raise CampaignError(msg)
+        done = {int(r[0]) for r in conn.execute("SELECT idx FROM toys").fetchall()}
+        for outcome in found.outcomes:
+            if outcome.index not in done:
+                _write_outcome(conn, outcome)
+    write_ledger(path, Ledger(ours, version, checksum, _outcomes(conn)))
 
 
 def _settings_of(
@@ -379,6 +417,7 @@ def run_campaign(
     serial: bool = False,
     keep_runs: bool = False,
     on_toy: Callable[[ToyOutcome, int, int], None] | None = None,
+    ledger: str | os.PathLike[str] | None = None,
 ) -> Campaign:
     """Run (or resume) a campaign; returns it as read back.
 
@@ -392,6 +431,9 @@ def run_campaign(
         serial: run the toys one after the other in this process (no Dask).
         keep_runs: keep each toy's run file in ``<campaign>.runs/``.
         on_toy: called with (outcome, toys done, toys in all) as toys finish.
+        ledger: a JSON ledger of finished toys (:mod:`protomodels.campaigns.ledger`): its toys
+            are added to the campaign file first (not walked again), and it is rewritten with
+            every toy as it finishes. It must come from the same settings and database.
     """
     from protomodels.database import open as open_database
 
@@ -403,6 +445,8 @@ def run_campaign(
             toys_file = str(path.resolve().with_name(path.stem + ".toys.sqlite"))
             settings = CampaignSettings(**{**asdict(settings), "toys_file": toys_file})
         settings = _settings_of(conn, path, settings, database)
+        if ledger is not None:
+            _sync_ledger(conn, Path(ledger), settings, database, merge=True)
         done = {int(r[0]) for r in conn.execute("SELECT idx FROM toys").fetchall()}
         pending = [i for i in range(settings.toys) if i not in done]
         if not pending:
@@ -417,6 +461,8 @@ def run_campaign(
         def record(outcome: ToyOutcome) -> None:
             nonlocal count
             _write_outcome(conn, outcome)
+            if ledger is not None:
+                _sync_ledger(conn, Path(ledger), settings, database, merge=False)
             count += 1
             if not keep_runs:
                 for suffix in ("", "-wal", "-shm"):

@@ -66,12 +66,15 @@ def campaign() -> None:
 @click.option("--keep-runs", is_flag=True, help="Keep each toy's run file in <out>.runs/.")
 @click.option("--out", "out", type=click.Path(dir_okay=False), default="campaign.sqlite",
               show_default=True, help="Campaign file (a rerun resumes it).")
+@click.option("--ledger", type=click.Path(dir_okay=False), default=None,
+              help="JSON ledger of finished toys: its toys are not walked again, and each "
+                   "finished toy is added to it (small enough to keep with the study).")
 @click.pass_obj
 @reports_errors
 def run(
     ctx: Context, toys: int | None, walkers: int, steps: int, seed: int, inject: str | None,
     bg_scale: float, toys_file: str | None, full_likelihoods: bool, scheduler: str | None,
-    workers: int | None, serial: bool, keep_runs: bool, out: str,
+    workers: int | None, serial: bool, keep_runs: bool, out: str, ledger: str | None,
 ) -> None:
     """Run the walk on each toy of a campaign (resumable: finished toys are skipped)."""
     from protomodels.campaigns.campaign import CampaignSettings, read_campaign, run_campaign
@@ -118,7 +121,7 @@ def run(
 
         result = run_campaign(
             path, ctx.store_path, settings, scheduler=scheduler, workers=workers,
-            serial=serial, keep_runs=keep_runs, on_toy=on_toy,
+            serial=serial, keep_runs=keep_runs, on_toy=on_toy, ledger=ledger,
         )
     k = result.k_max
     mean, top = (float(k.mean()), float(k.max())) if len(k) else (None, None)

@@ -27,6 +27,7 @@ import numpy as np
 
 from protomodels.builders.records import model_from_json
 from protomodels.campaigns.campaign import CampaignSettings, read_campaign
+from protomodels.campaigns.ledger import read_ledger
 from protomodels.database import ensure_store
 from protomodels.database import open as open_database
 from protomodels.theory.particles import NAMES
@@ -86,7 +87,10 @@ def main() -> None:
         inject=str(slha), full_likelihoods=False,
     )
 
-    campaign = global_pvalue.campaign_of(args, store, campaign_file, settings, "injected toy", t0)
+    ledger = HERE / "results" / f"injected-toys-{tag}.json"
+    ledger.parent.mkdir(exist_ok=True)
+    campaign = global_pvalue.campaign_of(args, store, campaign_file, settings, "injected toy", t0,
+                                         ledger)
     rows = []
     for o in campaign.outcomes:
         found = {int(p): float(m) for p, m in o.model.get("masses", {}).items()}
@@ -99,7 +103,13 @@ def main() -> None:
         })
     k_injected = np.array([r["K"] for r in rows if r["K"] is not None], dtype=float)
     sm_file = args.work / f"sm-toys-{tag}.sqlite"
-    k_sm = read_campaign(sm_file).k_max if sm_file.exists() else np.array([])
+    sm_ledger = read_ledger(global_pvalue.HERE / "results" / f"toys-{tag}.json")
+    if sm_file.exists():
+        k_sm = read_campaign(sm_file).k_max
+    elif sm_ledger is not None:  # the SM-only campaign of studies/global_pvalue, from its ledger
+        k_sm = np.array([o.K for o in sm_ledger.outcomes if o.K is not None], dtype=float)
+    else:
+        k_sm = np.array([])
     figures = HERE / "figures"
     figures.mkdir(exist_ok=True)
     _plot(k_sm, k_injected, k_obs, figures / f"k_max-{tag}.png", args)

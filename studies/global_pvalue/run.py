@@ -31,6 +31,7 @@ from protomodels.campaigns.campaign import (
     read_campaign,
     run_campaign,
 )
+from protomodels.campaigns.ledger import read_ledger
 from protomodels.campaigns.report import global_p_value, plot_k_max
 from protomodels.database import ensure_store
 from protomodels.evaluation import EvaluationSettings
@@ -76,17 +77,24 @@ def observed(args: argparse.Namespace, store: Path) -> tuple[float, dict]:
 
 
 def campaign_of(args: argparse.Namespace, store: Path, path: Path, settings: CampaignSettings,
-                label: str, t0: float) -> Campaign:
+                label: str, t0: float, ledger: Path) -> Campaign:
     """The campaign: run (or resumed), printing each toy as it finishes; read back only with
     ``--report-only``."""
     if args.report_only:
-        return read_campaign(path)
+        if path.exists():
+            return read_campaign(path)
+        found = read_ledger(ledger)  # the campaign file is not committed; the ledger is
+        if found is None:
+            raise SystemExit(f"neither {path} nor {ledger} exists: run the study first")
+        return Campaign(path, settings, {"database_version": found.database_version},
+                        found.outcomes)
 
     def progress(outcome: ToyOutcome, done: int, total: int) -> None:
         print(f"{label} {outcome.index}: K_max {outcome.K} ({done}/{total}, "
               f"{time.perf_counter() - t0:.0f} s)", flush=True)
 
-    return run_campaign(path, store, settings, workers=args.workers, on_toy=progress)
+    return run_campaign(path, store, settings, workers=args.workers, on_toy=progress,
+                        ledger=ledger)
 
 
 def main() -> None:
@@ -101,13 +109,18 @@ def main() -> None:
         full_likelihoods=False,
     )
 
-    campaign = campaign_of(args, store, campaign_file, settings, "toy", t0)
+    # the committed ledger of finished toys (K_max, model, run summary per toy): the campaign
+    # resumes from it on a machine without the campaign file
+    ledger = HERE / "results" / f"toys-{args.tag}.json"
+    ledger.parent.mkdir(exist_ok=True)
+    campaign = campaign_of(args, store, campaign_file, settings, "toy", t0, ledger)
     k_max = campaign.k_max
     result = global_p_value(k_max, k_obs)
     figures = HERE / "figures"
     figures.mkdir(exist_ok=True)
     plot_k_max(k_max, figures / f"k_max-{args.tag}.png", k_obs=k_obs,
                title=f"{len(k_max)} SM-only toys, {args.walkers} walkers x {args.steps} steps")
+    timed = [o.seconds for o in campaign.outcomes if o.seconds > 0]
     summary = {
         "settings": {"walkers": args.walkers, "steps": args.steps, "seed": args.seed,
                      "toys": len(campaign.outcomes), "full_likelihoods": False,
@@ -115,7 +128,8 @@ def main() -> None:
         "observed": {"K": k_obs, "model": model},
         "toys_K_max": sorted(float(k) for k in k_max),
         "global": result.__dict__,
-        "cpu_seconds_per_toy": sum(o.seconds for o in campaign.outcomes) / len(campaign.outcomes),
+        # toys of the ledger whose run summary was lost carry no time
+        "cpu_seconds_per_toy": (sum(timed) / len(timed)) if timed else None,
     }
     (figures / f"summary-{args.tag}.json").write_text(json.dumps(summary, indent=2, default=str))
     lo, hi = result.interval68
