@@ -91,3 +91,25 @@ def test_missing_ledger_is_none_and_injection_is_named_by_contents(tmp_path: Pat
     assert "toys" not in a and "toys_file" not in a
     with pytest.raises(CampaignError, match="cannot read the injected model"):
         ledger_settings(replace(SMALL, inject=str(tmp_path / "gone.slha")))
+
+
+def test_report_cli_reads_a_ledger(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from protomodels.campaigns.campaign import ToyOutcome
+    from protomodels.cli import cli
+
+    ledger = tmp_path / "toys.json"
+    ks = [0.5, 2.0, 3.0, 7.0]
+    write_ledger(ledger, Ledger(ledger_settings(SMALL), "3.0.0", "x",
+                                tuple(ToyOutcome(i, k, None) for i, k in enumerate(ks))))
+    out = CliRunner().invoke(cli, ["campaign", "report", str(ledger), "--k-obs", "2.5",
+                                   "--plot", str(tmp_path / "k.png"), "--json"])
+    assert out.exit_code == 0, out.output
+    data = json.loads(out.output)
+    assert data["global"]["above"] == 2 and data["global"]["n"] == 4
+    assert data["steps"] == SMALL.steps and data["cpu_seconds_per_toy"] is None
+    (tmp_path / "bad.json").write_text("[]")
+    bad = CliRunner().invoke(cli, ["campaign", "report", str(tmp_path / "bad.json"),
+                                   "--k-obs", "1", "--plot", str(tmp_path / "b.png")])
+    assert bad.exit_code != 0 and "not a campaign ledger" in bad.output

@@ -6,6 +6,8 @@ import json
 import math
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import click
 import numpy as np
@@ -144,6 +146,26 @@ def _observed_k(observed: str | None, k_obs: float | None) -> float | None:
     return float(top[0].K)
 
 
+def _finished_toys(path: str) -> tuple[tuple[Any, ...], Any]:
+    """The finished toys and the settings of a campaign file or of a campaign ledger (JSON)."""
+    from protomodels.campaigns.campaign import read_campaign
+    from protomodels.campaigns.ledger import read_ledger
+
+    if not path.endswith(".json"):
+        result = read_campaign(path)
+        return result.outcomes, result.settings
+    ledger = read_ledger(path)
+    if ledger is None:
+        raise click.ClickException(f"{path} does not exist")
+    given = ledger.settings
+    settings = SimpleNamespace(
+        toys=None, walkers=given.get("walkers"), steps=given.get("steps"),
+        seed=given.get("seed"), bg_scale=given.get("bg_scale"),
+        inject=given.get("inject_sha256") and f"sha256:{given['inject_sha256']}",
+    )
+    return ledger.outcomes, settings
+
+
 @campaign.command("report")
 @click.argument("campaign_file", type=click.Path(dir_okay=False, exists=True))
 @click.option("--observed", type=click.Path(dir_okay=False, exists=True), default=None,
@@ -157,30 +179,31 @@ def report(
     campaign_file: str, observed: str | None, k_obs: float | None, plot_file: str | None,
     as_json: bool,
 ) -> None:
-    """The K_max distribution of a campaign and the global p-value of the observed K."""
-    from protomodels.campaigns.campaign import read_campaign
+    """The K_max distribution of a campaign (its file, or its JSON ledger) and the global
+    p-value of the observed K."""
     from protomodels.campaigns.report import global_p_value, plot_k_max
 
-    result = read_campaign(campaign_file)
+    outcomes, s = _finished_toys(campaign_file)
     plot_path = plot_file or str(Path(campaign_file).with_suffix(".png"))
     check_output_file(plot_path, "--plot")
-    k = result.k_max
+    k = np.array([o.K for o in outcomes if o.K is not None], dtype=float)
     if not len(k):
         raise click.ClickException(f"{campaign_file}: no toy has finished with a K yet")
     kobs = _observed_k(observed, k_obs)
     pvalue = global_p_value(k, kobs) if kobs is not None else None
-    s = result.settings
     title = f"{len(k)} toys, {s.walkers} walkers x {s.steps} steps"
     plot_k_max(k, plot_path, k_obs=kobs, title=title)
+    timed = [o.seconds for o in outcomes if o.seconds > 0]
     quantiles = dict(zip(("5%", "16%", "50%", "84%", "95%"),
                          np.percentile(k, [5, 16, 50, 84, 95]).tolist(), strict=True))
     data = {
-        "toys": len(result.outcomes), "planned": s.toys, "with_K": len(k),
+        "toys": len(outcomes), "planned": s.toys, "with_K": len(k),
         "walkers": s.walkers, "steps": s.steps, "seed": s.seed, "inject": s.inject,
         "bg_scale": s.bg_scale, "K_max": {"mean": float(k.mean()), "std": float(k.std()),
                                           "min": float(k.min()), "max": float(k.max()),
                                           **quantiles},
-        "cpu_seconds_per_toy": float(np.mean([o.seconds for o in result.outcomes])),
+        # toys taken from a ledger without their run summary carry no time
+        "cpu_seconds_per_toy": float(np.mean(timed)) if timed else None,
         "plot": plot_path,
     }
     if pvalue is not None:
@@ -192,7 +215,7 @@ def report(
     table = Table(title=f"campaign {campaign_file}: {title}")
     table.add_column("quantity")
     table.add_column("value")
-    table.add_row("toys done / planned", f"{len(result.outcomes)} / {s.toys}")
+    table.add_row("toys done / planned", f"{len(outcomes)} / {s.toys or '?'}")
     table.add_row("K_max mean ± std", f"{k.mean():.3f} ± {k.std():.3f}")
     table.add_row("K_max min / median / max", f"{k.min():.3f} / {np.median(k):.3f} / {k.max():.3f}")
     if pvalue is not None:
