@@ -59,6 +59,12 @@ def observed(args: argparse.Namespace, store: Path) -> tuple[float, dict]:
     """K and model of the best model of the walk on the real data (run, or resumed where it
     stopped, unless ``--report-only``)."""
     path = args.work / f"observed-{args.tag}.sqlite"
+    # the committed record of the walk's outcome: a checkout without the run file (not
+    # committed) uses it instead of walking again; delete it to walk again
+    record = HERE / "results" / f"observed-{args.tag}.json"
+    if not path.exists() and record.exists():
+        kept = json.loads(record.read_text())
+        return float(kept["K"]), kept["model"]
     settings = RunSettings(
         steps=args.steps, walkers=args.walkers, seed=args.seed, processes=args.workers,
         evaluation=EvaluationSettings(full_likelihoods=False), grids="prepare",
@@ -73,6 +79,10 @@ def observed(args: argparse.Namespace, store: Path) -> tuple[float, dict]:
                 run_walk(path, store, settings, resume=True)
     with RunStorage(path, readonly=True) as storage:
         top = storage.hiscores()[0]
+    if not args.report_only:
+        record.parent.mkdir(exist_ok=True)
+        record.write_text(json.dumps({"K": float(top.K), "model": top.model}, indent=1,
+                                     sort_keys=True, default=str) + "\n")
     return float(top.K), top.model
 
 
