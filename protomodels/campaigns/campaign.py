@@ -27,7 +27,7 @@ import shutil
 import sqlite3
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -46,6 +46,7 @@ __all__ = [
     "local_cluster",
     "read_campaign",
     "run_campaign",
+    "k_max_of",
     "walk_seed",
     "walk_toy",
 ]
@@ -266,7 +267,12 @@ class Campaign:
     @property
     def k_max(self) -> np.ndarray:
         """The best K of every finished toy with an accepted step."""
-        return np.array([o.K for o in self.outcomes if o.K is not None], dtype=float)
+        return k_max_of(self.outcomes)
+
+
+def k_max_of(outcomes: Iterable[ToyOutcome]) -> np.ndarray:
+    """The best K of every toy of ``outcomes`` with an accepted step."""
+    return np.array([o.K for o in outcomes if o.K is not None], dtype=float)
 
 
 def read_campaign(path: str | os.PathLike[str]) -> Campaign:
@@ -304,30 +310,43 @@ def _outcomes(conn: sqlite3.Connection) -> tuple[ToyOutcome, ...]:
     )
 
 
-def _sync_ledger(
-    conn: sqlite3.Connection, path: Path, settings: CampaignSettings, database: Any,
-    *, merge: bool,
-) -> None:
-    """Add the toys of the ledger ``path`` that the campaign file lacks (``merge``), then write
-    the ledger anew with every finished toy of the file."""
-    from protomodels.campaigns.ledger import Ledger, ledger_settings, read_ledger, write_ledger
+def _changes(old: dict[str, Any], new: dict[str, Any]) -> str:
+    """``key old -> new`` for every setting that differs (a key missing on one side: None)."""
+    keys = [*old, *(k for k in new if k not in old)]
+    return ", ".join(
+        f"{k} {old.get(k)!r} -> {new.get(k)!r}" for k in keys if old.get(k) != new.get(k)
+    )
 
-    checksum = str(database.meta.get("source_checksum") or "")
-    version = str(database.version or "unknown")
-    ours = ledger_settings(settings)
+
+def _checksum(database: Any) -> str:
+    """The database's source checksum ("" for a folder source)."""
+    return str(database.meta.get("source_checksum") or "")
+
+
+def _ledger_header(settings: CampaignSettings, database: Any) -> Any:
+    """The campaign's ledger without toys: its settings and database (made once per run; the
+    injected model is hashed here)."""
+    from protomodels.campaigns.ledger import Ledger, ledger_settings
+
+    return Ledger(ledger_settings(settings), str(database.version or "unknown"),
+                  _checksum(database), ())
+
+
+def _sync_ledger(conn: sqlite3.Connection, path: Path, header: Any, *, merge: bool) -> None:
+    """Add the toys of the ledger ``path`` that the campaign file lacks (``merge``; the ledger
+    must have ``header``'s settings and database), then write the ledger anew with every
+    finished toy of the file."""
+    from protomodels.campaigns.ledger import read_ledger, write_ledger
+
     found = read_ledger(path) if merge else None
     if found is not None:
-        if found.database_checksum != checksum:
+        if found.database_checksum != header.database_checksum:
             msg = f"ledger {path} was walked on another database (version "
-            msg += f"{found.database_version or 'unknown'}, this one {version}); give another "
-            msg += "ledger file"
+            msg += f"{found.database_version or 'unknown'}, this one {header.database_version}"
+            msg += "); give another ledger file"
             raise CampaignError(msg)
-        if found.settings != ours:
-            changed = ", ".join(
-                f"{k} {found.settings.get(k)!r} -> {ours.get(k)!r}"
-                for k in sorted(set(ours) | set(found.settings))
-                if found.settings.get(k) != ours.get(k)
-            )
+        if found.settings != header.settings:
+            changed = _changes(found.settings, header.settings)
             msg = f"ledger {path} holds toys walked with other settings ({changed}); resume "
             msg += "with its settings or give another ledger file"
             raise CampaignError(msg)
@@ -335,7 +354,7 @@ def _sync_ledger(
         for outcome in found.outcomes:
             if outcome.index not in done:
                 _write_outcome(conn, outcome)
-    write_ledger(path, Ledger(ours, version, checksum, _outcomes(conn)))
+    write_ledger(path, replace(header, outcomes=_outcomes(conn)))
 
 
 def _settings_of(
@@ -345,7 +364,7 @@ def _settings_of(
     resumes it; the settings given must equal them but for the number of toys, which may
     grow), else the new ones, stored now."""
     meta = _meta(conn)
-    checksum = str(database.meta.get("source_checksum") or "")  # "" for a folder source
+    checksum = _checksum(database)
     if "settings" not in meta:
         if settings is None:
             raise CampaignError(f"{path} holds no campaign: give its settings")
@@ -370,9 +389,7 @@ def _settings_of(
     theirs = {k: v for k, v in asdict(settings).items() if k not in ignored}
     ours = {k: v for k, v in asdict(stored).items() if k not in ignored}
     if theirs != ours:
-        changed = ", ".join(
-            f"{k} {ours[k]!r} -> {theirs[k]!r}" for k in ours if ours[k] != theirs[k]
-        )
+        changed = _changes(ours, theirs)
         msg = f"{path} holds a campaign with other settings ({changed}); resume it with the "
         msg += "same ones (only --toys may grow) or choose a new --out"
         raise CampaignError(msg)
@@ -445,8 +462,9 @@ def run_campaign(
             toys_file = str(path.resolve().with_name(path.stem + ".toys.sqlite"))
             settings = CampaignSettings(**{**asdict(settings), "toys_file": toys_file})
         settings = _settings_of(conn, path, settings, database)
+        header = None if ledger is None else _ledger_header(settings, database)
         if ledger is not None:
-            _sync_ledger(conn, Path(ledger), settings, database, merge=True)
+            _sync_ledger(conn, Path(ledger), header, merge=True)
         done = {int(r[0]) for r in conn.execute("SELECT idx FROM toys").fetchall()}
         pending = [i for i in range(settings.toys) if i not in done]
         if not pending:
@@ -462,7 +480,7 @@ def run_campaign(
             nonlocal count
             _write_outcome(conn, outcome)
             if ledger is not None:
-                _sync_ledger(conn, Path(ledger), settings, database, merge=False)
+                _sync_ledger(conn, Path(ledger), header, merge=False)
             count += 1
             if not keep_runs:
                 for suffix in ("", "-wal", "-shm"):

@@ -30,7 +30,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from protomodels.campaigns.campaign import CampaignError, CampaignSettings, ToyOutcome
+import numpy as np
+
+from protomodels.campaigns.campaign import CampaignError, CampaignSettings, ToyOutcome, k_max_of
 
 __all__ = ["LEDGER_FORMAT", "Ledger", "ledger_settings", "read_ledger", "write_ledger"]
 
@@ -55,6 +57,11 @@ class Ledger:
     database_version: str
     database_checksum: str
     outcomes: tuple[ToyOutcome, ...]
+
+    @property
+    def k_max(self) -> np.ndarray:
+        """The best K of every toy in the ledger with an accepted step."""
+        return k_max_of(self.outcomes)
 
 
 def ledger_settings(settings: CampaignSettings) -> dict[str, Any]:

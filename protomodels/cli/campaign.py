@@ -181,12 +181,13 @@ def report(
 ) -> None:
     """The K_max distribution of a campaign (its file, or its JSON ledger) and the global
     p-value of the observed K."""
+    from protomodels.campaigns.campaign import k_max_of
     from protomodels.campaigns.report import global_p_value, plot_k_max
 
     outcomes, s = _finished_toys(campaign_file)
     plot_path = plot_file or str(Path(campaign_file).with_suffix(".png"))
     check_output_file(plot_path, "--plot")
-    k = np.array([o.K for o in outcomes if o.K is not None], dtype=float)
+    k = k_max_of(outcomes)
     if not len(k):
         raise click.ClickException(f"{campaign_file}: no toy has finished with a K yet")
     kobs = _observed_k(observed, k_obs)

@@ -154,8 +154,7 @@ class LikelihoodBuilder:
     likelihoods with the last :data:`SUMMARIES_KEPT` signals, with their summaries (fits and
     limits): a walk meets the same signal of a result again whenever a move leaves it unchanged
     (about 45 % of the fits of a long walk), and a summary is a function of the signal alone.
-    The compiled pyhf
-    workspaces of full likelihoods are kept per database object by
+    The compiled pyhf workspaces of full likelihoods are kept per database object by
     :mod:`~protomodels.statistics.full_likelihood`.
 
     Args:

@@ -103,13 +103,12 @@ def main() -> None:
         })
     k_injected = np.array([r["K"] for r in rows if r["K"] is not None], dtype=float)
     sm_file = args.work / f"sm-toys-{tag}.sqlite"
-    sm_ledger = read_ledger(global_pvalue.HERE / "results" / f"toys-{tag}.json")
+    sm_ledger = None if sm_file.exists() else read_ledger(
+        global_pvalue.HERE / "results" / f"toys-{tag}.json")  # the committed SM-only toys
     if sm_file.exists():
         k_sm = read_campaign(sm_file).k_max
-    elif sm_ledger is not None:  # the SM-only campaign of studies/global_pvalue, from its ledger
-        k_sm = np.array([o.K for o in sm_ledger.outcomes if o.K is not None], dtype=float)
     else:
-        k_sm = np.array([])
+        k_sm = sm_ledger.k_max if sm_ledger is not None else np.array([])
     figures = HERE / "figures"
     figures.mkdir(exist_ok=True)
     _plot(k_sm, k_injected, k_obs, figures / f"k_max-{tag}.png", args)
